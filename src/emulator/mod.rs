@@ -1,0 +1,1 @@
+//! A local VOD + STS + OSS emulator.

@@ -1,0 +1,18 @@
+//! vod-ingest: gets media into Alibaba Cloud ApsaraVideo VOD, reliably and fast.
+//!
+//! One module per boundary:
+//! - [`queue`]: RabbitMQ intake (jobs in, transition events out, dead letters);
+//! - [`jobs`]: the job model, its state machine and its PostgreSQL store;
+//! - [`worker`]: claims jobs under a lease and drives them through VOD and OSS;
+//! - [`vod`]: the VOD and STS RPC API (CreateUpload*, RefreshUploadVideo, AssumeRole, ...);
+//! - [`oss`]: uploads to OSS with the temporary credentials VOD hands out;
+//! - [`webhook`]: the HTTP listener: VOD callbacks and operational endpoints;
+//! - [`emulator`]: a local VOD + STS + OSS that verifies what the real services verify;
+//! - [`sign`] and [`crc64`]: the signatures and checksums both sides share.
+
+pub mod crc64;
+pub mod emulator;
+pub mod oss;
+pub mod secret;
+pub mod sign;
+pub mod vod;

@@ -1,0 +1,1 @@
+//! OSS uploads with the temporary credentials VOD hands out.
