@@ -12,7 +12,9 @@
 
 pub mod crc64;
 pub mod emulator;
+pub mod jobs;
 pub mod oss;
+pub mod queue;
 pub mod secret;
 pub mod sign;
 pub mod vod;

@@ -1,0 +1,494 @@
+//! The job message producers publish (DESIGN.md, "Job message"), parsed into a [`JobSpec`]
+//! at the boundary: everything after this module handles only valid jobs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::model::JobKind;
+
+/// Video and audio extensions VOD accepts (`vod_api.md` §7).
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
+    "rm", "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg",
+    "qt", "swf", "webm", "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr",
+    "caf", "acm",
+];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "heic", "webp"];
+
+/// Extensions each attached-media business type accepts.
+pub fn attached_media_extensions(business_type: &str) -> Option<&'static [&'static str]> {
+    match business_type {
+        "watermark" => Some(&["png", "gif", "apng", "mov"]),
+        "subtitle" => Some(&["srt", "ass", "stl", "ttml", "vtt"]),
+        "material" => Some(&["jpg", "gif", "png", "mp4", "mat", "zip", "apk"]),
+        _ => None,
+    }
+}
+
+/// The message as it arrives. Unknown fields are rejected so a typo (`titel`) is caught
+/// instead of silently dropped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub kind: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cate_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ext: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_ext: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+}
+
+/// Where the bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A regular file under one of `VOD_INGEST_SOURCE_ROOTS`, canonicalised.
+    Local(PathBuf),
+}
+
+impl Source {
+    pub fn display(&self) -> String {
+        match self {
+            Source::Local(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// A job that passed validation.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub job_id: String,
+    pub kind: JobKind,
+    pub source: Source,
+    pub title: String,
+    pub file_name: String,
+    /// The extension VOD is told about (lower case): `ImageExt` / `MediaExt`, or FileName's.
+    pub extension: String,
+    /// The message with defaults filled in and `callback_url` folded into `user_data`;
+    /// stored as `ingest_jobs.request` and used to build the VOD request.
+    pub message: JobMessage,
+}
+
+/// Why a message is not a valid job. The text is what goes into the dead-letter header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidJob(pub String);
+
+fn invalid(msg: impl Into<String>) -> InvalidJob {
+    InvalidJob(msg.into())
+}
+
+/// Checks a producer's `job_id`: 1–64 of `[A-Za-z0-9._:-]`.
+pub fn validate_job_id(job_id: &str) -> Result<(), InvalidJob> {
+    let ok_len = (1..=64).contains(&job_id.len());
+    let ok_chars = job_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "job_id {job_id:?} is not valid: use 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+        )))
+    }
+}
+
+fn extension_of(name: &str) -> Option<String> {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl JobMessage {
+    /// Parses JSON bytes; the error says which field is wrong.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, InvalidJob> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("message is not a valid job: {e}")))
+    }
+
+    /// Validates the message against the allowed source roots (already canonicalised).
+    pub fn validate(mut self, source_roots: &[PathBuf]) -> Result<JobSpec, InvalidJob> {
+        let job_id = match non_empty(self.job_id.take()) {
+            Some(id) => {
+                validate_job_id(&id)?;
+                id
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        self.job_id = Some(job_id.clone());
+        let kind: JobKind = self.kind.parse().map_err(invalid)?;
+        let source = resolve_source(&self.source, source_roots)?;
+        let base_name = match &source {
+            Source::Local(path) => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let file_name = non_empty(self.file_name.take()).unwrap_or_else(|| base_name.clone());
+        self.file_name = Some(file_name.clone());
+
+        let title = match (kind, non_empty(self.title.take())) {
+            (_, Some(title)) => title,
+            (JobKind::Video, None) => {
+                return Err(invalid("title is required for a video job"));
+            }
+            (_, None) => Path::new(&base_name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(&base_name)
+                .to_owned(),
+        };
+        self.title = Some(title.clone());
+
+        let extension = match kind {
+            JobKind::Video => {
+                let ext = extension_of(&file_name).ok_or_else(|| {
+                    invalid(format!(
+                        "file_name {file_name:?} has no extension; VOD needs one (e.g. .mp4)"
+                    ))
+                })?;
+                if !VIDEO_EXTENSIONS.contains(&ext.as_str()) {
+                    return Err(invalid(format!(
+                        "file_name {file_name:?}: .{ext} is not an audio or video format VOD accepts ({})",
+                        VIDEO_EXTENSIONS.join(", ")
+                    )));
+                }
+                ext
+            }
+            JobKind::Image => {
+                let image_type = non_empty(self.image_type.take()).unwrap_or("default".into());
+                if image_type != "default" && image_type != "cover" {
+                    return Err(invalid(format!(
+                        "image_type {image_type:?} is not valid: use \"default\" or \"cover\""
+                    )));
+                }
+                self.image_type = Some(image_type);
+                let ext = non_empty(self.image_ext.take())
+                    .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                    .or_else(|| extension_of(&file_name))
+                    .ok_or_else(|| {
+                        invalid("image_ext is missing and file_name has no extension")
+                    })?;
+                if !IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+                    return Err(invalid(format!(
+                        "image extension {ext:?} is not one VOD accepts ({})",
+                        IMAGE_EXTENSIONS.join(", ")
+                    )));
+                }
+                self.image_ext = Some(ext.clone());
+                ext
+            }
+            JobKind::AttachedMedia => {
+                let business_type = non_empty(self.business_type.take()).ok_or_else(|| {
+                    invalid("business_type is required for attached_media: use \"watermark\", \"subtitle\" or \"material\"")
+                })?;
+                let allowed = attached_media_extensions(&business_type).ok_or_else(|| {
+                    invalid(format!(
+                        "business_type {business_type:?} is not valid: use \"watermark\", \"subtitle\" or \"material\""
+                    ))
+                })?;
+                self.business_type = Some(business_type.clone());
+                let ext = non_empty(self.media_ext.take())
+                    .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                    .or_else(|| extension_of(&file_name))
+                    .ok_or_else(|| {
+                        invalid("media_ext is missing and file_name has no extension")
+                    })?;
+                if !allowed.contains(&ext.as_str()) {
+                    return Err(invalid(format!(
+                        "{ext:?} is not a {business_type} format VOD accepts ({})",
+                        allowed.join(", ")
+                    )));
+                }
+                self.media_ext = Some(ext.clone());
+                ext
+            }
+        };
+
+        if self.tags.len() > 16 {
+            return Err(invalid(format!(
+                "{} tags given; VOD accepts at most 16",
+                self.tags.len()
+            )));
+        }
+        if let Some(tag) = self.tags.iter().find(|t| t.len() > 32 || t.contains(',')) {
+            return Err(invalid(format!(
+                "tag {tag:?} is not valid: at most 32 bytes and no commas"
+            )));
+        }
+
+        self.user_data = build_user_data(self.user_data.take(), self.callback_url.take())?;
+
+        Ok(JobSpec {
+            job_id,
+            kind,
+            source,
+            title,
+            file_name,
+            extension,
+            message: self,
+        })
+    }
+}
+
+fn build_user_data(
+    user_data: Option<serde_json::Value>,
+    callback_url: Option<String>,
+) -> Result<Option<serde_json::Value>, InvalidJob> {
+    let mut object = match user_data {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return Err(invalid("user_data must be a JSON object")),
+    };
+    if let Some(url) = non_empty(callback_url) {
+        let parsed = url::Url::parse(&url)
+            .map_err(|e| invalid(format!("callback_url {url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("callback_url must be an http:// or https:// URL"));
+        }
+        let callback = object
+            .entry("MessageCallback")
+            .or_insert_with(|| serde_json::json!({}));
+        match callback {
+            serde_json::Value::Object(cb) => {
+                cb.insert("CallbackURL".into(), serde_json::Value::String(url));
+            }
+            _ => return Err(invalid("user_data.MessageCallback must be a JSON object")),
+        }
+    }
+    if let Some(extend) = object.get("Extend") {
+        let size = match extend {
+            serde_json::Value::String(s) => s.len(),
+            other => other.to_string().len(),
+        };
+        if size > 512 {
+            return Err(invalid(format!(
+                "user_data.Extend is {size} bytes; VOD passes back at most 512"
+            )));
+        }
+    }
+    Ok((!object.is_empty()).then_some(serde_json::Value::Object(object)))
+}
+
+fn resolve_source(source: &str, roots: &[PathBuf]) -> Result<Source, InvalidJob> {
+    let source = source.trim();
+    if source.is_empty() {
+        return Err(invalid(
+            "source is empty: give an absolute path or a file:// URL",
+        ));
+    }
+    let path = if let Some(rest) = source.strip_prefix("file://") {
+        let url = url::Url::parse(source)
+            .map_err(|e| invalid(format!("source {source:?} is not a valid file URL: {e}")))?;
+        url.to_file_path().map_err(|_| {
+            invalid(format!(
+                "source {source:?} is not a local file URL (file:///absolute/path); got path {rest:?}"
+            ))
+        })?
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        return Err(invalid(format!(
+            "source {source:?}: http(s) sources are not supported by this version; copy the file under VOD_INGEST_SOURCE_ROOTS"
+        )));
+    } else {
+        PathBuf::from(source)
+    };
+    if !path.is_absolute() {
+        return Err(invalid(format!(
+            "source {source:?} is not an absolute path"
+        )));
+    }
+    if roots.is_empty() {
+        return Err(invalid(
+            "local sources are disabled: set VOD_INGEST_SOURCE_ROOTS to the directories jobs may read",
+        ));
+    }
+    // Canonicalising resolves `..` and symlinks, so a path cannot escape its root.
+    let canonical = std::fs::canonicalize(&path)
+        .map_err(|e| invalid(format!("source {} cannot be read: {e}", path.display())))?;
+    if !roots.iter().any(|root| canonical.starts_with(root)) {
+        return Err(invalid(format!(
+            "source {} is outside the allowed roots ({}); set VOD_INGEST_SOURCE_ROOTS to include it",
+            path.display(),
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if !canonical.is_file() {
+        return Err(invalid(format!(
+            "source {} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(Source::Local(canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(dir: &Path) -> Vec<PathBuf> {
+        vec![std::fs::canonicalize(dir).unwrap()]
+    }
+
+    fn message(kind: &str, source: &Path) -> JobMessage {
+        JobMessage {
+            kind: kind.into(),
+            source: source.display().to_string(),
+            title: Some("A title".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_video_job_gets_defaults_and_keeps_the_callback_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clip.MP4");
+        std::fs::write(&file, b"x").unwrap();
+        let mut msg = message("video", &file);
+        msg.callback_url = Some("https://example.com/cb".into());
+        let spec = msg.validate(&roots(dir.path())).unwrap();
+        assert_eq!(spec.kind, JobKind::Video);
+        assert_eq!(spec.file_name, "clip.MP4");
+        assert_eq!(spec.extension, "mp4");
+        assert_eq!(spec.job_id.len(), 36, "generated uuid");
+        assert_eq!(
+            spec.message.user_data.unwrap()["MessageCallback"]["CallbackURL"],
+            "https://example.com/cb"
+        );
+    }
+
+    #[test]
+    fn rejections_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("a.mp4");
+        std::fs::write(&video, b"x").unwrap();
+        let roots = roots(dir.path());
+        let cases: Vec<(JobMessage, &str)> = vec![
+            (message("audio", &video), "unknown kind"),
+            (
+                JobMessage {
+                    title: None,
+                    ..message("video", &video)
+                },
+                "title is required",
+            ),
+            (
+                message("video", Path::new("/etc/passwd")),
+                "outside the allowed roots",
+            ),
+            (
+                message("video", &dir.path().join("missing.mp4")),
+                "cannot be read",
+            ),
+            (
+                message("video", Path::new("relative.mp4")),
+                "not an absolute path",
+            ),
+            (
+                message("attached_media", &video),
+                "business_type is required",
+            ),
+            (
+                JobMessage {
+                    business_type: Some("subtitle".into()),
+                    ..message("attached_media", &video)
+                },
+                "not a subtitle format",
+            ),
+            (
+                JobMessage {
+                    image_type: Some("poster".into()),
+                    ..message("image", &video)
+                },
+                "image_type",
+            ),
+            (
+                JobMessage {
+                    job_id: Some("bad id!".into()),
+                    ..message("video", &video)
+                },
+                "job_id",
+            ),
+            (
+                JobMessage {
+                    tags: vec!["t".into(); 17],
+                    ..message("video", &video)
+                },
+                "at most 16",
+            ),
+            (
+                JobMessage {
+                    user_data: Some(serde_json::json!({"Extend": "x".repeat(600)})),
+                    ..message("video", &video)
+                },
+                "512",
+            ),
+        ];
+        for (msg, expected) in cases {
+            let err = msg.clone().validate(&roots).unwrap_err().to_string();
+            assert!(err.contains(expected), "{msg:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn symlinks_cannot_escape_a_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("secret.mp4");
+        std::fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link.mp4");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = message("video", &link)
+            .validate(&roots(dir.path()))
+            .unwrap_err();
+        assert!(err.0.contains("outside the allowed roots"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_json_are_named() {
+        let err = JobMessage::from_json(br#"{"kind":"video","source":"/a.mp4","titel":"x"}"#)
+            .unwrap_err();
+        assert!(err.0.contains("titel"), "{err}");
+        let err = JobMessage::from_json(b"not json").unwrap_err();
+        assert!(err.0.contains("not a valid job"), "{err}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The job model (kinds, states, the producer's message) and its PostgreSQL store.
+
+mod message;
+mod model;
+mod store;
+
+pub use message::{
+    attached_media_extensions, validate_job_id, InvalidJob, JobMessage, JobSpec, Source,
+};
+pub use model::{JobKind, JobState};
+pub use store::{Inserted, Job, JobEvent, JobStore, Lease, StoreError, Transition};
+
+/// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

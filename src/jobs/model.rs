@@ -1,0 +1,142 @@
+//! Job kinds and states.
+//!
+//! ```text
+//!            +-------------------- cancel ---------------------+
+//!            |                                                  v
+//! queued --claim--> uploading --upload done--> uploaded --callback/reconciler--> completed
+//!   ^                 |   ^                        |
+//!   |                 |   +--claim-- retrying <----+ (never: uploaded only moves forward)
+//!   |                 +--retryable error--> retrying
+//!   |                 +--fatal error / attempts exhausted--> failed
+//! retry (operator) <-- failed | cancelled
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What VOD asset a job creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Audio or video: CreateUploadVideo, refreshable with RefreshUploadVideo.
+    Video,
+    /// CreateUploadImage; credentials cannot be refreshed.
+    Image,
+    /// CreateUploadAttachedMedia (watermarks, subtitles, materials); no refresh either.
+    AttachedMedia,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Video => "video",
+            JobKind::Image => "image",
+            JobKind::AttachedMedia => "attached_media",
+        }
+    }
+
+    /// The callback event that reports this kind's upload as finished.
+    pub fn completion_event(self) -> &'static str {
+        match self {
+            JobKind::Video => "FileUploadComplete",
+            JobKind::Image => "ImageUploadComplete",
+            JobKind::AttachedMedia => "AttachedMediaUploadComplete",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "video" => Ok(JobKind::Video),
+            "image" => Ok(JobKind::Image),
+            "attached_media" => Ok(JobKind::AttachedMedia),
+            other => Err(format!(
+                "unknown kind {other:?}: expected \"video\", \"image\" or \"attached_media\""
+            )),
+        }
+    }
+}
+
+/// Where a job is in its life. The comment on each state says who moves it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Recorded from the queue; waits for a worker to claim it.
+    Queued,
+    /// Leased by a worker that is getting credentials or uploading. If the worker dies, any
+    /// worker rescues it once the lease expires.
+    Uploading,
+    /// Failed with an error a retry can fix; a worker claims it again after `run_at`.
+    Retrying,
+    /// Every byte is in OSS; the VOD callback (or the reconciler) completes it.
+    Uploaded,
+    /// VOD confirmed the upload. Final.
+    Completed,
+    /// Gave up, with an error code and message. Final unless an operator retries it.
+    Failed,
+    /// Stopped by an operator. Final unless an operator retries it.
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Uploading,
+        JobState::Retrying,
+        JobState::Uploaded,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Uploading => "uploading",
+            JobState::Retrying => "retrying",
+            JobState::Uploaded => "uploaded",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// No worker will touch the job again on its own.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state {s:?}: expected one of {}",
+                    JobState::ALL.map(|s| s.as_str()).join(", ")
+                )
+            })
+    }
+}

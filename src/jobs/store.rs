@@ -1,0 +1,622 @@
+//! The PostgreSQL side of jobs: every state change is one transaction that updates the row,
+//! appends to `ingest_job_events`, and returns a [`Transition`] for the events exchange.
+//!
+//! Writes by a worker are fenced by the lease token it got when it claimed the job: a worker
+//! that lost its lease (or whose job was cancelled) updates nothing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, Transaction as PgTx};
+
+use super::message::JobSpec;
+use super::model::{JobKind, JobState};
+
+/// A job row as operators and workers see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Job {
+    pub job_id: String,
+    pub kind: String,
+    pub state: String,
+    pub origin: String,
+    pub source: String,
+    pub title: Option<String>,
+    pub file_name: Option<String>,
+    pub request: serde_json::Value,
+    pub media_id: Option<String>,
+    pub superseded_media_ids: Vec<String>,
+    pub upload_endpoint: Option<String>,
+    pub upload_bucket: Option<String>,
+    pub upload_key: Option<String>,
+    pub bytes_total: Option<i64>,
+    pub bytes_uploaded: i64,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    #[serde(skip)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub lease_token: i64,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub uploaded_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        self.kind.parse().expect("the kind column is constrained")
+    }
+
+    pub fn state(&self) -> JobState {
+        self.state.parse().expect("the state column is constrained")
+    }
+}
+
+/// One row of a job's history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobEvent {
+    pub id: i64,
+    pub job_id: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub media_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub detail: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
+/// A committed state change, as published on the events exchange (`job.<state>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub job_id: String,
+    pub kind: String,
+    pub state: JobState,
+    pub previous_state: Option<JobState>,
+    pub media_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A job claimed by a worker, with the fencing token its writes must carry.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub job: Job,
+    pub token: i64,
+    pub rescued: bool,
+}
+
+/// Result of recording a job from the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created(Transition),
+    /// A job with this `job_id` exists: the message is a duplicate and creates nothing.
+    Duplicate,
+}
+
+/// Why a fenced write did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the lease on job {0} was lost (it expired and another worker took it, or an operator cancelled the job)")]
+    LeaseLost(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Default)]
+struct EventFields<'a> {
+    media_id: Option<&'a str>,
+    error_code: Option<&'a str>,
+    error_message: Option<&'a str>,
+    detail: Option<serde_json::Value>,
+}
+
+async fn record(
+    tx: &mut PgTx<'_, Postgres>,
+    job: &Job,
+    from: Option<JobState>,
+    fields: EventFields<'_>,
+) -> Result<Transition, sqlx::Error> {
+    let at: DateTime<Utc> = sqlx::query_scalar(
+        "INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, error_code, error_message, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING at",
+    )
+    .bind(&job.job_id)
+    .bind(from.map(|s| s.as_str()))
+    .bind(&job.state)
+    .bind(fields.media_id.or(job.media_id.as_deref()))
+    .bind(fields.error_code)
+    .bind(fields.error_message)
+    .bind(fields.detail)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Transition {
+        job_id: job.job_id.clone(),
+        kind: job.kind.clone(),
+        state: job.state(),
+        previous_state: from,
+        media_id: job.media_id.clone(),
+        error_code: fields.error_code.map(str::to_owned),
+        error_message: fields.error_message.map(str::to_owned),
+        at,
+    })
+}
+
+/// The Postgres job store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JobStore {
+    pool: PgPool,
+}
+
+impl JobStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Records a validated job as `queued`; idempotent on `job_id`.
+    pub async fn insert(&self, spec: &JobSpec, origin: &str) -> Result<Inserted, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let request = serde_json::to_value(&spec.message).expect("a message serializes");
+        let job: Option<Job> = sqlx::query_as(
+            "INSERT INTO ingest_jobs (job_id, kind, state, origin, source, title, file_name, request)
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7)
+             ON CONFLICT (job_id) DO NOTHING
+             RETURNING *",
+        )
+        .bind(&spec.job_id)
+        .bind(spec.kind.as_str())
+        .bind(origin)
+        .bind(spec.source.display())
+        .bind(&spec.title)
+        .bind(&spec.file_name)
+        .bind(request)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else {
+            return Ok(Inserted::Duplicate);
+        };
+        let transition = record(&mut tx, &job, None, EventFields::default()).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(transition))
+    }
+
+    /// Claims the next runnable job (queued or retrying and due, or uploading with an expired
+    /// lease) for `owner`, in one statement, so two workers never get the same job.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<(Lease, Transition)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT job_id, state FROM ingest_jobs
+             WHERE (state IN ('queued', 'retrying') AND run_at <= now())
+                OR (state = 'uploading' AND lease_expires_at < now())
+             ORDER BY run_at
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((job_id, previous)) = row else {
+            return Ok(None);
+        };
+        let previous: JobState = previous.parse().expect("constrained");
+        let job: Job = sqlx::query_as(
+            "UPDATE ingest_jobs
+             SET state = 'uploading', attempts = attempts + 1, lease_owner = $2,
+                 lease_expires_at = now() + make_interval(secs => $3),
+                 lease_token = lease_token + 1, updated_at = now()
+             WHERE job_id = $1
+             RETURNING *",
+        )
+        .bind(&job_id)
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        let rescued = previous == JobState::Uploading;
+        let detail = serde_json::json!({
+            "worker": owner,
+            "attempt": job.attempts,
+            "rescued": rescued,
+        });
+        let transition = record(
+            &mut tx,
+            &job,
+            Some(previous),
+            EventFields {
+                detail: Some(detail),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let token = job.lease_token;
+        Ok(Some((
+            Lease {
+                job,
+                token,
+                rescued,
+            },
+            transition,
+        )))
+    }
+
+    /// Extends a lease; fails with `LeaseLost` when the job is no longer ours.
+    pub async fn renew(
+        &self,
+        job_id: &str,
+        token: i64,
+        lease: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE ingest_jobs SET lease_expires_at = now() + make_interval(secs => $3)
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'",
+        )
+        .bind(job_id)
+        .bind(token)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(job_id.to_owned()))
+        }
+    }
+
+    /// Stores the media id and upload address before the first byte goes out (invariant 2).
+    /// A different previous id (image or attached media re-created) is kept as superseded.
+    pub async fn set_media(
+        &self,
+        job_id: &str,
+        token: i64,
+        media_id: &str,
+        address: &crate::vod::UploadAddress,
+        bytes_total: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let job: Option<Job> = sqlx::query_as(
+            "UPDATE ingest_jobs SET
+                superseded_media_ids = CASE WHEN media_id IS NOT NULL AND media_id <> $3
+                    THEN array_append(superseded_media_ids, media_id) ELSE superseded_media_ids END,
+                media_id = $3, upload_endpoint = $4, upload_bucket = $5, upload_key = $6,
+                bytes_total = COALESCE($7, bytes_total), bytes_uploaded = 0, updated_at = now()
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
+             RETURNING *",
+        )
+        .bind(job_id)
+        .bind(token)
+        .bind(media_id)
+        .bind(&address.endpoint)
+        .bind(&address.bucket)
+        .bind(&address.file_name)
+        .bind(bytes_total.map(|b| b as i64))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let job = job.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
+        // Not a state change, but part of the history an operator reads.
+        sqlx::query(
+            "INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+             VALUES ($1, 'uploading', 'uploading', $2, $3)",
+        )
+        .bind(job_id)
+        .bind(media_id)
+        .bind(serde_json::json!({
+            "media_id_assigned": media_id,
+            "superseded": job.superseded_media_ids,
+            "bucket": address.bucket,
+            "key": address.file_name,
+        }))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Progress, written at a bounded rate by the uploader.
+    pub async fn set_progress(
+        &self,
+        job_id: &str,
+        token: i64,
+        bytes_uploaded: u64,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE ingest_jobs SET bytes_uploaded = $3, updated_at = now()
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'",
+        )
+        .bind(job_id)
+        .bind(token)
+        .bind(bytes_uploaded as i64)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(job_id.to_owned()))
+        }
+    }
+
+    /// Moves a leased job on. Returns `Ok(None)` when the job already moved past `uploading`
+    /// on its own in a way that makes this write moot (the callback completed it first).
+    async fn finish_lease(
+        &self,
+        job_id: &str,
+        token: i64,
+        to: JobState,
+        set: &str,
+        binds: FinishBinds<'_>,
+    ) -> Result<Option<Transition>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE ingest_jobs SET state = $3, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = now(), {set}
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
+             RETURNING *"
+        );
+        let job: Option<Job> = sqlx::query_as(&sql)
+            .bind(job_id)
+            .bind(token)
+            .bind(to.as_str())
+            .bind(binds.error_code)
+            .bind(binds.error_message)
+            .bind(binds.run_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(job) = job else {
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM ingest_jobs WHERE job_id = $1")
+                    .bind(job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return match state.as_deref() {
+                Some("completed") if to == JobState::Uploaded => Ok(None),
+                _ => Err(StoreError::LeaseLost(job_id.to_owned())),
+            };
+        };
+        let transition = record(
+            &mut tx,
+            &job,
+            Some(JobState::Uploading),
+            EventFields {
+                error_code: binds.error_code,
+                error_message: binds.error_message,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(transition))
+    }
+
+    /// All bytes are in OSS; waiting for VOD to confirm.
+    pub async fn mark_uploaded(
+        &self,
+        job_id: &str,
+        token: i64,
+    ) -> Result<Option<Transition>, StoreError> {
+        self.finish_lease(
+            job_id,
+            token,
+            JobState::Uploaded,
+            "uploaded_at = now(), bytes_uploaded = COALESCE(bytes_total, bytes_uploaded),
+             last_error_code = COALESCE($4, last_error_code), last_error_message = COALESCE($5, last_error_message),
+             run_at = COALESCE($6, run_at)",
+            FinishBinds::default(),
+        )
+        .await
+    }
+
+    /// A retryable failure: try again at `run_at`.
+    pub async fn schedule_retry(
+        &self,
+        job_id: &str,
+        token: i64,
+        error_code: &str,
+        error_message: &str,
+        run_at: DateTime<Utc>,
+    ) -> Result<Option<Transition>, StoreError> {
+        self.finish_lease(
+            job_id,
+            token,
+            JobState::Retrying,
+            "last_error_code = $4, last_error_message = $5, run_at = $6",
+            FinishBinds {
+                error_code: Some(error_code),
+                error_message: Some(error_message),
+                run_at: Some(run_at),
+            },
+        )
+        .await
+    }
+
+    /// A failure no retry will fix, or the attempts ran out.
+    pub async fn fail(
+        &self,
+        job_id: &str,
+        token: i64,
+        error_code: &str,
+        error_message: &str,
+    ) -> Result<Option<Transition>, StoreError> {
+        self.finish_lease(
+            job_id,
+            token,
+            JobState::Failed,
+            "last_error_code = $4, last_error_message = $5, run_at = COALESCE($6, run_at)",
+            FinishBinds {
+                error_code: Some(error_code),
+                error_message: Some(error_message),
+                run_at: None,
+            },
+        )
+        .await
+    }
+
+    /// VOD confirmed the upload of `media_id` (callback or reconciler). State only moves
+    /// forward: terminal jobs are left alone. Runs inside the caller's transaction so the
+    /// stored callback and its effect commit together.
+    pub async fn complete_by_media_in(
+        tx: &mut PgTx<'_, Postgres>,
+        media_id: &str,
+        via: &str,
+    ) -> Result<Option<Transition>, sqlx::Error> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT job_id, state FROM ingest_jobs WHERE media_id = $1 FOR UPDATE")
+                .bind(media_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((job_id, previous)) = row else {
+            return Ok(None);
+        };
+        let previous: JobState = previous.parse().expect("constrained");
+        if previous.is_terminal() {
+            return Ok(None);
+        }
+        let job: Job = sqlx::query_as(
+            "UPDATE ingest_jobs SET state = 'completed', completed_at = now(), updated_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL,
+                bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
+             WHERE job_id = $1 RETURNING *",
+        )
+        .bind(&job_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let transition = record(
+            tx,
+            &job,
+            Some(previous),
+            EventFields {
+                detail: Some(serde_json::json!({ "via": via })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Some(transition))
+    }
+
+    /// Completes the job that owns `media_id`, if it is not already final.
+    pub async fn complete_by_media(
+        &self,
+        media_id: &str,
+        via: &str,
+    ) -> Result<Option<Transition>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let t = Self::complete_by_media_in(&mut tx, media_id, via).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    /// Operator: stop a job that is not final. A worker holding it loses its lease.
+    pub async fn cancel(&self, job_id: &str) -> Result<Result<Transition, String>, sqlx::Error> {
+        self.operator_move(
+            job_id,
+            JobState::Cancelled,
+            &["queued", "uploading", "retrying", "uploaded"],
+        )
+        .await
+    }
+
+    /// Operator: run a failed or cancelled job again.
+    pub async fn retry(&self, job_id: &str) -> Result<Result<Transition, String>, sqlx::Error> {
+        self.operator_move(job_id, JobState::Queued, &["failed", "cancelled"])
+            .await
+    }
+
+    async fn operator_move(
+        &self,
+        job_id: &str,
+        to: JobState,
+        from: &[&str],
+    ) -> Result<Result<Transition, String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT state FROM ingest_jobs WHERE job_id = $1 FOR UPDATE")
+                .bind(job_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(current) = current else {
+            return Ok(Err(format!("no job with id {job_id:?}")));
+        };
+        if !from.contains(&current.as_str()) {
+            return Ok(Err(format!(
+                "job {job_id} is {current}; only a job that is {} can become {to}",
+                from.join(" or ")
+            )));
+        }
+        // A retried job gets a fresh attempt budget; the lease token keeps growing so an old
+        // worker's writes stay fenced off.
+        let job: Job = sqlx::query_as(
+            "UPDATE ingest_jobs SET state = $2, updated_at = now(), run_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,
+                attempts = CASE WHEN $2 = 'queued' THEN 0 ELSE attempts END
+             WHERE job_id = $1 RETURNING *",
+        )
+        .bind(job_id)
+        .bind(to.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let previous: JobState = current.parse().expect("constrained");
+        let t = record(
+            &mut tx,
+            &job,
+            Some(previous),
+            EventFields {
+                detail: Some(serde_json::json!({ "by": "operator" })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(t))
+    }
+
+    pub async fn get(&self, job_id: &str) -> Result<Option<Job>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM ingest_jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn history(&self, job_id: &str) -> Result<Vec<JobEvent>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM ingest_job_events WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Newest first, optionally only one state.
+    pub async fn list(&self, state: Option<JobState>, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM ingest_jobs WHERE ($1::text IS NULL OR state = $1)
+             ORDER BY created_at DESC, job_id LIMIT $2",
+        )
+        .bind(state.map(|s| s.as_str()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Jobs per state, for `/metrics` and the CLI.
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT state, count(*) FROM ingest_jobs GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct FinishBinds<'a> {
+    error_code: Option<&'a str>,
+    error_message: Option<&'a str>,
+    run_at: Option<DateTime<Utc>>,
+}

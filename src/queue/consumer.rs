@@ -1,0 +1,163 @@
+//! The jobs consumer: turns deliveries into job rows and acknowledges only after the commit
+//! (invariant 1). It never holds a delivery for the length of an upload: the job row is the
+//! work item from then on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{publish_confirmed, Topology, TransitionSender, REASON_HEADER};
+use crate::jobs::{Inserted, JobMessage, JobStore};
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub topology: Topology,
+    /// Unacknowledged deliveries in flight; each is held only for one insert.
+    pub prefetch: u16,
+    /// Canonicalised `VOD_INGEST_SOURCE_ROOTS`.
+    pub source_roots: Vec<PathBuf>,
+    pub consumer_tag: String,
+}
+
+/// Consumes until `shutdown` fires or the channel fails (the caller reconnects).
+pub async fn consume_jobs(
+    channel: Channel,
+    config: ConsumerConfig,
+    store: JobStore,
+    transitions: TransitionSender,
+    wake_workers: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            &config.topology.jobs_queue(),
+            &config.consumer_tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %config.topology.jobs_queue(), prefetch = config.prefetch, "consuming jobs");
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = consumer.next() => match next {
+                Some(delivery) => delivery?,
+                None => anyhow::bail!("RabbitMQ cancelled the jobs consumer (was the queue deleted?)"),
+            },
+        };
+        handle_delivery(
+            &channel,
+            &config,
+            &store,
+            &transitions,
+            &wake_workers,
+            delivery,
+        )
+        .await?;
+    }
+}
+
+async fn handle_delivery(
+    channel: &Channel,
+    config: &ConsumerConfig,
+    store: &JobStore,
+    transitions: &TransitionSender,
+    wake_workers: &Notify,
+    delivery: Delivery,
+) -> anyhow::Result<()> {
+    metrics::counter!("vod_ingest_messages_received_total").increment(1);
+    let spec = JobMessage::from_json(&delivery.data)
+        .and_then(|message| message.validate(&config.source_roots));
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(invalid) => {
+            tracing::warn!(reason = %invalid, "dead-lettering a message that is not a valid job");
+            metrics::counter!("vod_ingest_messages_dead_lettered_total").increment(1);
+            dead_letter(channel, config, &delivery, &invalid.0).await?;
+            delivery.ack(BasicAckOptions::default()).await?;
+            return Ok(());
+        }
+    };
+
+    // The database may be briefly unavailable: keep the delivery and retry rather than
+    // requeueing it towards the delivery limit.
+    let mut backoff = Duration::from_millis(200);
+    let inserted = loop {
+        match store.insert(&spec, "queue").await {
+            Ok(inserted) => break inserted,
+            Err(e) if backoff < Duration::from_secs(30) => {
+                tracing::warn!(job_id = %spec.job_id, error = %e, "could not record job; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            Err(e) => {
+                tracing::error!(job_id = %spec.job_id, error = %e, "could not record job; requeueing the message");
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
+                return Ok(());
+            }
+        }
+    };
+    delivery.ack(BasicAckOptions::default()).await?;
+    match inserted {
+        Inserted::Created(transition) => {
+            tracing::info!(job_id = %spec.job_id, kind = %spec.kind, "job queued");
+            let _ = transitions.send(transition);
+            wake_workers.notify_one();
+        }
+        Inserted::Duplicate => {
+            tracing::info!(job_id = %spec.job_id, "duplicate job message ignored: this job_id exists");
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the original message to the dead-letter exchange with the reason in a header,
+/// confirmed, before the original is acknowledged: nothing is lost in between.
+async fn dead_letter(
+    channel: &Channel,
+    config: &ConsumerConfig,
+    delivery: &Delivery,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        REASON_HEADER.into(),
+        AMQPValue::LongString(LongString::from(reason.to_owned())),
+    );
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(LongString::from(delivery.routing_key.as_str().to_owned())),
+    );
+    let mut properties = BasicProperties::default().with_headers(headers);
+    if let Some(content_type) = delivery.properties.content_type() {
+        properties = properties.with_content_type(content_type.clone());
+    }
+    if let Some(message_id) = delivery.properties.message_id() {
+        properties = properties.with_message_id(message_id.clone());
+    }
+    publish_confirmed(
+        channel,
+        &config.topology.dead_letter_exchange(),
+        "",
+        &delivery.data,
+        properties,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! RabbitMQ: the jobs queue producers publish to, the dead-letter queue for messages that are
+//! not jobs, and the events exchange every transition is published on.
+//!
+//! Names derive from one prefix (`vod.ingest` by default, `VOD_INGEST_AMQP_PREFIX`), so tests
+//! and demos run side by side on one broker.
+
+mod consumer;
+
+pub use consumer::{consume_jobs, ConsumerConfig};
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::jobs::Transition;
+
+/// How many times RabbitMQ redelivers a message (consumer crash, lost connection) before it
+/// dead-letters it. RabbitMQ 3.10 has no default limit, so it is set explicitly.
+pub const DELIVERY_LIMIT: i32 = 10;
+
+/// Header that carries why a message was dead-lettered.
+pub const REASON_HEADER: &str = "x-vod-ingest-reason";
+
+/// Queue and exchange names for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub prefix: String,
+}
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn jobs_queue(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dlx", self.prefix)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.jobs.dead", self.prefix)
+    }
+
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    /// Declares everything (idempotent): producers, workers and tests can all call it.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable_exchange = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(
+                &self.dead_letter_exchange(),
+                ExchangeKind::Fanout,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        let mut dead_args = FieldTable::default();
+        dead_args.insert("x-queue-type".into(), long_string("quorum"));
+        channel
+            .queue_declare(&self.dead_letter_queue(), durable_queue, dead_args)
+            .await?;
+        channel
+            .queue_bind(
+                &self.dead_letter_queue(),
+                &self.dead_letter_exchange(),
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        let mut job_args = FieldTable::default();
+        job_args.insert("x-queue-type".into(), long_string("quorum"));
+        job_args.insert(
+            "x-dead-letter-exchange".into(),
+            long_string(&self.dead_letter_exchange()),
+        );
+        job_args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(DELIVERY_LIMIT),
+        );
+        // At-least-once dead-lettering: a dead letter is not lost if the DLX queue is slow.
+        job_args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        job_args.insert("x-overflow".into(), long_string("reject-publish"));
+        channel
+            .queue_declare(&self.jobs_queue(), durable_queue, job_args)
+            .await?;
+
+        channel
+            .exchange_declare(
+                &self.events_exchange(),
+                ExchangeKind::Topic,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.to_owned()))
+}
+
+/// Connects with a name that shows up in the RabbitMQ management UI.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let mut props = ConnectionProperties::default();
+    props.client_properties.insert(
+        "connection_name".into(),
+        AMQPValue::LongString(LongString::from(name.to_owned())),
+    );
+    Connection::connect(url, props).await
+}
+
+/// Opens a channel in publisher-confirm mode.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Why a publish did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "RabbitMQ refused the message (nack): the queue may be full or unavailable; try again"
+    )]
+    Nacked,
+    #[error("RabbitMQ returned the message as unroutable: is the queue {0} declared?")]
+    Unroutable(String),
+    #[error("RabbitMQ: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+/// Publishes persistently and waits for the broker's confirm.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    let confirm = channel
+        .basic_publish(
+            exchange,
+            routing_key,
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties.with_delivery_mode(2),
+        )
+        .await?
+        .await?;
+    match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable(routing_key.into())),
+        Confirmation::Nack(_) => Err(PublishError::Nacked),
+    }
+}
+
+/// Publishes a job message to the jobs queue (what `vod-ingest enqueue` and producers do).
+pub async fn publish_job(
+    channel: &Channel,
+    topology: &Topology,
+    body: &[u8],
+) -> Result<(), PublishError> {
+    publish_confirmed(
+        channel,
+        "",
+        &topology.jobs_queue(),
+        body,
+        BasicProperties::default().with_content_type(ShortString::from("application/json")),
+    )
+    .await
+}
+
+/// Publishes transitions on the events exchange with routing key `job.<state>`.
+#[derive(Clone)]
+pub struct EventPublisher {
+    channel: Channel,
+    exchange: String,
+}
+
+impl EventPublisher {
+    pub fn new(channel: Channel, topology: &Topology) -> Self {
+        Self {
+            channel,
+            exchange: topology.events_exchange(),
+        }
+    }
+
+    pub async fn publish(&self, transition: &Transition) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(transition).expect("a transition serializes");
+        let confirm = self
+            .channel
+            .basic_publish(
+                &self.exchange,
+                &format!("job.{}", transition.state),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default()
+                    .with_content_type(ShortString::from("application/json"))
+                    .with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where components hand transitions to be published; a background task drains it so that a
+/// slow broker never holds up a database transaction.
+pub type TransitionSender = tokio::sync::mpsc::UnboundedSender<Transition>;
+
+/// Drains transitions into the events exchange until every sender is gone.
+pub async fn run_event_publisher(
+    publisher: EventPublisher,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+) {
+    while let Some(transition) = rx.recv().await {
+        metrics::counter!("vod_ingest_transitions_total", "state" => transition.state.as_str())
+            .increment(1);
+        if let Err(e) = publisher.publish(&transition).await {
+            // The database already holds the transition; the event stream is best effort.
+            tracing::warn!(job_id = %transition.job_id, state = %transition.state, error = %e, "could not publish a job event");
+        }
+    }
+}
