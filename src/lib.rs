@@ -17,4 +17,6 @@ pub mod oss;
 pub mod queue;
 pub mod secret;
 pub mod sign;
+pub mod telemetry;
 pub mod vod;
+pub mod webhook;

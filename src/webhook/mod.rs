@@ -1,0 +1,271 @@
+//! The HTTP listener: VOD callbacks (`POST /callbacks/vod`) and the operational endpoints
+//! (`/healthz`, `/readyz`, `/metrics`, `/v1/jobs/{job_id}`).
+
+mod verify;
+
+pub use verify::{CallbackAuth, Verdict};
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::jobs::{JobKind, JobStore};
+use crate::queue::TransitionSender;
+
+/// Callbacks larger than this are refused with 413; real ones are a few KB.
+pub const DEFAULT_MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct HttpState {
+    pub store: JobStore,
+    pub auth: Arc<CallbackAuth>,
+    pub transitions: TransitionSender,
+    /// Whether RabbitMQ is reachable, for `/readyz`.
+    pub amqp_ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub max_callback_bytes: usize,
+}
+
+pub fn router(state: HttpState) -> Router {
+    let max = state.max_callback_bytes;
+    Router::new()
+        .route(
+            "/callbacks/vod",
+            post(receive_callback).layer(DefaultBodyLimit::max(max)),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .route("/v1/jobs/{job_id}", get(get_job))
+        .with_state(state)
+}
+
+fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "code": code, "message": message })),
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let db = sqlx::query("SELECT 1").execute(state.store.pool()).await;
+    let amqp = (state.amqp_ready)();
+    let body = serde_json::json!({
+        "postgres": if db.is_ok() { "ok" } else { "unreachable" },
+        "rabbitmq": if amqp { "ok" } else { "unreachable" },
+    });
+    let status = if db.is_ok() && amqp {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn render_metrics(State(state): State<HttpState>) -> Response {
+    if let Ok(counts) = state.store.count_by_state().await {
+        for (job_state, count) in counts {
+            metrics::gauge!("vod_ingest_jobs", "state" => job_state).set(count as f64);
+        }
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn get_job(State(state): State<HttpState>, Path(job_id): Path<String>) -> Response {
+    match state.store.get(&job_id).await {
+        Ok(Some(job)) => {
+            let history = state.store.history(&job_id).await.unwrap_or_default();
+            let mut body = serde_json::to_value(&job).expect("a job serializes");
+            body["history"] = serde_json::to_value(history).expect("events serialize");
+            Json(body).into_response()
+        }
+        Ok(None) => error_body(
+            StatusCode::NOT_FOUND,
+            "JobNotFound",
+            &format!("no job with id {job_id:?}"),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a job failed");
+            error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DatabaseUnavailable",
+                "the job store is unreachable; try again",
+            )
+        }
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Headers as stored: the signature is a short-lived bearer credential, so it is redacted.
+fn headers_for_storage(headers: &HeaderMap) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let value = match name {
+            "x-vod-signature" | "authorization" | "cookie" => "[redacted]".to_owned(),
+            _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        };
+        map.insert(name.to_owned(), serde_json::Value::String(value));
+    }
+    serde_json::Value::Object(map)
+}
+
+/// What the body says, as far as this service cares.
+struct ParsedEvent {
+    event_type: String,
+    media_id: Option<String>,
+    succeeded: bool,
+}
+
+fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let event_type = value.get("EventType")?.as_str()?.to_owned();
+    let media_id = ["VideoId", "ImageId", "AttachedMediaId", "MediaId"]
+        .iter()
+        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
+        .map(str::to_owned);
+    // Older FileUploadComplete payloads carry no Status; the event is sent only on success.
+    let succeeded = value
+        .get("Status")
+        .and_then(|s| s.as_str())
+        .is_none_or(|s| s.eq_ignore_ascii_case("success"));
+    Some(ParsedEvent {
+        event_type,
+        media_id,
+        succeeded,
+    })
+}
+
+fn completes_upload(event_type: &str) -> bool {
+    [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
+        .iter()
+        .any(|k| k.completion_event() == event_type)
+}
+
+async fn receive_callback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let timestamp = header(&headers, "x-vod-timestamp");
+    let verdict = state.auth.verify(
+        timestamp,
+        header(&headers, "x-vod-signature"),
+        chrono::Utc::now().timestamp(),
+    );
+    let parsed = parse_event(&body);
+    metrics::counter!("vod_ingest_callbacks_total", "verification" => verdict.as_str())
+        .increment(1);
+    match store_and_apply(&state, &headers, &body, verdict, parsed.as_ref(), timestamp).await {
+        Ok(Outcome::Applied) | Ok(Outcome::Stored) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Outcome::Duplicate) => (StatusCode::OK, "duplicate\n").into_response(),
+        Ok(Outcome::Rejected) => {
+            tracing::warn!(verification = verdict.as_str(), "rejected a callback");
+            error_body(
+                StatusCode::UNAUTHORIZED,
+                "InvalidSignature",
+                verdict.explanation(),
+            )
+        }
+        Ok(Outcome::NotAnEvent) => error_body(
+            StatusCode::BAD_REQUEST,
+            "InvalidEvent",
+            "the body is not a VOD event: expected a JSON object with an EventType",
+        ),
+        Err(e) => {
+            // Not 200, so VOD sends it again.
+            tracing::error!(error = %e, "could not store a callback");
+            error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "StoreUnavailable",
+                "the event could not be stored; VOD will retry",
+            )
+        }
+    }
+}
+
+enum Outcome {
+    Applied,
+    Stored,
+    Duplicate,
+    Rejected,
+    NotAnEvent,
+}
+
+async fn store_and_apply(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: &[u8],
+    verdict: Verdict,
+    parsed: Option<&ParsedEvent>,
+    timestamp: Option<&str>,
+) -> Result<Outcome, sqlx::Error> {
+    let accepted = verdict.accepted();
+    // Only an authenticated event may claim a dedup key, so a forged copy cannot shadow it.
+    let dedup_key = (accepted && parsed.is_some()).then(|| hex::encode(Sha256::digest(body)));
+    let mut tx = state.store.pool().begin().await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(verdict.as_str())
+    .bind(parsed.map(|p| p.event_type.as_str()))
+    .bind(parsed.and_then(|p| p.media_id.as_deref()))
+    .bind(timestamp.and_then(|t| t.trim().parse::<i64>().ok()))
+    .bind(&dedup_key)
+    .bind(headers_for_storage(headers))
+    .bind(body)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else {
+        tx.commit().await?;
+        return Ok(Outcome::Duplicate);
+    };
+    if !accepted {
+        tx.commit().await?;
+        return Ok(Outcome::Rejected);
+    }
+    let Some(event) = parsed else {
+        tx.commit().await?;
+        return Ok(Outcome::NotAnEvent);
+    };
+    let mut outcome = Outcome::Stored;
+    let mut transition = None;
+    if completes_upload(&event.event_type) && event.succeeded {
+        if let Some(media_id) = &event.media_id {
+            transition =
+                JobStore::complete_by_media_in(&mut tx, media_id, &event.event_type).await?;
+            if let Some(t) = &transition {
+                sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(&t.job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                outcome = Outcome::Applied;
+            }
+        }
+    }
+    tx.commit().await?;
+    if let Some(t) = transition {
+        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, "job completed by callback");
+        let _ = state.transitions.send(t);
+    }
+    Ok(outcome)
+}
