@@ -10,7 +10,11 @@
 //! - [`emulator`]: a local VOD + STS + OSS that verifies what the real services verify;
 //! - [`sign`] and [`crc64`]: the signatures and checksums both sides share.
 
+pub mod app;
+pub mod cli;
+pub mod commands;
 pub mod crc64;
+pub mod demo;
 pub mod emulator;
 pub mod jobs;
 pub mod oss;
@@ -20,3 +24,4 @@ pub mod sign;
 pub mod telemetry;
 pub mod vod;
 pub mod webhook;
+pub mod worker;

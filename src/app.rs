@@ -1,0 +1,353 @@
+//! Starting the service: the pieces `vod-ingest run`, the demo and the tests put together.
+//! Built so it can be started on port 0 with a fresh database (the tests do exactly that).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{JobStore, MIGRATOR};
+use crate::oss::OssClient;
+use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
+use crate::secret::Secret;
+use crate::vod::{CredentialProvider, StsClient, VodClient, VodConfig};
+use crate::webhook::{self, CallbackAuth, HttpState};
+use crate::worker::{Worker, WorkerConfig};
+
+/// How to reach VOD and STS, and as whom.
+#[derive(Debug, Clone)]
+pub struct VodSettings {
+    pub endpoint: url::Url,
+    pub sts_endpoint: url::Url,
+    pub region: String,
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    /// A static STS token (`ALIBABA_CLOUD_SECURITY_TOKEN`).
+    pub security_token: Option<Secret>,
+    /// With a role, the AccessKey is used only to call AssumeRole; the STS credentials it
+    /// returns sign the VOD calls and are renewed before they expire.
+    pub role_arn: Option<String>,
+    pub role_session_name: String,
+    pub timeout: Duration,
+}
+
+impl VodSettings {
+    pub fn client(&self, http: reqwest::Client) -> VodClient {
+        let credentials = match (&self.role_arn, &self.security_token) {
+            (Some(role_arn), _) => CredentialProvider::assume_role(
+                self.access_key_id.clone(),
+                self.access_key_secret.clone(),
+                role_arn.clone(),
+                self.role_session_name.clone(),
+                StsClient::new(self.sts_endpoint.clone(), self.region.clone(), http.clone()),
+            ),
+            (None, Some(token)) => CredentialProvider::sts_token(
+                self.access_key_id.clone(),
+                self.access_key_secret.clone(),
+                token.clone(),
+            ),
+            (None, None) => CredentialProvider::access_key(
+                self.access_key_id.clone(),
+                self.access_key_secret.clone(),
+            ),
+        };
+        VodClient::new(
+            VodConfig {
+                endpoint: self.endpoint.clone(),
+                region: self.region.clone(),
+                timeout: self.timeout,
+            },
+            credentials,
+            http,
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    pub auth: CallbackAuth,
+    pub max_callback_bytes: usize,
+}
+
+/// Everything a service process needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub vod: VodSettings,
+    /// The worker and the jobs consumer; `None` runs without them.
+    pub worker: Option<WorkerConfig>,
+    /// The HTTP listener; `None` runs without it.
+    pub http: Option<HttpSettings>,
+}
+
+/// Shows a connection URL without its password.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+/// Connects to PostgreSQL and applies the migrations.
+pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {} (is it running? check DATABASE_URL)",
+                redact_url(url)
+            )
+        })?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying the database migrations failed")?;
+    Ok(pool)
+}
+
+/// Creates the database named in `url` if it does not exist (used by `migrate` and `demo`).
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    if name.is_empty() || name == "postgres" {
+        return Ok(());
+    }
+    let mut admin = parsed.clone();
+    admin.set_path("/postgres");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin.as_str())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {} (is it running? check DATABASE_URL)",
+                redact_url(admin.as_str())
+            )
+        })?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await?;
+    if !exists {
+        let quoted = name.replace('"', "\"\"");
+        sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("creating database {name} failed"))?;
+        tracing::info!(database = %name, "created database");
+    }
+    Ok(())
+}
+
+/// A started service: stop it, or wait for a component to fail.
+pub struct RunningApp {
+    pub http_addr: Option<SocketAddr>,
+    pub store: JobStore,
+    shutdown: CancellationToken,
+    tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl RunningApp {
+    /// Waits until a component stops; returns its name and why.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        match self.tasks.join_next().await {
+            Some(Ok((name, Ok(())))) => {
+                if self.shutdown.is_cancelled() {
+                    Ok(())
+                } else {
+                    anyhow::bail!("{name} stopped unexpectedly")
+                }
+            }
+            Some(Ok((name, Err(e)))) => Err(e.context(format!("{name} failed"))),
+            Some(Err(e)) => Err(anyhow::anyhow!("a component panicked: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Graceful stop: no new claims, in-flight steps end, listeners close.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline => { self.tasks.abort_all(); break }
+            }
+        }
+    }
+}
+
+/// Starts the configured components and returns once they are running.
+pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
+    let concurrency = config.worker.as_ref().map_or(0, |w| w.concurrency) as u32;
+    let pool = connect_database(&config.database_url, concurrency * 2 + 8).await?;
+    let store = JobStore::new(pool);
+
+    let amqp = Arc::new(
+        queue::connect(&config.amqp_url, "vod-ingest")
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to RabbitMQ at {} (is it running? check AMQP_URL)",
+                    redact_url(&config.amqp_url)
+                )
+            })?,
+    );
+    let events_channel = queue::confirm_channel(&amqp).await?;
+    config
+        .topology
+        .declare(&events_channel)
+        .await
+        .context("declaring the RabbitMQ queues and exchanges failed")?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let (transitions, rx) = tokio::sync::mpsc::unbounded_channel();
+    let publisher = EventPublisher::new(events_channel, &config.topology);
+    tasks.spawn(async move {
+        queue::run_event_publisher(publisher, rx).await;
+        ("event publisher", Ok(()))
+    });
+
+    if let Some(worker_config) = config.worker.clone() {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client failed")?;
+        let vod = config.vod.client(http.clone());
+        let oss = OssClient::new(http);
+        let wake = Arc::new(Notify::new());
+        let consumer = ConsumerConfig {
+            topology: config.topology.clone(),
+            prefetch: (worker_config.concurrency * 4).clamp(8, 300) as u16,
+            source_roots: worker_config.source_roots.clone(),
+            consumer_tag: format!("vod-ingest-{}", worker_config.owner),
+        };
+        tasks.spawn(supervise_consumer(
+            amqp.clone(),
+            config.amqp_url.clone(),
+            consumer,
+            store.clone(),
+            transitions.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
+        let worker = Worker::new(
+            store.clone(),
+            vod,
+            oss,
+            worker_config,
+            transitions.clone(),
+            wake,
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            worker.run(token).await;
+            ("worker", Ok(()))
+        });
+    }
+
+    let mut http_addr = None;
+    if let Some(http) = config.http.clone() {
+        let listener = tokio::net::TcpListener::bind(http.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (VOD_INGEST_HTTP_ADDR)", http.addr))?;
+        http_addr = Some(listener.local_addr()?);
+        let amqp_for_ready = amqp.clone();
+        let state = HttpState {
+            store: store.clone(),
+            auth: Arc::new(http.auth),
+            transitions: transitions.clone(),
+            amqp_ready: Arc::new(move || amqp_for_ready.status().connected()),
+            metrics: crate::telemetry::prometheus(),
+            max_callback_bytes: http.max_callback_bytes,
+        };
+        let router = webhook::router(state);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .context("the HTTP listener failed");
+            ("http", result)
+        });
+        tracing::info!(addr = %http_addr.unwrap(), "HTTP listener ready");
+    }
+    drop(transitions);
+
+    Ok(RunningApp {
+        http_addr,
+        store,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Keeps a jobs consumer running: on a broker or channel failure it reconnects with backoff.
+async fn supervise_consumer(
+    first: Arc<lapin::Connection>,
+    amqp_url: String,
+    config: ConsumerConfig,
+    store: JobStore,
+    transitions: queue::TransitionSender,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> (&'static str, anyhow::Result<()>) {
+    let mut connection = Some(first);
+    let mut delay = Duration::from_millis(500);
+    while !shutdown.is_cancelled() {
+        let conn = match connection.take() {
+            Some(c) if c.status().connected() => c,
+            _ => match queue::connect(&amqp_url, "vod-ingest-consumer").await {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reach RabbitMQ; retrying in {delay:?}");
+                    tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            },
+        };
+        let result = async {
+            let channel = queue::confirm_channel(&conn).await?;
+            config.topology.declare(&channel).await?;
+            queue::consume_jobs(
+                channel,
+                config.clone(),
+                store.clone(),
+                transitions.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            )
+            .await
+        }
+        .await;
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the jobs consumer stopped; reconnecting in {delay:?}");
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    ("jobs consumer", Ok(()))
+}

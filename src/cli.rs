@@ -1,0 +1,424 @@
+//! Command-line interface. Every setting is a flag and an environment variable (DESIGN.md,
+//! "Configuration"); a bad or missing one stops start-up with a line that names it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{AppConfig, HttpSettings, VodSettings};
+use crate::queue::Topology;
+use crate::secret::Secret;
+use crate::webhook::CallbackAuth;
+use crate::worker::WorkerConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "vod-ingest", version, about = "Get media into Alibaba Cloud ApsaraVideo VOD, reliably and fast.", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker, the jobs consumer and the HTTP listener (webhook and operations).
+    Run(RunArgs),
+    /// Create the database if needed and apply the schema migrations.
+    Migrate(DbArgs),
+    /// Publish a job to the jobs queue (with publisher confirms).
+    Enqueue(EnqueueArgs),
+    /// Show one job and its history.
+    Status(StatusArgs),
+    /// List jobs, newest first.
+    Jobs(JobsArgs),
+    /// Run a failed or cancelled job again.
+    Retry(JobIdArgs),
+    /// Cancel a job that has not finished.
+    Cancel(JobIdArgs),
+    /// Run the local VOD + STS + OSS emulator.
+    Emulator(EmulatorArgs),
+    /// Run emulator, worker and webhook in one process on generated sample media.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/vod_ingest",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AmqpArgs {
+    /// RabbitMQ connection URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: String,
+    /// Prefix of the queue and exchange names.
+    #[arg(long, env = "VOD_INGEST_AMQP_PREFIX", default_value = "vod.ingest")]
+    pub amqp_prefix: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VodArgs {
+    /// AccessKey ID used to call VOD (or to assume ALIBABA_CLOUD_ROLE_ARN).
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// AccessKey secret.
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
+    pub access_key_secret: Option<String>,
+    /// STS security token, when the AccessKey is a temporary one.
+    #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true)]
+    pub security_token: Option<String>,
+    /// RAM role to assume with STS AssumeRole; its credentials sign the VOD calls.
+    #[arg(long, env = "ALIBABA_CLOUD_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// Session name for AssumeRole.
+    #[arg(
+        long,
+        env = "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+        default_value = "vod-ingest"
+    )]
+    pub role_session_name: String,
+    /// VOD region.
+    #[arg(long, env = "VOD_REGION", default_value = "cn-shanghai")]
+    pub region: String,
+    /// VOD endpoint [default: https://vod.<region>.aliyuncs.com].
+    #[arg(long, env = "VOD_ENDPOINT")]
+    pub vod_endpoint: Option<String>,
+    /// STS endpoint [default: https://sts.<region>.aliyuncs.com].
+    #[arg(long, env = "STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Jobs uploaded at once by this process.
+    #[arg(long, env = "VOD_INGEST_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Directories local sources may be read from (comma-separated).
+    #[arg(long, env = "VOD_INGEST_SOURCE_ROOTS", value_delimiter = ',')]
+    pub source_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address of the HTTP listener (webhook, health, metrics, job API).
+    #[arg(long, env = "VOD_INGEST_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// The callback URL exactly as registered with VOD (it is part of what VOD signs);
+    /// comma-separate several when per-job callback URLs are used.
+    #[arg(long, env = "VOD_CALLBACK_URL", value_delimiter = ',')]
+    pub callback_url: Vec<String>,
+    /// Callback authentication keys (comma-separated, so keys can rotate).
+    #[arg(
+        long,
+        env = "VOD_CALLBACK_AUTH_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub callback_auth_keys: Vec<String>,
+    /// Largest accepted clock difference for X-VOD-TIMESTAMP, in seconds.
+    #[arg(long, env = "VOD_CALLBACK_WINDOW_SECS", default_value_t = 300)]
+    pub callback_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub vod: VodArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Run without the worker and jobs consumer (HTTP only).
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Run without the HTTP listener (worker only).
+    #[arg(long)]
+    pub no_http: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// `video`, `image` or `attached_media`.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Absolute path or file:// URL of the source.
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub job_id: Option<String>,
+    #[arg(long)]
+    pub file_name: Option<String>,
+    /// Attached media: `watermark`, `subtitle` or `material`.
+    #[arg(long)]
+    pub business_type: Option<String>,
+    /// Images: `default` or `cover`.
+    #[arg(long)]
+    pub image_type: Option<String>,
+    #[arg(long)]
+    pub callback_url: Option<String>,
+    /// The whole job message as JSON (fields given as flags override it).
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Follow the job until it finishes (reads PostgreSQL).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    pub job_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only jobs in this state.
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JobIdArgs {
+    pub job_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value = "emulator-access-key-id")]
+    pub access_key_id: String,
+    #[arg(
+        long,
+        default_value = "emulator-access-key-secret",
+        hide_default_value = true
+    )]
+    pub access_key_secret: String,
+    /// Lifetime of the upload credentials it hands out, in seconds.
+    #[arg(long, default_value_t = 3000)]
+    pub credential_ttl: u64,
+    /// Where objects are stored [default: a new temporary directory].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Default callback URL for upload events.
+    #[arg(long)]
+    pub callback_url: Option<String>,
+    /// Key that signs callbacks (X-VOD-SIGNATURE); unsigned when absent.
+    #[arg(long)]
+    pub callback_key: Option<String>,
+    #[arg(long, default_value = "cn-shanghai")]
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// RabbitMQ connection URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: String,
+    /// Prefix of the demo's queues, kept apart from a real deployment's.
+    #[arg(long, default_value = "vod.ingest.demo")]
+    pub amqp_prefix: String,
+    /// Size of the generated sample video, in MiB.
+    #[arg(long, default_value_t = 8)]
+    pub video_mib: u64,
+}
+
+fn required(value: &Option<String>, name: &str, hint: &str) -> anyhow::Result<String> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => bail!("{name} is not set: {hint}"),
+    }
+}
+
+fn parse_url(value: &str, name: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(value).with_context(|| {
+        format!("{name} {value:?} is not a URL (e.g. https://vod.cn-shanghai.aliyuncs.com)")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("{name} {value:?} must start with http:// or https://");
+    }
+    Ok(url)
+}
+
+impl VodArgs {
+    pub fn settings(&self) -> anyhow::Result<VodSettings> {
+        let access_key_id = required(
+            &self.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "set it to a RAM user's AccessKey ID (or, with the emulator, to its --access-key-id)",
+        )?;
+        let access_key_secret = required(
+            &self.access_key_secret,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "set it to the secret of ALIBABA_CLOUD_ACCESS_KEY_ID",
+        )?;
+        let endpoint = match &self.vod_endpoint {
+            Some(e) => parse_url(e, "VOD_ENDPOINT")?,
+            None => parse_url(
+                &format!("https://vod.{}.aliyuncs.com", self.region),
+                "VOD_ENDPOINT",
+            )?,
+        };
+        let sts_endpoint = match &self.sts_endpoint {
+            Some(e) => parse_url(e, "STS_ENDPOINT")?,
+            None => parse_url(
+                &format!("https://sts.{}.aliyuncs.com", self.region),
+                "STS_ENDPOINT",
+            )?,
+        };
+        Ok(VodSettings {
+            endpoint,
+            sts_endpoint,
+            region: self.region.clone(),
+            access_key_id,
+            access_key_secret: Secret::new(access_key_secret),
+            security_token: self
+                .security_token
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .map(Secret::new),
+            role_arn: self.role_arn.clone().filter(|r| !r.trim().is_empty()),
+            role_session_name: self.role_session_name.clone(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+/// Canonicalises the source roots; each must be an existing directory.
+pub fn source_roots(roots: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    roots
+        .iter()
+        .filter(|r| !r.as_os_str().is_empty())
+        .map(|root| {
+            let canonical = std::fs::canonicalize(root).with_context(|| {
+                format!(
+                    "VOD_INGEST_SOURCE_ROOTS: {} cannot be opened",
+                    root.display()
+                )
+            })?;
+            if !canonical.is_dir() {
+                bail!(
+                    "VOD_INGEST_SOURCE_ROOTS: {} is not a directory",
+                    root.display()
+                );
+            }
+            Ok(canonical)
+        })
+        .collect()
+}
+
+impl HttpArgs {
+    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
+        let keys: Vec<Secret> = self
+            .callback_auth_keys
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(Secret::from)
+            .collect();
+        let urls: Vec<String> = self
+            .callback_url
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        for u in &urls {
+            parse_url(u, "VOD_CALLBACK_URL")?;
+        }
+        if !keys.is_empty() && urls.is_empty() {
+            bail!("VOD_CALLBACK_URL is not set: callbacks are signed over the URL registered with VOD, so it is needed to verify them");
+        }
+        if keys.is_empty() {
+            tracing::warn!(
+                "VOD_CALLBACK_AUTH_KEYS is empty: callbacks are accepted without verification"
+            );
+        }
+        Ok(HttpSettings {
+            addr: self.http_addr,
+            auth: CallbackAuth {
+                urls,
+                keys,
+                window: Duration::from_secs(self.callback_window_secs),
+            },
+            max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+        })
+    }
+}
+
+impl RunArgs {
+    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
+        if self.no_worker && self.no_http {
+            bail!("--no-worker and --no-http together leave nothing to run");
+        }
+        let worker = if self.no_worker {
+            None
+        } else {
+            if self.worker.concurrency == 0 {
+                bail!("VOD_INGEST_CONCURRENCY must be at least 1");
+            }
+            let roots = source_roots(&self.worker.source_roots)?;
+            if roots.is_empty() {
+                tracing::warn!("VOD_INGEST_SOURCE_ROOTS is empty: every job with a local source will be dead-lettered");
+            }
+            let mut config = WorkerConfig::new(roots);
+            config.concurrency = self.worker.concurrency;
+            Some(config)
+        };
+        Ok(AppConfig {
+            database_url: self.db.database_url.clone(),
+            amqp_url: self.amqp.amqp_url.clone(),
+            topology: Topology::new(self.amqp.amqp_prefix.clone()),
+            vod: self.vod.settings()?,
+            worker,
+            http: if self.no_http {
+                None
+            } else {
+                Some(self.http.settings()?)
+            },
+        })
+    }
+}

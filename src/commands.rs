@@ -1,0 +1,359 @@
+//! What each subcommand does.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::app;
+use crate::cli::{
+    Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs, StatusArgs,
+};
+use crate::jobs::{Job, JobEvent, JobMessage, JobState, JobStore};
+use crate::queue::{self, Topology};
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Enqueue(args) => enqueue(args).await,
+        Command::Status(args) => status(args).await,
+        Command::Jobs(args) => jobs(args).await,
+        Command::Retry(args) => operator(args, true).await,
+        Command::Cancel(args) => operator(args, false).await,
+        Command::Emulator(args) => emulator(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.app_config()?;
+    let mut running = app::start(config).await?;
+    tokio::select! {
+        result = running.wait() => result,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            running.stop().await;
+            Ok(())
+        }
+    }
+}
+
+async fn store(db: &DbArgs) -> anyhow::Result<JobStore> {
+    Ok(JobStore::new(
+        app::connect_database(&db.database_url, 2).await?,
+    ))
+}
+
+async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    app::ensure_database(&args.database_url).await?;
+    app::connect_database(&args.database_url, 1).await?;
+    println!(
+        "database {} is up to date",
+        app::redact_url(&args.database_url)
+    );
+    Ok(())
+}
+
+async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
+    let mut message: JobMessage = match &args.json {
+        Some(json) => serde_json::from_str(json).context("--json is not a valid job message")?,
+        None => JobMessage::default(),
+    };
+    let set = |field: &mut Option<String>, value: &Option<String>| {
+        if value.is_some() {
+            field.clone_from(value);
+        }
+    };
+    if let Some(kind) = &args.kind {
+        message.kind.clone_from(kind);
+    }
+    if let Some(source) = &args.source {
+        message.source.clone_from(source);
+    }
+    set(&mut message.title, &args.title);
+    set(&mut message.file_name, &args.file_name);
+    set(&mut message.business_type, &args.business_type);
+    set(&mut message.image_type, &args.image_type);
+    set(&mut message.callback_url, &args.callback_url);
+    if message.kind.is_empty() || message.source.is_empty() {
+        bail!("--kind and --source are required (or give them in --json)");
+    }
+    // The producer picks the id, so that a retried publish is recognised as the same job.
+    let job_id = match message.job_id.clone() {
+        Some(id) => {
+            crate::jobs::validate_job_id(&id)?;
+            id
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    message.job_id = Some(job_id.clone());
+    if args.job_id.is_some() {
+        message.job_id.clone_from(&args.job_id);
+    }
+    let job_id = message.job_id.clone().unwrap_or(job_id);
+
+    let conn = queue::connect(&args.amqp.amqp_url, "vod-ingest-enqueue")
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to RabbitMQ at {} (check AMQP_URL)",
+                app::redact_url(&args.amqp.amqp_url)
+            )
+        })?;
+    let channel = queue::confirm_channel(&conn).await?;
+    let topology = Topology::new(args.amqp.amqp_prefix.clone());
+    topology.declare(&channel).await?;
+    queue::publish_job(&channel, &topology, &serde_json::to_vec(&message)?).await?;
+    let _ = conn.close(200, "done").await;
+    println!("{job_id}");
+    eprintln!("published job {job_id} to {}", topology.jobs_queue());
+    if args.wait {
+        let store = store(&args.db).await?;
+        follow(&store, &job_id, Duration::from_secs(args.timeout_secs)).await?;
+    }
+    Ok(())
+}
+
+/// Prints each transition until the job is final.
+async fn follow(store: &JobStore, job_id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = 0;
+    let mut missing_since = None;
+    loop {
+        let job = store.get(job_id).await?;
+        match &job {
+            None => {
+                // A message that was not a valid job never gets a row: it was dead-lettered.
+                let since = *missing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > Duration::from_secs(30) {
+                    bail!("job {job_id} was not recorded within 30 s: is a worker running? (a message that is not a valid job goes to the dead-letter queue)");
+                }
+            }
+            Some(job) => {
+                let history = store.history(job_id).await?;
+                for event in history.iter().skip(seen) {
+                    eprintln!("{}", describe_event(event));
+                }
+                seen = history.len();
+                if job.state().is_terminal() {
+                    print_job(job, &[]);
+                    if job.state() == JobState::Completed {
+                        return Ok(());
+                    }
+                    bail!("job {job_id} ended {}", job.state);
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("job {job_id} did not finish within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn describe_event(e: &JobEvent) -> String {
+    let mut line = format!(
+        "{}  {} -> {}",
+        e.at.format("%H:%M:%S%.3f"),
+        e.from_state.as_deref().unwrap_or("-"),
+        e.to_state
+    );
+    if let Some(m) = &e.media_id {
+        line.push_str(&format!("  media_id={m}"));
+    }
+    if let Some(c) = &e.error_code {
+        line.push_str(&format!(
+            "  error={c}: {}",
+            e.error_message.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(d) = &e.detail {
+        line.push_str(&format!("  {d}"));
+    }
+    line
+}
+
+/// `[#######-------]  45.0%  12.3 MiB / 27.3 MiB`
+pub fn progress_bar(done: i64, total: Option<i64>) -> String {
+    let width = 24;
+    match total {
+        Some(total) if total > 0 => {
+            let ratio = (done as f64 / total as f64).clamp(0.0, 1.0);
+            let filled = (ratio * width as f64).round() as usize;
+            format!(
+                "[{}{}] {:5.1}%  {} / {}",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                ratio * 100.0,
+                human_bytes(done),
+                human_bytes(total)
+            )
+        }
+        _ => format!("[{}] {}", "?".repeat(width), human_bytes(done)),
+    }
+}
+
+pub fn human_bytes(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn print_job(job: &Job, history: &[JobEvent]) {
+    println!("job_id:     {}", job.job_id);
+    println!("kind:       {}", job.kind);
+    println!("state:      {}", job.state);
+    println!("media_id:   {}", job.media_id.as_deref().unwrap_or("-"));
+    if !job.superseded_media_ids.is_empty() {
+        println!("superseded: {}", job.superseded_media_ids.join(", "));
+    }
+    println!("source:     {}", job.source);
+    println!(
+        "progress:   {}",
+        progress_bar(job.bytes_uploaded, job.bytes_total)
+    );
+    println!("attempts:   {}/{}", job.attempts, job.max_attempts);
+    if let Some(code) = &job.last_error_code {
+        println!(
+            "last error: {code}: {}",
+            job.last_error_message.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "created:    {}",
+        job.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!(
+        "updated:    {}",
+        job.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if !history.is_empty() {
+        println!("history:");
+        for e in history {
+            println!("  {}", describe_event(e));
+        }
+    }
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let store = store(&args.db).await?;
+    let Some(job) = store.get(&args.job_id).await? else {
+        bail!(
+            "no job with id {:?} (a message that was not a valid job is in the dead-letter queue instead)",
+            args.job_id
+        );
+    };
+    let history = store.history(&args.job_id).await?;
+    if args.json {
+        let mut value = serde_json::to_value(&job)?;
+        value["history"] = serde_json::to_value(&history)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_job(&job, &history);
+    }
+    Ok(())
+}
+
+/// A fixed-width table of jobs.
+pub fn jobs_table(jobs: &[Job]) -> String {
+    let mut out = format!(
+        "{:<38} {:<15} {:<10} {:<34} {}\n",
+        "JOB_ID", "KIND", "STATE", "MEDIA_ID", "PROGRESS / ERROR"
+    );
+    for job in jobs {
+        let tail = match (&job.last_error_code, job.state()) {
+            (Some(code), JobState::Failed | JobState::Retrying) => format!(
+                "{code}: {}",
+                job.last_error_message.as_deref().unwrap_or("")
+            ),
+            _ => progress_bar(job.bytes_uploaded, job.bytes_total),
+        };
+        out.push_str(&format!(
+            "{:<38} {:<15} {:<10} {:<34} {}\n",
+            job.job_id,
+            job.kind,
+            job.state,
+            job.media_id.as_deref().unwrap_or("-"),
+            tail
+        ));
+    }
+    out
+}
+
+async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    let state = args
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--state: {e}"))?;
+    let store = store(&args.db).await?;
+    let jobs = store.list(state, args.limit).await?;
+    print!("{}", jobs_table(&jobs));
+    Ok(())
+}
+
+async fn operator(args: JobIdArgs, retry: bool) -> anyhow::Result<()> {
+    let store = store(&args.db).await?;
+    let result = if retry {
+        store.retry(&args.job_id).await?
+    } else {
+        store.cancel(&args.job_id).await?
+    };
+    match result {
+        Ok(t) => {
+            println!("job {} is now {}", t.job_id, t.state);
+            Ok(())
+        }
+        Err(why) => bail!(why),
+    }
+}
+
+async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("--data-dir {} cannot be created", dir.display()))?;
+            dir
+        }
+        None => {
+            let dir =
+                std::env::temp_dir().join(format!("vod-ingest-emulator-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            dir
+        }
+    };
+    let mut config = crate::emulator::EmulatorConfig::new(data_dir.clone());
+    config.listen = args.listen;
+    config.access_key_id = args.access_key_id;
+    config.access_key_secret = args.access_key_secret.into();
+    config.credential_ttl = Duration::from_secs(args.credential_ttl);
+    config.callback_url = args.callback_url;
+    config.callback_key = args.callback_key.map(Into::into);
+    config.region = args.region;
+    eprintln!(
+        "emulator: VOD, STS and OSS on http://{} (objects in {}); stop with Ctrl-C",
+        args.listen,
+        data_dir.display()
+    );
+    crate::emulator::serve(config, shutdown_signal()).await
+}

@@ -1,0 +1,252 @@
+//! `vod-ingest demo`: the emulator, the worker and the webhook in one process, on generated
+//! sample media, through the real RabbitMQ and PostgreSQL. The first thing a new user runs.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rand::{Rng as _, SeedableRng as _};
+
+use crate::app::{self, AppConfig, HttpSettings, VodSettings};
+use crate::cli::DemoArgs;
+use crate::commands::{human_bytes, jobs_table, progress_bar};
+use crate::jobs::{JobMessage, JobState};
+use crate::queue::{self, Topology};
+use crate::secret::Secret;
+use crate::webhook::CallbackAuth;
+use crate::worker::WorkerConfig;
+
+/// A 1×1 transparent PNG.
+const TINY_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
+];
+
+/// Sample media: a video-sized file, an image and a subtitle file.
+pub struct SampleMedia {
+    pub video: PathBuf,
+    pub image: PathBuf,
+    pub subtitle: PathBuf,
+}
+
+/// Writes sample files into `dir`. The "video" is `video_bytes` of seeded noise behind an MP4
+/// `ftyp` box: VOD's upload path does not parse media, so size is what matters here.
+pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<SampleMedia> {
+    std::fs::create_dir_all(dir)?;
+    let video = dir.join("sample-video.mp4");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&video)?);
+    let header: &[u8] = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom";
+    file.write_all(header)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut remaining = video_bytes.saturating_sub(header.len() as u64);
+    let mut chunk = vec![0u8; 64 * 1024];
+    while remaining > 0 {
+        let n = remaining.min(chunk.len() as u64) as usize;
+        rng.fill(&mut chunk[..n]);
+        file.write_all(&chunk[..n])?;
+        remaining -= n as u64;
+    }
+    file.flush()?;
+    let image = dir.join("sample-cover.png");
+    std::fs::write(&image, TINY_PNG)?;
+    let subtitle = dir.join("sample-subtitles.vtt");
+    std::fs::write(
+        &subtitle,
+        "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello from vod-ingest.\n\n00:00:02.000 --> 00:00:04.000\nEvery byte checked with CRC-64.\n",
+    )?;
+    Ok(SampleMedia {
+        video,
+        image,
+        subtitle,
+    })
+}
+
+fn free_local_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let work_dir = std::env::temp_dir().join(format!("vod-ingest-demo-{}", std::process::id()));
+    let media_dir = work_dir.join("media");
+    let result = run_in(&args, &work_dir, &media_dir).await;
+    let _ = std::fs::remove_dir_all(&work_dir);
+    if result.is_ok() {
+        println!(
+            "\ndemo finished in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    result
+}
+
+async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::Result<()> {
+    println!("vod-ingest demo: emulator + worker + webhook, through RabbitMQ and PostgreSQL\n");
+    app::ensure_database(&args.db.database_url).await?;
+    let media = generate_sample_media(media_dir, args.video_mib * 1024 * 1024)?;
+    println!(
+        "generated sample media in {}: video {}, image {}, subtitles {}",
+        media_dir.display(),
+        human_bytes(std::fs::metadata(&media.video)?.len() as i64),
+        human_bytes(std::fs::metadata(&media.image)?.len() as i64),
+        human_bytes(std::fs::metadata(&media.subtitle)?.len() as i64),
+    );
+
+    let http_port = free_local_port()?;
+    let callback_url = format!("http://127.0.0.1:{http_port}/callbacks/vod");
+    let callback_key = hex::encode(rand::random::<[u8; 16]>());
+    let mut emulator_config = crate::emulator::EmulatorConfig::new(work_dir.join("emulator"));
+    std::fs::create_dir_all(&emulator_config.data_dir)?;
+    emulator_config.callback_url = Some(callback_url.clone());
+    emulator_config.callback_key = Some(Secret::new(callback_key.clone()));
+    let emulator = crate::emulator::start(emulator_config.clone())
+        .await
+        .context("starting the emulator failed")?;
+    let endpoint = url::Url::parse(&emulator.base_url())?;
+    println!("emulator (VOD + STS + OSS) on {}", emulator.base_url());
+
+    let roots = crate::cli::source_roots(&[media_dir.to_owned()])?;
+    let mut worker = WorkerConfig::new(roots);
+    worker.concurrency = 3;
+    worker.progress_interval = Duration::from_millis(200);
+    let topology = Topology::new(args.amqp_prefix.clone());
+    let running = app::start(AppConfig {
+        database_url: args.db.database_url.clone(),
+        amqp_url: args.amqp_url.clone(),
+        topology: topology.clone(),
+        vod: VodSettings {
+            endpoint: endpoint.clone(),
+            sts_endpoint: endpoint,
+            region: emulator_config.region.clone(),
+            access_key_id: emulator_config.access_key_id.clone(),
+            access_key_secret: emulator_config.access_key_secret.clone(),
+            security_token: None,
+            role_arn: None,
+            role_session_name: "vod-ingest-demo".into(),
+            timeout: Duration::from_secs(30),
+        },
+        worker: Some(worker),
+        http: Some(HttpSettings {
+            addr: ([127, 0, 0, 1], http_port).into(),
+            auth: CallbackAuth {
+                urls: vec![callback_url.clone()],
+                keys: vec![Secret::new(callback_key)],
+                window: Duration::from_secs(300),
+            },
+            max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+        }),
+    })
+    .await?;
+    println!("worker and webhook running; callbacks go to {callback_url} (signed)\n");
+
+    let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let jobs = vec![
+        JobMessage {
+            job_id: Some(format!("demo-{run_id}-video")),
+            kind: "video".into(),
+            source: media.video.display().to_string(),
+            title: Some("vod-ingest demo video".into()),
+            tags: vec!["demo".into()],
+            ..Default::default()
+        },
+        JobMessage {
+            job_id: Some(format!("demo-{run_id}-image")),
+            kind: "image".into(),
+            source: media.image.display().to_string(),
+            image_type: Some("cover".into()),
+            ..Default::default()
+        },
+        JobMessage {
+            job_id: Some(format!("demo-{run_id}-subtitle")),
+            kind: "attached_media".into(),
+            source: media.subtitle.display().to_string(),
+            business_type: Some("subtitle".into()),
+            ..Default::default()
+        },
+    ];
+    let conn = queue::connect(&args.amqp_url, "vod-ingest-demo-producer").await?;
+    let channel = queue::confirm_channel(&conn).await?;
+    for job in &jobs {
+        queue::publish_job(&channel, &topology, &serde_json::to_vec(job)?).await?;
+        println!(
+            "enqueued {:<28} ({}) on {}",
+            job.job_id.as_deref().unwrap_or_default(),
+            job.kind,
+            topology.jobs_queue()
+        );
+    }
+    let _ = conn.close(200, "done").await;
+    println!();
+
+    let ids: Vec<String> = jobs.iter().filter_map(|j| j.job_id.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_lines: Vec<String> = vec![String::new(); ids.len()];
+    let mut first_seen: Vec<Option<(Instant, i64)>> = vec![None; ids.len()];
+    let outcome = loop {
+        let mut all_final = true;
+        for (i, id) in ids.iter().enumerate() {
+            let Some(job) = running.store.get(id).await? else {
+                all_final = false;
+                continue;
+            };
+            let entry = first_seen[i].get_or_insert((Instant::now(), 0));
+            let elapsed = entry.0.elapsed().as_secs_f64().max(0.001);
+            let rate = job.bytes_uploaded as f64 / elapsed;
+            let line = format!(
+                "{:<28} {:<10} {}  {}/s",
+                id,
+                job.state,
+                progress_bar(job.bytes_uploaded, job.bytes_total),
+                human_bytes(rate as i64)
+            );
+            if job.state != last_lines[i].split_whitespace().nth(1).unwrap_or_default() {
+                println!("{line}");
+            }
+            last_lines[i] = line;
+            all_final &= job.state().is_terminal();
+        }
+        if all_final {
+            break Ok(());
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!(
+                "the demo jobs did not finish within 120 s; see `vod-ingest status <job_id>`"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let mut rows = Vec::new();
+    for id in &ids {
+        if let Some(job) = running.store.get(id).await? {
+            rows.push(job);
+        }
+    }
+    println!("\n{}", jobs_table(&rows));
+    let stats = emulator.stats();
+    println!(
+        "emulator saw {} requests, received {}, stored {} objects, sent {} callbacks",
+        stats.requests.values().sum::<u64>(),
+        human_bytes(stats.bytes_received as i64),
+        stats.objects,
+        stats.callbacks_sent
+    );
+    running.stop().await;
+    emulator.shutdown().await;
+    outcome?;
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|j| j.state() != JobState::Completed)
+        .map(|j| j.job_id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("not every demo job completed: {}", failed.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! The worker: claims jobs from PostgreSQL under a lease, gets an upload address and credential
+//! from VOD, stores the media id, uploads the source to OSS and marks the job `uploaded`.
+//!
+//! RabbitMQ only feeds the job table (see [`crate::queue`]); claiming from the table is what
+//! makes retries, rescue of jobs whose worker died, and cancellation work (River's design).
+
+mod error;
+
+pub use error::JobError;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng as _;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{Job, JobKind, JobMessage, JobStore, Lease, StoreError};
+use crate::oss::{ObjectTarget, OssClient, OssCredentials, ProgressFn};
+use crate::queue::TransitionSender;
+use crate::vod::{
+    CreateUploadAttachedMediaRequest, CreateUploadImageRequest, CreateUploadVideoRequest,
+    UploadTicket, VodClient,
+};
+
+/// How a worker process behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs uploaded at once by this process (`VOD_INGEST_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub lease: Duration,
+    /// How often idle slots look for due retries and rescuable jobs.
+    pub poll_interval: Duration,
+    /// First retry delay; doubles per attempt, with ±10 % jitter, capped at ten minutes.
+    pub retry_base: Duration,
+    /// How often `bytes_uploaded` is written while a file uploads.
+    pub progress_interval: Duration,
+    /// Canonicalised `VOD_INGEST_SOURCE_ROOTS`, re-checked when a job runs.
+    pub source_roots: Vec<PathBuf>,
+    /// Names this process in leases and history (host and pid by default).
+    pub owner: String,
+    /// Credentials this close to expiry are renewed before an upload starts.
+    pub credential_margin: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(source_roots: Vec<PathBuf>) -> Self {
+        Self {
+            concurrency: 4,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(2),
+            retry_base: Duration::from_secs(5),
+            progress_interval: Duration::from_secs(1),
+            source_roots,
+            owner: default_owner(),
+            credential_margin: Duration::from_secs(120),
+        }
+    }
+}
+
+fn default_owner() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Retry delay for the `attempt`-th failure: exponential with jitter, capped.
+pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32);
+    let capped = exp.min(Duration::from_secs(600));
+    let jitter = rand::thread_rng().gen_range(0.9..1.1);
+    capped.mul_f64(jitter)
+}
+
+pub struct Worker {
+    store: JobStore,
+    vod: VodClient,
+    oss: OssClient,
+    config: WorkerConfig,
+    transitions: TransitionSender,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(
+        store: JobStore,
+        vod: VodClient,
+        oss: OssClient,
+        config: WorkerConfig,
+        transitions: TransitionSender,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            vod,
+            oss,
+            config,
+            transitions,
+            wake,
+        })
+    }
+
+    /// Runs `concurrency` slots until `shutdown`; a slot finishes its current step first.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.config.owner, concurrency = self.config.concurrency, "worker started");
+        let mut slots = tokio::task::JoinSet::new();
+        for _ in 0..self.config.concurrency.max(1) {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            slots.spawn(async move { worker.slot(shutdown).await });
+        }
+        while slots.join_next().await.is_some() {}
+    }
+
+    async fn slot(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self
+                .store
+                .claim(&self.config.owner, self.config.lease)
+                .await
+            {
+                Ok(Some((lease, transition))) => {
+                    let _ = self.transitions.send(transition);
+                    self.process(lease, &shutdown).await;
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim a job; is PostgreSQL up?");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn process(&self, lease: Lease, shutdown: &CancellationToken) {
+        let job_id = lease.job.job_id.clone();
+        let token = lease.token;
+        let span = tracing::info_span!("job", job_id = %job_id, kind = %lease.job.kind, attempt = lease.job.attempts);
+        let _enter = span.enter();
+        if lease.rescued {
+            tracing::warn!("rescued a job whose previous worker stopped renewing its lease");
+        }
+        if lease.job.attempts > lease.job.max_attempts {
+            let message = format!(
+                "gave up after {} attempts; last error: {}",
+                lease.job.max_attempts,
+                lease
+                    .job
+                    .last_error_message
+                    .as_deref()
+                    .unwrap_or("none recorded")
+            );
+            self.finish(
+                self.store
+                    .fail(&job_id, token, "AttemptsExhausted", &message)
+                    .await,
+            );
+            return;
+        }
+
+        // The lease is renewed in the background; losing it stops the upload.
+        let lost = CancellationToken::new();
+        let heartbeat = {
+            let store = self.store.clone();
+            let lost = lost.clone();
+            let lease_len = self.config.lease;
+            let job_id = job_id.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease_len / 3).await;
+                    match store.renew(&job_id, token, lease_len).await {
+                        Ok(()) => {}
+                        Err(StoreError::LeaseLost(_)) => {
+                            lost.cancel();
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not renew the lease; will try again")
+                        }
+                    }
+                }
+            })
+        };
+
+        let result = tokio::select! {
+            r = self.upload(&lease.job, token) => r,
+            _ = lost.cancelled() => Err(JobError::LeaseLost),
+            // On shutdown the job is left `uploading`; its lease expires and any worker
+            // (this one after a restart) rescues it.
+            _ = shutdown.cancelled() => Err(JobError::ShuttingDown),
+        };
+        heartbeat.abort();
+
+        match result {
+            Ok(()) => self.finish(self.store.mark_uploaded(&job_id, token).await),
+            Err(JobError::LeaseLost) => {
+                tracing::warn!("lost the lease (cancelled, or rescued by another worker); stopped");
+            }
+            Err(JobError::ShuttingDown) => {
+                tracing::info!("shutting down; the job will be rescued when its lease expires");
+            }
+            Err(e) => {
+                let attempts = lease.job.attempts;
+                let code = e.code();
+                let message = e.to_string();
+                if e.is_retryable() && attempts < lease.job.max_attempts {
+                    let delay = retry_delay(self.config.retry_base, attempts);
+                    tracing::warn!(error = %message, code = %code, retry_in = ?delay, "upload failed; will retry");
+                    let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    self.finish(
+                        self.store
+                            .schedule_retry(&job_id, token, &code, &message, run_at)
+                            .await,
+                    );
+                } else {
+                    tracing::error!(error = %message, code = %code, "job failed");
+                    self.finish(self.store.fail(&job_id, token, &code, &message).await);
+                }
+            }
+        }
+    }
+
+    fn finish(&self, result: Result<Option<crate::jobs::Transition>, StoreError>) {
+        match result {
+            Ok(Some(transition)) => {
+                tracing::info!(state = %transition.state, "job moved on");
+                let _ = self.transitions.send(transition);
+            }
+            Ok(None) => tracing::info!("the callback completed the job first"),
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!("lost the lease before recording the outcome")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the outcome; the lease will expire and the job will be retried")
+            }
+        }
+    }
+
+    /// Credentials, media id, bytes: everything up to `uploaded`.
+    async fn upload(&self, job: &Job, token: i64) -> Result<(), JobError> {
+        let message: JobMessage = serde_json::from_value(job.request.clone())
+            .map_err(|e| JobError::Corrupt(format!("stored request does not parse: {e}")))?;
+        let path = self.check_source(&job.source)?;
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| JobError::source(&path, e))?
+            .len();
+
+        let mut ticket = self.obtain_ticket(job, &message, size).await?;
+        self.store
+            .set_media(
+                &job.job_id,
+                token,
+                &ticket.media_id,
+                &ticket.address,
+                Some(size),
+            )
+            .await?;
+
+        // One renewal on a credential error (expired between issue and use, or clock skew).
+        let mut renewed = false;
+        loop {
+            if ticket.auth.expires_at - Utc::now()
+                < chrono::Duration::from_std(self.config.credential_margin).unwrap_or_default()
+                && !renewed
+            {
+                ticket = self
+                    .renew_ticket(job, &message, &ticket, size, token)
+                    .await?;
+                renewed = true;
+            }
+            match self.put(job, token, &ticket, &path).await {
+                Ok(()) => return Ok(()),
+                Err(JobError::Oss(e)) if e.is_credential_expired() && !renewed => {
+                    tracing::warn!(code = e.code(), "OSS refused the credential; renewing it");
+                    ticket = self
+                        .renew_ticket(job, &message, &ticket, size, token)
+                        .await?;
+                    renewed = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A video that already has a VideoId keeps it (RefreshUploadVideo); anything else gets a
+    /// new asset.
+    async fn obtain_ticket(
+        &self,
+        job: &Job,
+        message: &JobMessage,
+        size: u64,
+    ) -> Result<UploadTicket, JobError> {
+        if let (JobKind::Video, Some(video_id)) = (job.kind(), job.media_id.as_deref()) {
+            match self.vod.refresh_upload_video(video_id).await {
+                Ok(ticket) => return Ok(ticket),
+                Err(e) if e.code() == "InvalidVideo.NotFound" => {
+                    tracing::warn!(video_id, "the video is gone from VOD; creating a new one");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.create_asset(job.kind(), message, size).await
+    }
+
+    async fn renew_ticket(
+        &self,
+        job: &Job,
+        message: &JobMessage,
+        current: &UploadTicket,
+        size: u64,
+        token: i64,
+    ) -> Result<UploadTicket, JobError> {
+        let ticket = match job.kind() {
+            JobKind::Video => self.vod.refresh_upload_video(&current.media_id).await?,
+            // Images and attached media cannot be refreshed: a new asset replaces the old one,
+            // whose id is kept on the job as superseded.
+            JobKind::Image | JobKind::AttachedMedia => {
+                let ticket = self.create_asset(job.kind(), message, size).await?;
+                self.store
+                    .set_media(
+                        &job.job_id,
+                        token,
+                        &ticket.media_id,
+                        &ticket.address,
+                        Some(size),
+                    )
+                    .await?;
+                ticket
+            }
+        };
+        Ok(ticket)
+    }
+
+    async fn create_asset(
+        &self,
+        kind: JobKind,
+        m: &JobMessage,
+        size: u64,
+    ) -> Result<UploadTicket, JobError> {
+        let title = m.title.clone();
+        let ticket = match kind {
+            JobKind::Video => {
+                self.vod
+                    .create_upload_video(&CreateUploadVideoRequest {
+                        title: title.unwrap_or_default(),
+                        file_name: m.file_name.clone().unwrap_or_default(),
+                        file_size: Some(size),
+                        description: m.description.clone(),
+                        tags: m.tags.clone(),
+                        cate_id: m.cate_id,
+                        cover_url: m.cover_url.clone(),
+                        template_group_id: m.template_group_id.clone(),
+                        workflow_id: m.workflow_id.clone(),
+                        storage_location: m.storage_location.clone(),
+                        app_id: m.app_id.clone(),
+                        user_data: m.user_data.clone(),
+                    })
+                    .await?
+            }
+            JobKind::Image => {
+                self.vod
+                    .create_upload_image(&CreateUploadImageRequest {
+                        image_type: m.image_type.clone().unwrap_or_else(|| "default".into()),
+                        image_ext: m.image_ext.clone(),
+                        title,
+                        description: m.description.clone(),
+                        tags: m.tags.clone(),
+                        cate_id: m.cate_id,
+                        storage_location: m.storage_location.clone(),
+                        app_id: m.app_id.clone(),
+                        user_data: m.user_data.clone(),
+                        original_file_name: m.file_name.clone(),
+                    })
+                    .await?
+            }
+            JobKind::AttachedMedia => {
+                self.vod
+                    .create_upload_attached_media(&CreateUploadAttachedMediaRequest {
+                        business_type: m.business_type.clone().unwrap_or_default(),
+                        media_ext: m.media_ext.clone(),
+                        file_name: m.file_name.clone(),
+                        file_size: Some(size),
+                        title,
+                        description: m.description.clone(),
+                        tags: m.tags.clone(),
+                        cate_ids: m.cate_id.into_iter().collect(),
+                        storage_location: m.storage_location.clone(),
+                        app_id: m.app_id.clone(),
+                        user_data: m.user_data.clone(),
+                    })
+                    .await?
+            }
+        };
+        tracing::info!(media_id = %ticket.media_id, request_id = %ticket.request_id, "VOD issued an upload address");
+        Ok(ticket)
+    }
+
+    async fn put(
+        &self,
+        job: &Job,
+        token: i64,
+        ticket: &UploadTicket,
+        path: &Path,
+    ) -> Result<(), JobError> {
+        let target = ObjectTarget::from_address(&ticket.address);
+        let creds = OssCredentials::from_upload_auth(&ticket.auth);
+        let sent = Arc::new(AtomicU64::new(0));
+        let progress: ProgressFn = {
+            let sent = sent.clone();
+            Arc::new(move |bytes| sent.store(bytes, Ordering::Relaxed))
+        };
+        // Progress goes to the database at a bounded rate, off the upload's path.
+        let reporter = {
+            let store = self.store.clone();
+            let sent = sent.clone();
+            let job_id = job.job_id.clone();
+            let every = self.config.progress_interval;
+            tokio::spawn(async move {
+                let mut last = 0;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = sent.load(Ordering::Relaxed);
+                    if now != last {
+                        let _ = store.set_progress(&job_id, token, now).await;
+                        last = now;
+                    }
+                }
+            })
+        };
+        let result = self
+            .oss
+            .put_object_file(&target, &creds, path, None, Some(progress))
+            .await;
+        reporter.abort();
+        let output = result?;
+        metrics::counter!("vod_ingest_bytes_uploaded_total").increment(output.size);
+        tracing::info!(bytes = output.size, crc64 = output.crc64, etag = %output.etag, "object stored in OSS and CRC-64 verified");
+        Ok(())
+    }
+
+    fn check_source(&self, source: &str) -> Result<PathBuf, JobError> {
+        let path = PathBuf::from(source);
+        let canonical = std::fs::canonicalize(&path).map_err(|e| JobError::source(&path, e))?;
+        if !self
+            .config
+            .source_roots
+            .iter()
+            .any(|root| canonical.starts_with(root))
+        {
+            return Err(JobError::SourceNotAllowed(canonical));
+        }
+        Ok(canonical)
+    }
+}
