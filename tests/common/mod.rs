@@ -1,0 +1,276 @@
+//! Test harness: every test gets its own database, its own RabbitMQ names and its own emulator,
+//! so tests run in parallel against the real PostgreSQL and RabbitMQ.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lapin::options::BasicGetOptions;
+use vod_ingest::app::{self, AppConfig, HttpSettings, RunningApp, VodSettings};
+use vod_ingest::emulator::{EmulatorConfig, RunningEmulator};
+use vod_ingest::jobs::{Job, JobState, JobStore};
+use vod_ingest::queue::{self, Topology};
+use vod_ingest::secret::Secret;
+use vod_ingest::webhook::CallbackAuth;
+use vod_ingest::worker::WorkerConfig;
+
+pub fn server_url() -> url::Url {
+    let raw = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    url::Url::parse(&raw).expect("DATABASE_URL is a URL")
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("vod_ingest_test_{}", uuid::Uuid::new_v4().simple());
+        let mut url = server_url();
+        url.set_path(&format!("/{name}"));
+        app::ensure_database(url.as_str()).await.expect("create test database");
+        Self {
+            url: url.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async code: use a small runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut admin = server_url();
+                admin.set_path("/postgres");
+                if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestAppOptions {
+    pub worker: bool,
+    pub callback_keys: Vec<&'static str>,
+    pub credential_ttl: Duration,
+}
+
+impl Default for TestAppOptions {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            callback_keys: vec!["test-callback-key"],
+            credential_ttl: Duration::from_secs(3000),
+        }
+    }
+}
+
+/// The service, an emulator and a media directory, all private to one test.
+pub struct TestApp {
+    pub db: TestDb,
+    pub app: Option<RunningApp>,
+    pub emulator: Option<RunningEmulator>,
+    pub topology: Topology,
+    pub media: tempfile::TempDir,
+    pub emulator_dir: tempfile::TempDir,
+    pub callback_url: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestAppOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestAppOptions) -> Self {
+        let db = TestDb::new().await;
+        let media = tempfile::tempdir().unwrap();
+        let emulator_dir = tempfile::tempdir().unwrap();
+        let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let callback_url = format!("http://127.0.0.1:{http_port}/callbacks/vod");
+        let mut config = EmulatorConfig::new(emulator_dir.path().to_owned());
+        config.callback_url = Some(callback_url.clone());
+        config.callback_key = options.callback_keys.first().map(|k| Secret::from(*k));
+        config.credential_ttl = options.credential_ttl;
+        let emulator = vod_ingest::emulator::start(config.clone()).await.unwrap();
+        let endpoint = url::Url::parse(&emulator.base_url()).unwrap();
+        let topology = Topology::new(format!("test.{}", uuid::Uuid::new_v4().simple()));
+        let worker = options.worker.then(|| {
+            let mut w = WorkerConfig::new(vec![std::fs::canonicalize(media.path()).unwrap()]);
+            w.concurrency = 3;
+            w.poll_interval = Duration::from_millis(200);
+            w.retry_base = Duration::from_millis(200);
+            w.progress_interval = Duration::from_millis(100);
+            w
+        });
+        let app = app::start(AppConfig {
+            database_url: db.url.clone(),
+            amqp_url: amqp_url(),
+            topology: topology.clone(),
+            vod: VodSettings {
+                endpoint: endpoint.clone(),
+                sts_endpoint: endpoint,
+                region: config.region.clone(),
+                access_key_id: config.access_key_id.clone(),
+                access_key_secret: config.access_key_secret.clone(),
+                security_token: None,
+                role_arn: None,
+                role_session_name: "test".into(),
+                timeout: Duration::from_secs(10),
+            },
+            worker,
+            http: Some(HttpSettings {
+                addr: ([127, 0, 0, 1], http_port).into(),
+                auth: CallbackAuth {
+                    urls: vec![callback_url.clone()],
+                    keys: options.callback_keys.iter().map(|k| Secret::from(*k)).collect(),
+                    window: Duration::from_secs(300),
+                },
+                max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+            }),
+        })
+        .await
+        .unwrap();
+        Self {
+            db,
+            app: Some(app),
+            emulator: Some(emulator),
+            topology,
+            media,
+            emulator_dir,
+            callback_url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn store(&self) -> &JobStore {
+        &self.app.as_ref().unwrap().store
+    }
+
+    pub fn emulator(&self) -> &RunningEmulator {
+        self.emulator.as_ref().unwrap()
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.app.as_ref().unwrap().http_addr.unwrap())
+    }
+
+    /// Writes a source file under the allowed root.
+    pub fn media_file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.media.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::canonicalize(path).unwrap()
+    }
+
+    pub async fn publish_raw(&self, body: &[u8]) {
+        let conn = queue::connect(&amqp_url(), "test-producer").await.unwrap();
+        let channel = queue::confirm_channel(&conn).await.unwrap();
+        self.topology.declare(&channel).await.unwrap();
+        queue::publish_job(&channel, &self.topology, body).await.unwrap();
+        let _ = conn.close(200, "done").await;
+    }
+
+    pub async fn publish(&self, job: serde_json::Value) {
+        self.publish_raw(&serde_json::to_vec(&job).unwrap()).await;
+    }
+
+    /// Polls the job row until `done` holds; panics with the job's last state after `timeout`.
+    pub async fn wait_for(&self, job_id: &str, timeout: Duration, done: impl Fn(&Job) -> bool) -> Job {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.store().get(job_id).await.unwrap();
+            if let Some(job) = &job {
+                if done(job) {
+                    return job.clone();
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("job {job_id} did not reach the expected state in {timeout:?}; last seen: {job:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_state(&self, job_id: &str, state: JobState) -> Job {
+        self.wait_for(job_id, Duration::from_secs(30), |j| j.state() == state).await
+    }
+
+    /// Takes up to `n` dead letters, waiting up to `timeout` for them to arrive.
+    pub async fn dead_letters(&self, n: usize, timeout: Duration) -> Vec<(Vec<u8>, String)> {
+        let conn = queue::connect(&amqp_url(), "test-dlq-reader").await.unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            match channel
+                .basic_get(&self.topology.dead_letter_queue(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                Some(msg) => {
+                    let reason = msg
+                        .delivery
+                        .properties
+                        .headers()
+                        .as_ref()
+                        .and_then(|h| h.inner().get(queue::REASON_HEADER).cloned())
+                        .map(|v| match v {
+                            lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                            other => format!("{other:?}"),
+                        })
+                        .unwrap_or_default();
+                    out.push((msg.delivery.data.clone(), reason));
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let _ = conn.close(200, "done").await;
+        out
+    }
+
+    pub fn object_bytes(&self, job: &Job) -> Vec<u8> {
+        let path = self.emulator().object_path(
+            job.upload_bucket.as_deref().expect("bucket recorded"),
+            job.upload_key.as_deref().expect("key recorded"),
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("object {} missing: {e}", path.display()))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
+        }
+    }
+}
+
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31 + seed as usize) % 251) as u8).collect()
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}

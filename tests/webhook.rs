@@ -1,0 +1,217 @@
+//! `POST /callbacks/vod` and the operational endpoints, over real HTTP.
+
+mod common;
+
+use common::{TestApp, TestAppOptions};
+use serde_json::json;
+use vod_ingest::jobs::{JobMessage, JobState};
+use vod_ingest::sign::callback;
+use vod_ingest::vod::UploadAddress;
+
+async fn http_only(keys: Vec<&'static str>) -> TestApp {
+    TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        callback_keys: keys,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Puts a job in `uploaded` with a known media id, as a worker would.
+async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
+    let store = app.store();
+    let path = app.media_file(&format!("{job_id}.mp4"), b"x");
+    let spec = JobMessage {
+        job_id: Some(job_id.into()),
+        kind: "video".into(),
+        title: Some("t".into()),
+        source: path.display().to_string(),
+        ..Default::default()
+    }
+    .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
+    .unwrap();
+    store.insert(&spec, "queue").await.unwrap();
+    let (lease, _) = store
+        .claim("test", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let address = UploadAddress {
+        endpoint: "http://127.0.0.1:1".into(),
+        bucket: "outin-test".into(),
+        file_name: "sv/a/a.mp4".into(),
+        object_prefix: None,
+    };
+    store.set_media(job_id, lease.token, media_id, &address, Some(1)).await.unwrap();
+    store.mark_uploaded(job_id, lease.token).await.unwrap().unwrap();
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn upload_event(video_id: &str) -> String {
+    json!({"Status": "success", "VideoId": video_id, "EventType": "FileUploadComplete",
+        "EventTime": "2026-11-28T10:00:00Z", "Size": 1, "FileUrl": "http://x/y.mp4"})
+    .to_string()
+}
+
+async fn post(
+    app: &TestApp,
+    body: impl Into<reqwest::Body>,
+    ts: Option<String>,
+    sig: Option<String>,
+) -> (u16, String) {
+    let mut req = app
+        .http
+        .post(format!("{}/callbacks/vod", app.http_base()))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(ts) = ts {
+        req = req.header("X-VOD-TIMESTAMP", ts);
+    }
+    if let Some(sig) = sig {
+        req = req.header("X-VOD-SIGNATURE", sig);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn signed(app: &TestApp, key: &str, ts: i64) -> (Option<String>, Option<String>) {
+    let ts = ts.to_string();
+    let sig = callback::signature(&app.callback_url, &ts, key);
+    (Some(ts), Some(sig))
+}
+
+async fn job_state(app: &TestApp, job_id: &str) -> JobState {
+    app.store().get(job_id).await.unwrap().unwrap().state()
+}
+
+async fn verifications(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT verification FROM vod_events ORDER BY id")
+        .fetch_all(app.store().pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upload_event_completes_the_job_once() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    uploaded_job(&app, "cb-1", "0123456789abcdef0123456789abcdef").await;
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    let body = upload_event("0123456789abcdef0123456789abcdef");
+    assert_eq!(post(&app, body.clone(), ts.clone(), sig.clone()).await, (200, "ok\n".into()));
+    assert_eq!(job_state(&app, "cb-1").await, JobState::Completed);
+    // VOD resends when it misses our 200: the same event is recognised, nothing changes.
+    assert_eq!(post(&app, body, ts, sig).await, (200, "duplicate\n".into()));
+    let history = app.store().history("cb-1").await.unwrap();
+    assert_eq!(history.iter().filter(|e| e.to_state == "completed").count(), 1);
+    assert_eq!(verifications(&app).await, vec!["verified"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_authentication_failure_is_401_stored_and_changes_nothing() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    uploaded_job(&app, "cb-2", "fedcba9876543210fedcba9876543210").await;
+    let body = upload_event("fedcba9876543210fedcba9876543210");
+    let t = now();
+    let cases = [
+        (None, None, "missing_headers", "X-VOD-TIMESTAMP and X-VOD-SIGNATURE are required"),
+        (signed(&app, "test-callback-key", t).0, None, "missing_headers", "required"),
+        (Some("soon".to_string()), signed(&app, "test-callback-key", t).1, "malformed_timestamp", "Unix seconds"),
+        (signed(&app, "wrong-key", t).0, signed(&app, "wrong-key", t).1, "bad_signature", "VOD_CALLBACK_URL"),
+        (signed(&app, "test-callback-key", t - 600).0, signed(&app, "test-callback-key", t - 600).1, "outside_window", "window"),
+        (signed(&app, "test-callback-key", t + 600).0, signed(&app, "test-callback-key", t + 600).1, "outside_window", "window"),
+        // A valid signature for another second does not cover this one.
+        (Some((t + 1).to_string()), signed(&app, "test-callback-key", t).1, "bad_signature", "does not match"),
+    ];
+    for (ts, sig, verdict, message) in &cases {
+        let (status, body_text) = post(&app, body.clone(), ts.clone(), sig.clone()).await;
+        assert_eq!(status, 401, "{verdict}: {body_text}");
+        assert!(body_text.contains(message), "{verdict}: {body_text}");
+    }
+    assert_eq!(job_state(&app, "cb-2").await, JobState::Uploaded);
+    let stored = verifications(&app).await;
+    let expected: Vec<&str> = cases.iter().map(|c| c.2).collect();
+    assert_eq!(stored, expected);
+    // The signature header is a bearer credential while the window is open: never stored.
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM vod_events WHERE headers->>'x-vod-signature' NOT IN ('[redacted]')",
+    )
+    .fetch_one(app.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_key_is_accepted_alongside_the_old_one() {
+    let app = http_only(vec!["old-key", "new-key"]).await;
+    uploaded_job(&app, "cb-3", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
+    uploaded_job(&app, "cb-4", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb").await;
+    let (ts, sig) = signed(&app, "old-key", now());
+    assert_eq!(post(&app, upload_event("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), ts, sig).await.0, 200);
+    let (ts, sig) = signed(&app, "new-key", now());
+    assert_eq!(post(&app, upload_event("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), ts, sig).await.0, 200);
+    assert_eq!(job_state(&app, "cb-3").await, JobState::Completed);
+    assert_eq!(job_state(&app, "cb-4").await, JobState::Completed);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_that_are_not_events_get_400_and_oversized_ones_413() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    for body in ["not json", "[1,2]", r#"{"VideoId":"x"}"#] {
+        let (ts, sig) = signed(&app, "test-callback-key", now());
+        let (status, text) = post(&app, body.to_string(), ts, sig).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains("EventType"), "{text}");
+    }
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    let huge = format!(r#"{{"EventType":"FileUploadComplete","Pad":"{}"}}"#, "x".repeat(70_000));
+    assert_eq!(post(&app, huge, ts, sig).await.0, 413);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    uploaded_job(&app, "cb-5", "cccccccccccccccccccccccccccccccc").await;
+    let transcode = json!({"Status":"success","VideoId":"cccccccccccccccccccccccccccccccc",
+        "EventType":"TranscodeComplete","EventTime":"2026-11-28T10:00:00Z"}).to_string();
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    assert_eq!(post(&app, transcode, ts, sig).await.0, 200);
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    assert_eq!(post(&app, upload_event("dddddddddddddddddddddddddddddddd"), ts, sig).await.0, 200);
+    // Neither completes cb-5: only its own upload event may.
+    assert_eq!(job_state(&app, "cb-5").await, JobState::Uploaded);
+    let applied: Vec<bool> = sqlx::query_scalar("SELECT applied FROM vod_events ORDER BY id")
+        .fetch_all(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![false, false]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operational_endpoints_answer() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    uploaded_job(&app, "ops-1", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee").await;
+    let base = app.http_base();
+    let health = app.http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = app.http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready, json!({"postgres": "ok", "rabbitmq": "ok"}));
+    let job: serde_json::Value = app.http.get(format!("{base}/v1/jobs/ops-1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(job["state"], "uploaded");
+    assert_eq!(job["media_id"], "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+    assert_eq!(job["history"].as_array().unwrap().len(), 4, "{job}");
+    assert!(job.get("lease_token").is_none(), "lease internals are not exposed");
+    let missing = app.http.get(format!("{base}/v1/jobs/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let metrics = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("vod_ingest_jobs{state=\"uploaded\"}"), "{metrics}");
+    app.stop().await;
+}
