@@ -16,6 +16,7 @@ use crate::oss::OssClient;
 use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
 use crate::secret::Secret;
 use crate::vod::{CredentialProvider, StsClient, VodClient, VodConfig};
+use crate::webhook::reconciler::{self, ReconcilerConfig};
 use crate::webhook::{self, CallbackAuth, HttpState};
 use crate::worker::{Worker, WorkerConfig};
 
@@ -86,6 +87,8 @@ pub struct AppConfig {
     pub worker: Option<WorkerConfig>,
     /// The HTTP listener; `None` runs without it.
     pub http: Option<HttpSettings>,
+    /// The reconciler for jobs whose callback never came; `None` runs without it.
+    pub reconciler: Option<ReconcilerConfig>,
 }
 
 /// Shows a connection URL without its password.
@@ -227,13 +230,21 @@ pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
         ("event publisher", Ok(()))
     });
 
+    let http_client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client failed")?;
+    let vod = config.vod.client(http_client.clone());
+    if let Some(reconciler_config) = config.reconciler.clone() {
+        let (store, vod, transitions, token) =
+            (store.clone(), vod.clone(), transitions.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            reconciler::run(store, vod, transitions, reconciler_config, token).await;
+            ("reconciler", Ok(()))
+        });
+    }
     if let Some(worker_config) = config.worker.clone() {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("building the HTTP client failed")?;
-        let vod = config.vod.client(http.clone());
-        let oss = OssClient::new(http);
+        let oss = OssClient::new(http_client.clone());
         let wake = Arc::new(Notify::new());
         let consumer = ConsumerConfig {
             topology: config.topology.clone(),

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{AppConfig, HttpSettings, VodSettings};
 use crate::queue::Topology;
 use crate::secret::Secret;
+use crate::webhook::reconciler::ReconcilerConfig;
 use crate::webhook::CallbackAuth;
 use crate::worker::WorkerConfig;
 
@@ -152,6 +153,12 @@ pub struct RunArgs {
     /// Run without the HTTP listener (worker only).
     #[arg(long)]
     pub no_http: bool,
+    /// Run without the reconciler.
+    #[arg(long)]
+    pub no_reconciler: bool,
+    /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
+    #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
+    pub reconcile_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

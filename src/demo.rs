@@ -14,6 +14,7 @@ use crate::commands::{human_bytes, jobs_table, progress_bar};
 use crate::jobs::{JobMessage, JobState};
 use crate::queue::{self, Topology};
 use crate::secret::Secret;
+use crate::webhook::reconciler::ReconcilerConfig;
 use crate::webhook::CallbackAuth;
 use crate::worker::WorkerConfig;
 
@@ -140,6 +141,11 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                 window: Duration::from_secs(300),
             },
             max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+        }),
+        reconciler: Some(ReconcilerConfig {
+            grace: Duration::from_secs(10),
+            interval: Duration::from_secs(2),
+            batch: 100,
         }),
     })
     .await?;

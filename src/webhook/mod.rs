@@ -1,6 +1,7 @@
 //! The HTTP listener: VOD callbacks (`POST /callbacks/vod`) and the operational endpoints
 //! (`/healthz`, `/readyz`, `/metrics`, `/v1/jobs/{job_id}`).
 
+pub mod reconciler;
 mod verify;
 
 pub use verify::{CallbackAuth, Verdict};

@@ -11,6 +11,7 @@ use vod_ingest::emulator::{EmulatorConfig, RunningEmulator};
 use vod_ingest::jobs::{Job, JobState, JobStore};
 use vod_ingest::queue::{self, Topology};
 use vod_ingest::secret::Secret;
+use vod_ingest::webhook::reconciler::ReconcilerConfig;
 use vod_ingest::webhook::CallbackAuth;
 use vod_ingest::worker::WorkerConfig;
 
@@ -70,6 +71,8 @@ pub struct TestAppOptions {
     pub worker: bool,
     pub callback_keys: Vec<&'static str>,
     pub credential_ttl: Duration,
+    /// Run the reconciler with this grace period.
+    pub reconcile_after: Option<Duration>,
 }
 
 impl Default for TestAppOptions {
@@ -78,6 +81,7 @@ impl Default for TestAppOptions {
             worker: true,
             callback_keys: vec!["test-callback-key"],
             credential_ttl: Duration::from_secs(3000),
+            reconcile_after: None,
         }
     }
 }
@@ -148,6 +152,11 @@ impl TestApp {
                     window: Duration::from_secs(300),
                 },
                 max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+            }),
+            reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
+                grace,
+                interval: Duration::from_millis(200),
+                batch: 100,
             }),
         })
         .await
