@@ -131,3 +131,33 @@ async fn a_source_that_vanishes_fails_the_job_with_an_actionable_error() {
     assert!(job.last_error_message.unwrap().contains("gone.mp4"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_callback_never_comes_is_completed_by_the_reconciler() {
+    let app = TestApp::spawn_with(common::TestAppOptions {
+        reconcile_after: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let faults = app
+        .http
+        .put(format!("{}/_emulator/faults", app.emulator().base_url()))
+        .json(&json!({"callback_drop": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(faults.status().is_success(), "{faults:?}");
+    let source = path_str(&app.media_file("quiet.mp4", &pattern(10_000, 7)));
+    app.publish(json!({"job_id": "quiet", "kind": "video", "title": "t", "source": source})).await;
+    app.wait_for_state("quiet", JobState::Completed).await;
+    let history = app.store().history("quiet").await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.from_state.as_deref(), Some("uploaded"));
+    assert_eq!(last.detail.as_ref().unwrap()["via"], "reconciler");
+    let callbacks: i64 = sqlx::query_scalar("SELECT count(*) FROM vod_events")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(callbacks, 0, "the emulator dropped the callback");
+    app.stop().await;
+}
