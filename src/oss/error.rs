@@ -8,8 +8,12 @@ use serde::Deserialize;
 /// An OSS failure. `Display` and `Debug` never contain credentials: the security token that OSS
 /// echoes in some error bodies (`<SecurityToken>`), the `StringToSign` it echoes on signature
 /// errors (which holds the token) and request URLs are all dropped when the error is built.
-#[derive(thiserror::Error)]
-pub enum OssError {
+pub struct OssError(Box<OssErrorKind>);
+
+/// The cases of [`OssError`], for callers that need more than the accessors give.
+/// Every field is secret-free by construction.
+#[derive(Debug, thiserror::Error)]
+pub enum OssErrorKind {
     /// OSS answered with an error status (XML `<Error>` body, or `x-oss-err` on HEAD).
     #[error("{}", describe_service(.http_status, .code, .message, .request_id, .ec))]
     Service {
@@ -66,6 +70,20 @@ impl fmt::Display for TransportKind {
         })
     }
 }
+
+impl From<OssErrorKind> for OssError {
+    fn from(kind: OssErrorKind) -> Self {
+        Self(Box::new(kind))
+    }
+}
+
+impl fmt::Display for OssError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for OssError {}
 
 impl fmt::Debug for OssError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,50 +161,54 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 impl OssError {
+    pub fn kind(&self) -> &OssErrorKind {
+        &self.0
+    }
+
     /// The OSS error code, or a local code (`ConnectError`, `Timeout`, `TransportError`,
     /// `CrcMismatch`, `IoError`, `InvalidEndpoint`, `UnexpectedResponse`).
     pub fn code(&self) -> &str {
-        match self {
-            OssError::Service { code, .. } => code,
-            OssError::Transport { kind, .. } => match kind {
+        match &*self.0 {
+            OssErrorKind::Service { code, .. } => code,
+            OssErrorKind::Transport { kind, .. } => match kind {
                 TransportKind::Connect => "ConnectError",
                 TransportKind::Timeout => "Timeout",
                 TransportKind::Other => "TransportError",
             },
-            OssError::CrcMismatch { .. } => "CrcMismatch",
-            OssError::Io { .. } => "IoError",
-            OssError::InvalidEndpoint { .. } => "InvalidEndpoint",
-            OssError::UnexpectedResponse { .. } => "UnexpectedResponse",
+            OssErrorKind::CrcMismatch { .. } => "CrcMismatch",
+            OssErrorKind::Io { .. } => "IoError",
+            OssErrorKind::InvalidEndpoint { .. } => "InvalidEndpoint",
+            OssErrorKind::UnexpectedResponse { .. } => "UnexpectedResponse",
         }
     }
 
     /// The server's message, or a description of the local failure.
     pub fn message(&self) -> &str {
-        match self {
-            OssError::Service { message, .. } => message,
-            OssError::Transport { detail, .. }
-            | OssError::Io { detail, .. }
-            | OssError::InvalidEndpoint { detail, .. }
-            | OssError::UnexpectedResponse { detail, .. } => detail,
-            OssError::CrcMismatch { .. } => {
+        match &*self.0 {
+            OssErrorKind::Service { message, .. } => message,
+            OssErrorKind::Transport { detail, .. }
+            | OssErrorKind::Io { detail, .. }
+            | OssErrorKind::InvalidEndpoint { detail, .. }
+            | OssErrorKind::UnexpectedResponse { detail, .. } => detail,
+            OssErrorKind::CrcMismatch { .. } => {
                 "CRC-64 of the stored object differs from the data sent"
             }
         }
     }
 
     pub fn request_id(&self) -> Option<&str> {
-        match self {
-            OssError::Service { request_id, .. }
-            | OssError::CrcMismatch { request_id, .. }
-            | OssError::UnexpectedResponse { request_id, .. } => request_id.as_deref(),
+        match &*self.0 {
+            OssErrorKind::Service { request_id, .. }
+            | OssErrorKind::CrcMismatch { request_id, .. }
+            | OssErrorKind::UnexpectedResponse { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
 
     pub fn http_status(&self) -> Option<u16> {
-        match self {
-            OssError::Service { http_status, .. }
-            | OssError::UnexpectedResponse { http_status, .. } => Some(*http_status),
+        match &*self.0 {
+            OssErrorKind::Service { http_status, .. }
+            | OssErrorKind::UnexpectedResponse { http_status, .. } => Some(*http_status),
             _ => None,
         }
     }
@@ -195,23 +217,23 @@ impl OssError {
     /// throttling, incomplete bodies, transport failures and CRC mismatches. Credential errors
     /// are not retryable as such: see [`OssError::is_credential_expired`].
     pub fn is_retryable(&self) -> bool {
-        match self {
-            OssError::Service {
+        match &*self.0 {
+            OssErrorKind::Service {
                 http_status, code, ..
             } => {
                 !CREDENTIAL_CODES.contains(&code.as_str())
                     && (*http_status >= 500 || RETRYABLE_CODES.contains(&code.as_str()))
             }
-            OssError::Transport { .. } | OssError::CrcMismatch { .. } => true,
-            OssError::UnexpectedResponse { http_status, .. } => *http_status >= 500,
-            OssError::Io { .. } | OssError::InvalidEndpoint { .. } => false,
+            OssErrorKind::Transport { .. } | OssErrorKind::CrcMismatch { .. } => true,
+            OssErrorKind::UnexpectedResponse { http_status, .. } => *http_status >= 500,
+            OssErrorKind::Io { .. } | OssErrorKind::InvalidEndpoint { .. } => false,
         }
     }
 
     /// The temporary credential no longer works: get a new one (RefreshUploadVideo, or a new
     /// CreateUpload*) and retry the same request with it.
     pub fn is_credential_expired(&self) -> bool {
-        matches!(self, OssError::Service { code, .. } if CREDENTIAL_CODES.contains(&code.as_str()))
+        matches!(&*self.0, OssErrorKind::Service { code, .. } if CREDENTIAL_CODES.contains(&code.as_str()))
     }
 
     pub(crate) fn transport(err: reqwest::Error) -> Self {
@@ -222,17 +244,17 @@ impl OssError {
         } else {
             TransportKind::Other
         };
-        OssError::Transport {
+        OssError::from(OssErrorKind::Transport {
             kind,
             detail: error_chain(&err.without_url()),
-        }
+        })
     }
 
     pub(crate) fn io(path: &std::path::Path, err: &std::io::Error) -> Self {
-        OssError::Io {
+        OssError::from(OssErrorKind::Io {
             path: path.display().to_string(),
             detail: err.to_string(),
-        }
+        })
     }
 }
 
@@ -306,7 +328,7 @@ pub(crate) fn from_response(
     } else {
         parsed.message
     };
-    OssError::Service {
+    OssError::from(OssErrorKind::Service {
         http_status: status,
         code,
         message,
@@ -316,7 +338,7 @@ pub(crate) fn from_response(
             .or_else(|| header_request_id.map(str::to_owned)),
         host_id: parsed.host_id,
         ec: parsed.ec.or_else(|| header_ec.map(str::to_owned)),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -415,18 +437,18 @@ mod tests {
         ] {
             assert!(svc(403, code).is_credential_expired(), "{code}");
         }
-        let crc = OssError::CrcMismatch {
+        let crc = OssError::from(OssErrorKind::CrcMismatch {
             local: 1,
             server: 2,
             size: 3,
             request_id: None,
-        };
+        });
         assert!(crc.is_retryable());
         assert!(crc.to_string().contains("upload it again"));
-        let io = OssError::Io {
+        let io = OssError::from(OssErrorKind::Io {
             path: "/x".into(),
             detail: "gone".into(),
-        };
+        });
         assert!(!io.is_retryable());
     }
 

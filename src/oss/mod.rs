@@ -22,7 +22,7 @@ use crate::secret::Secret;
 use crate::sign;
 use crate::vod::{UploadAddress, UploadAuth};
 
-pub use error::{OssError, TransportKind};
+pub use error::{OssError, OssErrorKind, TransportKind};
 
 /// Credentials for signing OSS requests; with VOD they are always STS ones (token present).
 #[derive(Debug, Clone)]
@@ -183,19 +183,19 @@ impl OssClient {
         };
         if sent != size {
             // The file shrank while it was read; OSS should have refused the short body.
-            return Err(OssError::Io {
+            return Err(OssError::from(OssErrorKind::Io {
                 path: path.display().to_string(),
                 detail: format!("the file changed during the upload ({sent} of {size} bytes read)"),
-            });
+            }));
         }
         if let Some(server) = header_u64(response.headers(), "x-oss-hash-crc64ecma") {
             if server != local {
-                return Err(OssError::CrcMismatch {
+                return Err(OssError::from(OssErrorKind::CrcMismatch {
                     local,
                     server,
                     size,
                     request_id,
-                });
+                }));
             }
         }
         Ok(PutObjectOutput {
@@ -217,12 +217,13 @@ impl OssClient {
             .await?;
         let response = check(response, true).await?;
         let headers = response.headers();
-        let size =
-            header_u64(headers, "content-length").ok_or_else(|| OssError::UnexpectedResponse {
+        let size = header_u64(headers, "content-length").ok_or_else(|| {
+            OssError::from(OssErrorKind::UnexpectedResponse {
                 http_status: response.status().as_u16(),
                 request_id: header_str(headers, "x-oss-request-id"),
                 detail: "HeadObject answer has no Content-Length".into(),
-            })?;
+            })
+        })?;
         Ok(ObjectMeta {
             size,
             etag: etag(headers),
@@ -292,16 +293,18 @@ impl OssClient {
             ]
             .iter(),
         ) {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| OssError::InvalidEndpoint {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                OssError::from(OssErrorKind::InvalidEndpoint {
                     endpoint: target.endpoint.clone(),
                     detail: format!("invalid header name {name:?}"),
-                })?;
-            let mut value =
-                HeaderValue::from_str(value).map_err(|_| OssError::InvalidEndpoint {
+                })
+            })?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                OssError::from(OssErrorKind::InvalidEndpoint {
                     endpoint: target.endpoint.clone(),
                     detail: format!("header {name} has a value HTTP cannot carry"),
-                })?;
+                })
+            })?;
             if name.as_str() == "authorization" || name.as_str() == "x-oss-security-token" {
                 value.set_sensitive(true);
             }
@@ -316,9 +319,11 @@ impl OssClient {
 }
 
 fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
-    let invalid = |detail: String| OssError::InvalidEndpoint {
-        endpoint: target.endpoint.clone(),
-        detail,
+    let invalid = |detail: String| {
+        OssError::from(OssErrorKind::InvalidEndpoint {
+            endpoint: target.endpoint.clone(),
+            detail,
+        })
     };
     let endpoint = target.endpoint.trim();
     let with_scheme = if endpoint.contains("://") {
@@ -475,17 +480,20 @@ mod tests {
     fn credentials_from_upload_auth() {
         let auth = UploadAuth {
             access_key_id: "STS.id".into(),
-            access_key_secret: Secret::new("sec"),
-            security_token: Secret::new("tok"),
+            access_key_secret: Secret::new("sec-value-1"),
+            security_token: Secret::new("tok-value-2"),
             expires_at: chrono::Utc::now(),
             region: None,
         };
         let creds = OssCredentials::from_upload_auth(&auth);
         assert_eq!(creds.access_key_id, "STS.id");
-        assert_eq!(creds.security_token.as_ref().unwrap().expose(), "tok");
+        assert_eq!(
+            creds.security_token.as_ref().unwrap().expose(),
+            "tok-value-2"
+        );
         let shown = format!("{creds:?}");
         assert!(
-            !shown.contains("sec\"") && !shown.contains("tok"),
+            !shown.contains("sec-value-1") && !shown.contains("tok-value-2"),
             "{shown}"
         );
     }
