@@ -1,1 +1,500 @@
 //! OSS uploads with the temporary credentials VOD hands out.
+//!
+//! Requests are signed with OSS V1 (`crate::sign::oss`), the scheme oss2 and VOD's own upload SDKs
+//! use with `UploadAuth`. Everything goes through one private `signed_request` helper so that the
+//! multipart calls (InitiateMultipartUpload, UploadPart, Complete, ListParts, Abort) can sit
+//! beside PutObject and HeadObject without repeating the signing rules.
+
+mod error;
+mod mime;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use tokio::io::AsyncReadExt as _;
+
+use crate::crc64::Crc64;
+use crate::secret::Secret;
+use crate::sign;
+use crate::vod::{UploadAddress, UploadAuth};
+
+pub use error::{OssError, OssErrorKind, TransportKind};
+
+/// Credentials for signing OSS requests; with VOD they are always STS ones (token present).
+#[derive(Debug, Clone)]
+pub struct OssCredentials {
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub security_token: Option<Secret>,
+}
+
+impl OssCredentials {
+    pub fn from_upload_auth(auth: &UploadAuth) -> Self {
+        Self {
+            access_key_id: auth.access_key_id.clone(),
+            access_key_secret: auth.access_key_secret.clone(),
+            security_token: Some(auth.security_token.clone()).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// Where an object goes: endpoint as VOD gives it (scheme optional), bucket, raw object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectTarget {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+}
+
+impl ObjectTarget {
+    pub fn from_address(addr: &UploadAddress) -> Self {
+        Self {
+            endpoint: addr.endpoint.clone(),
+            bucket: addr.bucket.clone(),
+            key: addr.file_name.clone(),
+        }
+    }
+}
+
+/// Called with the cumulative number of bytes handed to the connection so far.
+pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What a successful PutObject tells us.
+#[derive(Debug, Clone)]
+pub struct PutObjectOutput {
+    /// ETag without the surrounding quotes.
+    pub etag: String,
+    /// CRC-64/XZ of the bytes sent (equal to OSS's when OSS reported one).
+    pub crc64: u64,
+    pub size: u64,
+    pub request_id: Option<String>,
+}
+
+/// What HeadObject tells us.
+#[derive(Debug, Clone)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// ETag without the surrounding quotes.
+    pub etag: String,
+    pub crc64: Option<u64>,
+    /// `Normal` (PutObject), `Multipart` or `Appendable`.
+    pub object_type: Option<String>,
+}
+
+/// Object keys are percent-encoded like oss2 does (`quote(key, safe='')`): only RFC 3986
+/// unreserved characters stay, and `/` becomes `%2F`. That keeps the key one opaque path segment,
+/// so no URL library can ever normalise `.`/`..`/`//` inside a key; OSS decodes `%2F` back to `/`.
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Read size for streamed uploads: large enough for throughput, small enough to bound memory.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// An OSS client; cheap to clone (reqwest's client is an `Arc` inside).
+#[derive(Clone)]
+pub struct OssClient {
+    http: reqwest::Client,
+}
+
+impl OssClient {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// The object's URL. Virtual-hosted (`scheme://bucket.host/key`) for a hostname, as OSS
+    /// requires; path-style (`scheme://host/bucket/key`) for an IP address or `localhost`, as oss2
+    /// does, so a local emulator needs no wildcard DNS. An endpoint without a scheme gets
+    /// `https://`. The key is encoded with `/` as `%2F` (see [`KEY_ENCODE_SET`]).
+    pub fn object_url(&self, target: &ObjectTarget) -> Result<url::Url, OssError> {
+        object_url(target)
+    }
+
+    /// Uploads a local file with one PutObject. The file is streamed (never read whole), sent with
+    /// its exact `Content-Length`, and its CRC-64 computed on the way is compared with the
+    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable [`OssError::CrcMismatch`].
+    /// Content-Type is `content_type`, else guessed from the key's or file's extension.
+    pub async fn put_object_file(
+        &self,
+        target: &ObjectTarget,
+        creds: &OssCredentials,
+        path: &Path,
+        content_type: Option<&str>,
+        progress: Option<ProgressFn>,
+    ) -> Result<PutObjectOutput, OssError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| OssError::io(path, &e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| OssError::io(path, &e))?
+            .len();
+        let content_type = content_type
+            .map(str::to_owned)
+            .or_else(|| mime::from_name(&target.key))
+            .or_else(|| path.to_str().and_then(mime::from_name))
+            .unwrap_or_else(|| mime::DEFAULT.to_owned());
+
+        let crc = Arc::new(Mutex::new(Crc64::new()));
+        // `take(size)` so a file that grows during the upload cannot overrun Content-Length.
+        let reader = file.take(size);
+        let stream = {
+            let crc = Arc::clone(&crc);
+            tokio_util::io::ReaderStream::with_capacity(reader, STREAM_CHUNK).map(move |chunk| {
+                let chunk = chunk?;
+                let sent = {
+                    let mut crc = crc.lock().expect("CRC lock is never poisoned");
+                    crc.update(&chunk);
+                    crc.len()
+                };
+                if let Some(progress) = &progress {
+                    progress(sent);
+                }
+                Ok::<_, std::io::Error>(chunk)
+            })
+        };
+
+        let headers = vec![
+            ("Content-Type".to_owned(), content_type),
+            ("Content-Length".to_owned(), size.to_string()),
+        ];
+        let response = self
+            .signed_request(
+                Method::PUT,
+                target,
+                &[],
+                headers,
+                Some(reqwest::Body::wrap_stream(stream)),
+                creds,
+            )
+            .await?;
+        let response = check(response, false).await?;
+        let request_id = header_str(response.headers(), "x-oss-request-id");
+        let (local, sent) = {
+            let crc = crc.lock().expect("CRC lock is never poisoned");
+            (crc.value(), crc.len())
+        };
+        if sent != size {
+            // The file shrank while it was read; OSS should have refused the short body.
+            return Err(OssError::from(OssErrorKind::Io {
+                path: path.display().to_string(),
+                detail: format!("the file changed during the upload ({sent} of {size} bytes read)"),
+            }));
+        }
+        if let Some(server) = header_u64(response.headers(), "x-oss-hash-crc64ecma") {
+            if server != local {
+                return Err(OssError::from(OssErrorKind::CrcMismatch {
+                    local,
+                    server,
+                    size,
+                    request_id,
+                }));
+            }
+        }
+        Ok(PutObjectOutput {
+            etag: etag(response.headers()),
+            crc64: local,
+            size,
+            request_id,
+        })
+    }
+
+    /// The object's size, ETag, CRC-64 and type; `NoSuchKey` (404) when it does not exist.
+    pub async fn head_object(
+        &self,
+        target: &ObjectTarget,
+        creds: &OssCredentials,
+    ) -> Result<ObjectMeta, OssError> {
+        let response = self
+            .signed_request(Method::HEAD, target, &[], Vec::new(), None, creds)
+            .await?;
+        let response = check(response, true).await?;
+        let headers = response.headers();
+        let size = header_u64(headers, "content-length").ok_or_else(|| {
+            OssError::from(OssErrorKind::UnexpectedResponse {
+                http_status: response.status().as_u16(),
+                request_id: header_str(headers, "x-oss-request-id"),
+                detail: "HeadObject answer has no Content-Length".into(),
+            })
+        })?;
+        Ok(ObjectMeta {
+            size,
+            etag: etag(headers),
+            crc64: header_u64(headers, "x-oss-hash-crc64ecma"),
+            object_type: header_str(headers, "x-oss-object-type"),
+        })
+    }
+
+    /// Signs (OSS V1, with `x-oss-security-token` when present) and sends one request.
+    /// `query` holds raw names and values; sub-resources among them are signed. `headers` may
+    /// hold `Content-Type`, `Content-MD5`, `Content-Length` and any `x-oss-*`; `Date` is added.
+    async fn signed_request(
+        &self,
+        method: Method,
+        target: &ObjectTarget,
+        query: &[(String, String)],
+        mut headers: Vec<(String, String)>,
+        body: Option<reqwest::Body>,
+        creds: &OssCredentials,
+    ) -> Result<reqwest::Response, OssError> {
+        let mut url = object_url(target)?;
+        if !query.is_empty() {
+            let encoded: Vec<String> = query
+                .iter()
+                .map(|(n, v)| {
+                    let n = utf8_percent_encode(n, KEY_ENCODE_SET);
+                    if v.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{n}={}", utf8_percent_encode(v, KEY_ENCODE_SET))
+                    }
+                })
+                .collect();
+            url.set_query(Some(&encoded.join("&")));
+        }
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        if let Some(token) = &creds.security_token {
+            headers.push(("x-oss-security-token".to_owned(), token.expose().to_owned()));
+        }
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        let string_to_sign = sign::oss::string_to_sign(&sign::oss::SignedRequest {
+            method: method.as_str(),
+            content_md5: find("Content-MD5"),
+            content_type: find("Content-Type"),
+            date: &date,
+            headers: &headers,
+            bucket: Some(&target.bucket),
+            key: &target.key,
+            query,
+        });
+        let authorization = sign::oss::authorization(
+            &creds.access_key_id,
+            &sign::oss::signature(&string_to_sign, creds.access_key_secret.expose()),
+        );
+
+        let mut map = HeaderMap::new();
+        for (name, value) in headers.iter().chain(
+            [
+                ("Date".to_owned(), date),
+                ("Authorization".to_owned(), authorization),
+            ]
+            .iter(),
+        ) {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                OssError::from(OssErrorKind::InvalidEndpoint {
+                    endpoint: target.endpoint.clone(),
+                    detail: format!("invalid header name {name:?}"),
+                })
+            })?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                OssError::from(OssErrorKind::InvalidEndpoint {
+                    endpoint: target.endpoint.clone(),
+                    detail: format!("header {name} has a value HTTP cannot carry"),
+                })
+            })?;
+            if name.as_str() == "authorization" || name.as_str() == "x-oss-security-token" {
+                value.set_sensitive(true);
+            }
+            map.insert(name, value);
+        }
+        let mut request = self.http.request(method, url).headers(map);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        request.send().await.map_err(OssError::transport)
+    }
+}
+
+fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
+    let invalid = |detail: String| {
+        OssError::from(OssErrorKind::InvalidEndpoint {
+            endpoint: target.endpoint.clone(),
+            detail,
+        })
+    };
+    let endpoint = target.endpoint.trim();
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("https://{endpoint}")
+    };
+    let base = url::Url::parse(&with_scheme).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "scheme {} is not http or https",
+            base.scheme()
+        )));
+    }
+    if target.bucket.is_empty() {
+        return Err(invalid("the bucket name is empty".into()));
+    }
+    let host = base
+        .host()
+        .ok_or_else(|| invalid("the endpoint has no host".into()))?;
+    let path_style = match host {
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+    };
+    let key = utf8_percent_encode(&target.key, KEY_ENCODE_SET).to_string();
+    let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let text = if path_style {
+        let host = base.host_str().unwrap_or_default();
+        format!("{}://{host}{port}/{}/{key}", base.scheme(), target.bucket)
+    } else {
+        format!(
+            "{}://{}.{}{port}/{key}",
+            base.scheme(),
+            target.bucket,
+            base.host_str().unwrap_or_default()
+        )
+    };
+    url::Url::parse(&text).map_err(|e| invalid(e.to_string()))
+}
+
+/// Passes 2xx responses through; turns anything else into an [`OssError`].
+async fn check(response: reqwest::Response, is_head: bool) -> Result<reqwest::Response, OssError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = if is_head {
+        Vec::new()
+    } else {
+        // An error body is small; a failure to read it still leaves status and headers.
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    };
+    Err(error::from_response(
+        status.as_u16(),
+        &body,
+        headers.get("x-oss-err").and_then(|v| v.to_str().ok()),
+        headers
+            .get("x-oss-request-id")
+            .and_then(|v| v.to_str().ok()),
+        headers.get("x-oss-ec").and_then(|v| v.to_str().ok()),
+    ))
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header_str(headers, name).and_then(|s| s.parse().ok())
+}
+
+fn etag(headers: &HeaderMap) -> String {
+    header_str(headers, "etag")
+        .map(|s| s.trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(endpoint: &str, key: &str) -> ObjectTarget {
+        ObjectTarget {
+            endpoint: endpoint.into(),
+            bucket: "outin-abc".into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn hostnames_get_virtual_hosted_urls() {
+        let url = object_url(&target(
+            "https://oss-cn-shanghai.aliyuncs.com",
+            "sv/a/b.mp4",
+        ))
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://outin-abc.oss-cn-shanghai.aliyuncs.com/sv%2Fa%2Fb.mp4"
+        );
+        // No scheme: https. A port is kept.
+        let url = object_url(&target("oss.example.test:8443", "k")).unwrap();
+        assert_eq!(url.as_str(), "https://outin-abc.oss.example.test:8443/k");
+        let url = object_url(&target("http://oss-cn-beijing.aliyuncs.com/", "k")).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://outin-abc.oss-cn-beijing.aliyuncs.com/k"
+        );
+    }
+
+    #[test]
+    fn ip_and_localhost_get_path_style_urls() {
+        let url = object_url(&target("http://127.0.0.1:9000", "sv/x.mp4")).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9000/outin-abc/sv%2Fx.mp4");
+        let url = object_url(&target("http://localhost:9000", "x.mp4")).unwrap();
+        assert_eq!(url.as_str(), "http://localhost:9000/outin-abc/x.mp4");
+        let url = object_url(&target("http://[::1]:9000", "x.mp4")).unwrap();
+        assert_eq!(url.as_str(), "http://[::1]:9000/outin-abc/x.mp4");
+    }
+
+    #[test]
+    fn keys_are_encoded_as_one_opaque_segment() {
+        let url = object_url(&target(
+            "https://oss-cn-shanghai.aliyuncs.com",
+            "a+b%20c/ü?.mp4",
+        ))
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://outin-abc.oss-cn-shanghai.aliyuncs.com/a%2Bb%2520c%2F%C3%BC%3F.mp4"
+        );
+        // Dot segments and double slashes survive: no normalisation can touch them.
+        let url = object_url(&target("https://h.example", "a/../b//c")).unwrap();
+        assert_eq!(url.path(), "/a%2F..%2Fb%2F%2Fc");
+    }
+
+    #[test]
+    fn bad_endpoints_are_reported() {
+        let err = object_url(&target("ftp://h.example", "k")).unwrap_err();
+        assert_eq!(err.code(), "InvalidEndpoint");
+        assert!(!err.is_retryable());
+        assert!(object_url(&target("https://", "k")).is_err());
+    }
+
+    #[test]
+    fn credentials_from_upload_auth() {
+        let auth = UploadAuth {
+            access_key_id: "STS.id".into(),
+            access_key_secret: Secret::new("sec-value-1"),
+            security_token: Secret::new("tok-value-2"),
+            expires_at: chrono::Utc::now(),
+            region: None,
+        };
+        let creds = OssCredentials::from_upload_auth(&auth);
+        assert_eq!(creds.access_key_id, "STS.id");
+        assert_eq!(
+            creds.security_token.as_ref().unwrap().expose(),
+            "tok-value-2"
+        );
+        let shown = format!("{creds:?}");
+        assert!(
+            !shown.contains("sec-value-1") && !shown.contains("tok-value-2"),
+            "{shown}"
+        );
+    }
+}
