@@ -1,1 +1,351 @@
-//! A local VOD + STS + OSS emulator.
+//! A local VOD + STS + OSS emulator: one HTTP listener that answers the VOD RPC API and STS
+//! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
+//! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests:
+//! `GET /_emulator/stats` and `GET|PUT /_emulator/faults`.
+//!
+//! It is only as useful as it is strict: it verifies every signature, expires credentials,
+//! scopes upload credentials to their object, and answers errors with the real services'
+//! codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
+
+mod callback;
+mod errors;
+mod oss;
+mod rpc;
+mod state;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::secret::Secret;
+use state::Shared;
+
+/// How the emulator runs. Build it with [`EmulatorConfig::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub listen: SocketAddr,
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    /// Lifetime of UploadAuth credentials (VOD documents 3000 s).
+    pub credential_ttl: Duration,
+    /// Objects are stored on disk under here.
+    pub data_dir: PathBuf,
+    /// Default callback URL; `UserData.MessageCallback.CallbackURL` overrides it per media.
+    pub callback_url: Option<String>,
+    /// Signs callbacks; when `None`, callbacks carry no `X-VOD-*` headers.
+    pub callback_key: Option<Secret>,
+    pub region: String,
+}
+
+impl EmulatorConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            access_key_id: "emulator-access-key-id".to_owned(),
+            access_key_secret: Secret::new("emulator-access-key-secret"),
+            credential_ttl: Duration::from_secs(3000),
+            data_dir,
+            callback_url: None,
+            callback_key: None,
+            region: "cn-shanghai".to_owned(),
+        }
+    }
+}
+
+/// Counters, as served by `GET /_emulator/stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests per action (`CreateUploadVideo`, `AssumeRole`, `PutObject`, ...), rejected
+    /// ones included.
+    pub requests: BTreeMap<String, u64>,
+    /// Body bytes received by object writes.
+    pub bytes_received: u64,
+    /// Objects currently stored.
+    pub objects: u64,
+    /// Callbacks answered with 200.
+    pub callbacks_sent: u64,
+    /// Callbacks dropped: after three failed attempts, or by the `callback_drop` fault.
+    pub callbacks_failed: u64,
+    /// Multipart parts received (multipart is not implemented yet, so always 0).
+    pub parts: u64,
+}
+
+/// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
+/// keep their value).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Overrides `EmulatorConfig::credential_ttl` for credentials issued from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_ttl_seconds: Option<u64>,
+    /// Drop every callback (counted in `callbacks_failed`).
+    #[serde(default)]
+    pub callback_drop: bool,
+    /// Deliver every callback twice, as VOD does when a 200 comes too late.
+    #[serde(default)]
+    pub callback_duplicate: bool,
+    /// Delay before answering any VOD, STS or OSS request.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How long a video stays `UploadSucc` before it becomes `Normal` (default 1000 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcode_delay_ms: Option<u64>,
+    /// Errors to answer, once each, to the next requests of the given actions (after the
+    /// request was authenticated).
+    #[serde(default)]
+    pub fail_next: Vec<InjectedFailure>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InjectedFailure {
+    /// `PutObject`, `HeadObject`, `GetObject`, `CreateUploadVideo`, `AssumeRole`, ...
+    pub action: String,
+    pub code: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A field that may be absent (keep), `null` (reset) or a value (set).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct FaultsPatch {
+    #[serde(default, deserialize_with = "double_option")]
+    credential_ttl_seconds: Option<Option<u64>>,
+    callback_drop: Option<bool>,
+    callback_duplicate: Option<bool>,
+    delay_ms: Option<u64>,
+    #[serde(default, deserialize_with = "double_option")]
+    transcode_delay_ms: Option<Option<u64>>,
+    fail_next: Option<Vec<InjectedFailure>>,
+}
+
+impl Shared {
+    /// Takes the first injected failure for `action`, if any.
+    pub(crate) fn take_failure(&self, action: &str) -> Option<InjectedFailure> {
+        let mut inner = self.lock();
+        let pos = inner.faults.fail_next.iter().position(|f| f.action == action)?;
+        Some(inner.faults.fail_next.remove(pos))
+    }
+}
+
+/// A running emulator. Stops on [`RunningEmulator::shutdown`] or when dropped.
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the VOD/STS endpoint and the OSS endpoint in UploadAddress.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Where a stored object's bytes are on disk.
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.shared.object_path(bucket, key)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Stops accepting connections and waits (at most 5 s) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn base_url_for(addr: SocketAddr) -> String {
+    // A wildcard listen address is not something a client can connect to.
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+async fn bind(config: EmulatorConfig) -> anyhow::Result<(tokio::net::TcpListener, Arc<Shared>)> {
+    tokio::fs::create_dir_all(config.data_dir.join("tmp")).await?;
+    tokio::fs::create_dir_all(config.data_dir.join("objects")).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(config, base_url_for(addr))?);
+    Ok((listener, shared))
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(dispatch).with_state(shared)
+}
+
+/// Binds (port 0 is fine), spawns the server and returns at once.
+pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
+    let (listener, shared) = bind(config).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(shared.clone());
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "emulator server stopped with an error");
+        }
+    });
+    tracing::info!(%addr, bucket = %shared.bucket, "emulator listening");
+    Ok(RunningEmulator {
+        addr,
+        shared,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Runs the emulator until `shutdown` completes (for `vod-ingest emulator`).
+pub async fn serve(
+    config: EmulatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (listener, shared) = bind(config).await?;
+    tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening");
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Routes by path and Host: the emulator's own endpoints, OSS virtual-hosted, VOD/STS RPC on
+/// `/`, and everything else as OSS path-style.
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/_emulator/stats" => return stats_endpoint(&shared, req.method()),
+        "/_emulator/faults" => return faults_endpoint(&shared, req).await,
+        _ => {}
+    }
+    let delay = shared.lock().faults.delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(bucket) = virtual_hosted_bucket(&shared, &host) {
+        return oss::handle(shared, req, oss::Target::VirtualHosted { bucket, host }).await;
+    }
+    let oss_auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|a| a.starts_with("OSS"));
+    if path == "/" && !oss_auth {
+        return rpc::handle(shared, req).await;
+    }
+    oss::handle(shared, req, oss::Target::PathStyle { host }).await
+}
+
+/// `Host: {bucket}.{rest}` names a bucket when its first label is one of ours.
+fn virtual_hosted_bucket(shared: &Shared, host: &str) -> Option<String> {
+    let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let (first, rest) = name.split_once('.')?;
+    (!rest.is_empty() && shared.known_bucket(first)).then(|| first.to_owned())
+}
+
+fn stats_endpoint(shared: &Shared, method: &Method) -> Response {
+    if method != Method::GET {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    axum::Json(shared.lock().stats.clone()).into_response()
+}
+
+async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
+    match *req.method() {
+        Method::GET => axum::Json(shared.lock().faults.clone()).into_response(),
+        Method::PUT | Method::POST => {
+            let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+                Ok(b) => b,
+                Err(_) => return (StatusCode::BAD_REQUEST, "body too large").into_response(),
+            };
+            let patch: FaultsPatch = match serde_json::from_slice(&body) {
+                Ok(p) => p,
+                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+            };
+            let mut inner = shared.lock();
+            let f = &mut inner.faults;
+            if let Some(v) = patch.credential_ttl_seconds {
+                f.credential_ttl_seconds = v;
+            }
+            if let Some(v) = patch.callback_drop {
+                f.callback_drop = v;
+            }
+            if let Some(v) = patch.callback_duplicate {
+                f.callback_duplicate = v;
+            }
+            if let Some(v) = patch.delay_ms {
+                f.delay_ms = v;
+            }
+            if let Some(v) = patch.transcode_delay_ms {
+                f.transcode_delay_ms = v;
+            }
+            if let Some(v) = patch.fail_next {
+                f.fail_next = v;
+            }
+            axum::Json(f.clone()).into_response()
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}

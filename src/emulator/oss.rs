@@ -1,0 +1,652 @@
+//! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
+//! (§3), errors (§4), path-style and virtual-hosted addressing (§7).
+//!
+//! Multipart (§2) goes here next: the operation is already told apart (`Operation`) and
+//! answered `NotImplemented` after authentication.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use md5::{Digest as _, Md5};
+use tokio::io::AsyncWriteExt as _;
+
+use super::callback;
+use super::errors::{oss_common_headers, oss_request_id, OssError};
+use super::state::{ObjectMeta, Scope, Shared};
+use crate::crc64::Crc64;
+use crate::sign;
+
+/// Largest object a single PutObject may write.
+const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Error codes OSS documents (`oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
+/// since an invented EC would mislead more than a missing one.
+const EC_TOKEN_EXPIRED: &str = "0002-00000007";
+const EC_TOKEN_INVALID: &str = "0002-00000006";
+const EC_NO_SUCH_KEY: &str = "0026-00000001";
+
+pub(crate) enum Target {
+    VirtualHosted { bucket: String, host: String },
+    PathStyle { host: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    PutObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    InitiateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    ListParts,
+    AbortMultipartUpload,
+    ListMultipartUploads,
+    /// Anything else (bucket operations, copy, append, ...).
+    Unsupported,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::PutObject => "PutObject",
+            Operation::GetObject => "GetObject",
+            Operation::HeadObject => "HeadObject",
+            Operation::DeleteObject => "DeleteObject",
+            Operation::InitiateMultipartUpload => "InitiateMultipartUpload",
+            Operation::UploadPart => "UploadPart",
+            Operation::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Operation::ListParts => "ListParts",
+            Operation::AbortMultipartUpload => "AbortMultipartUpload",
+            Operation::ListMultipartUploads => "ListMultipartUploads",
+            Operation::Unsupported => "UnsupportedOssOperation",
+        }
+    }
+
+    fn classify(method: &Method, key: &str, query: &[(String, String)], headers: &HeaderMap) -> Self {
+        let has = |name: &str| query.iter().any(|(n, _)| n == name);
+        if key.is_empty() {
+            return if *method == Method::GET && has("uploads") {
+                Operation::ListMultipartUploads
+            } else {
+                Operation::Unsupported
+            };
+        }
+        match *method {
+            Method::POST if has("uploads") => Operation::InitiateMultipartUpload,
+            Method::POST if has("uploadId") => Operation::CompleteMultipartUpload,
+            Method::PUT if has("uploadId") && has("partNumber") => Operation::UploadPart,
+            Method::GET if has("uploadId") => Operation::ListParts,
+            Method::DELETE if has("uploadId") => Operation::AbortMultipartUpload,
+            Method::PUT if !headers.contains_key("x-oss-copy-source") && !has("append") => {
+                Operation::PutObject
+            }
+            Method::GET => Operation::GetObject,
+            Method::HEAD => Operation::HeadObject,
+            Method::DELETE => Operation::DeleteObject,
+            _ => Operation::Unsupported,
+        }
+    }
+
+    /// What UploadAuth credentials may do on their own object.
+    fn allowed_for_upload_credentials(self) -> bool {
+        !matches!(
+            self,
+            Operation::DeleteObject | Operation::ListMultipartUploads | Operation::Unsupported
+        )
+    }
+}
+
+fn decode(raw: &str) -> Result<String, OssError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| OssError::new(400, "InvalidURI", "Couldn't parse the specified URI.", None))
+}
+
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) -> Response {
+    let request_id = oss_request_id();
+    let (parts, body) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    // Keys are percent-decoded, `%2F` included; `+` is a literal plus in a path.
+    let raw_path = parts.uri.path().trim_start_matches('/');
+    let (host_id, resolved) = match target {
+        Target::VirtualHosted { bucket, host } => (host, decode(raw_path).map(|k| (bucket, k))),
+        Target::PathStyle { host } => {
+            let (b, k) = raw_path.split_once('/').unwrap_or((raw_path, ""));
+            (host, decode(b).and_then(|b| decode(k).map(|k| (b, k))))
+        }
+    };
+    let (bucket, key) = match resolved {
+        Ok(v) => v,
+        Err(e) => {
+            shared.count(Operation::Unsupported.name());
+            return e.response(&request_id, &host_id, head);
+        }
+    };
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let op = Operation::classify(&parts.method, &key, &query, &parts.headers);
+    shared.count(op.name());
+    match process(&shared, &parts, body, &bucket, &key, &query, op).await {
+        Ok(mut resp) => {
+            oss_common_headers(&mut resp, &request_id);
+            resp
+        }
+        Err(e) => {
+            tracing::debug!(op = op.name(), code = %e.code, status = %e.status, "oss rejected");
+            e.response(&request_id, &host_id, head)
+        }
+    }
+}
+
+enum Principal {
+    /// The configured AccessKey: any object.
+    Root,
+    Sts(Scope),
+}
+
+async fn process(
+    shared: &Arc<Shared>,
+    parts: &Parts,
+    body: Body,
+    bucket: &str,
+    key: &str,
+    query: &[(String, String)],
+    op: Operation,
+) -> Result<Response, OssError> {
+    if bucket.is_empty() {
+        authenticate(shared, parts, None, "", query)?;
+        return Err(not_implemented());
+    }
+    if !shared.known_bucket(bucket) {
+        return Err(OssError::new(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist.",
+            None,
+        )
+        .with("BucketName", bucket));
+    }
+    if key.len() > 1023 || key.starts_with('/') || key.starts_with('\\') {
+        return Err(OssError::new(
+            400,
+            "InvalidObjectName",
+            "The specified object is not valid.",
+            None,
+        ));
+    }
+    let principal = authenticate(shared, parts, Some(bucket), key, query)?;
+    authorize(&principal, op, bucket, key)?;
+    if let Some(f) = shared.take_failure(op.name()) {
+        let message = f.message.unwrap_or_else(|| "Injected by the emulator.".to_owned());
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(OssError {
+            status,
+            code: f.code,
+            message,
+            ec: None,
+            extra: Vec::new(),
+        });
+    }
+    match op {
+        Operation::PutObject => put_object(shared, &parts.headers, body, bucket, key).await,
+        Operation::HeadObject => read_object(shared, bucket, key, false).await,
+        Operation::GetObject => read_object(shared, bucket, key, true).await,
+        Operation::DeleteObject => delete_object(shared, bucket, key).await,
+        _ => Err(not_implemented()),
+    }
+}
+
+fn not_implemented() -> OssError {
+    OssError::new(
+        501,
+        "NotImplemented",
+        "A header you provided implies functionality that is not implemented.",
+        None,
+    )
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn iso_millis(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Verifies `Authorization: OSS <AccessKeyId>:<Signature>` the way OSS does: presence and
+/// shape, request time, AccessKeyId, STS token, then the signature itself.
+fn authenticate(
+    shared: &Shared,
+    parts: &Parts,
+    bucket: Option<&str>,
+    key: &str,
+    query: &[(String, String)],
+) -> Result<Principal, OssError> {
+    let headers = &parts.headers;
+    let Some(authorization) = header_str(headers, header::AUTHORIZATION) else {
+        // Requests signed in the URL (`OSSAccessKeyId`/`Signature` query) are not supported:
+        // they are anonymous to the emulator, hence denied like any anonymous request.
+        return Err(OssError::new(
+            403,
+            "AccessDenied",
+            "You have no right to access this object because of bucket acl.",
+            None,
+        ));
+    };
+    if authorization.starts_with("OSS4-HMAC-SHA256") {
+        return Err(OssError::new(
+            501,
+            "NotImplemented",
+            "The emulator verifies only V1 signatures (Authorization: OSS <id>:<signature>).",
+            None,
+        ));
+    }
+    let (access_key_id, provided) = authorization
+        .strip_prefix("OSS ")
+        .and_then(|rest| rest.split_once(':'))
+        .filter(|(id, sig)| !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace))
+        .ok_or_else(|| {
+            OssError::new(400, "InvalidArgument", "Authorization header is invalid.", None)
+                .with("ArgumentName", "Authorization")
+        })?;
+
+    // The signed date: `x-oss-date` wins over `Date` (oss.md §1.1).
+    let date_header = header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
+    let Some(date_value) = date_header else {
+        return Err(OssError::new(403, "AccessDenied", "Missing Date header.", None));
+    };
+    let request_time: DateTime<Utc> = httpdate::parse_http_date(date_value)
+        .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
+        .into();
+    let now = Utc::now();
+    if (now - request_time).abs() > MAX_SKEW {
+        return Err(OssError::new(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            None,
+        )
+        .with("MaxAllowedSkewMilliseconds", "900000")
+        .with("RequestTime", iso_millis(request_time))
+        .with("ServerTime", iso_millis(now)));
+    }
+
+    let unknown_key = || {
+        OssError::new(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+            None,
+        )
+        .with("OSSAccessKeyId", access_key_id)
+    };
+    let (principal, secret) = if access_key_id == shared.config.access_key_id {
+        (
+            Principal::Root,
+            shared.config.access_key_secret.expose().to_owned(),
+        )
+    } else {
+        let inner = shared.lock();
+        let cred = inner
+            .credentials
+            .get(access_key_id)
+            .cloned()
+            .ok_or_else(unknown_key)?;
+        // An STS AccessKeyId means nothing without its token (oss.md §4.2).
+        let token = header_str(headers, "x-oss-security-token").ok_or_else(unknown_key)?;
+        match inner.tokens.get(token) {
+            None => {
+                return Err(OssError::new(
+                    403,
+                    "InvalidSecurityToken",
+                    "The security token you provided is invalid.",
+                    Some(EC_TOKEN_INVALID),
+                ))
+            }
+            Some(owner) if owner != access_key_id => {
+                return Err(OssError::new(
+                    403,
+                    "AccessKeyIdAndSecurityTokenNotMatch",
+                    "The OSS access key id and security token you provided does not match.",
+                    None,
+                ))
+            }
+            Some(_) => {}
+        }
+        if cred.expires_at <= now {
+            // The real service echoes the token in the body (oss.md §4.2); clients must not
+            // log error bodies verbatim, and this keeps them honest.
+            return Err(OssError::new(
+                403,
+                "SecurityTokenExpired",
+                "The security token you provided has expired.",
+                Some(EC_TOKEN_EXPIRED),
+            )
+            .with("SecurityToken", token));
+        }
+        (Principal::Sts(cred.scope), cred.secret.expose().to_owned())
+    };
+
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let request = sign::oss::SignedRequest {
+        method: parts.method.as_str(),
+        content_md5: header_str(headers, "content-md5").unwrap_or_default(),
+        content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
+        date: header_str(headers, header::DATE).unwrap_or_default(),
+        headers: &header_list,
+        bucket,
+        key,
+        query,
+    };
+    let string_to_sign = sign::oss::string_to_sign(&request);
+    let expected = sign::oss::signature(&string_to_sign, &secret);
+    if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+        let bytes = string_to_sign
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(OssError::new(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            None,
+        )
+        .with("OSSAccessKeyId", access_key_id)
+        .with("SignatureProvided", provided)
+        .with("StringToSign", string_to_sign)
+        .with("StringToSignBytes", bytes));
+    }
+    Ok(principal)
+}
+
+/// Upload credentials reach only their own object (or, for M3U8, their prefix); AssumeRole
+/// credentials have no rights on VOD's bucket, which belongs to VOD's account.
+fn authorize(principal: &Principal, op: Operation, bucket: &str, key: &str) -> Result<(), OssError> {
+    match principal {
+        Principal::Root => Ok(()),
+        Principal::Sts(Scope::Api) => Err(OssError::new(
+            403,
+            "AccessDenied",
+            "The bucket you access does not belong to you.",
+            None,
+        )),
+        Principal::Sts(Scope::Object {
+            bucket: b,
+            key: k,
+            prefix,
+        }) => {
+            let in_scope = b == bucket
+                && (k == key || prefix.as_deref().is_some_and(|p| key.starts_with(p)));
+            if in_scope && op.allowed_for_upload_credentials() {
+                Ok(())
+            } else {
+                Err(OssError::new(
+                    403,
+                    "AccessDenied",
+                    "You have no right to access this object.",
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+/// Streams the body to a temporary file, hashing (MD5, CRC-64) as it goes, then renames it
+/// into place: a failed upload never replaces the previous object, a reader never sees half
+/// of one, and memory stays at one chunk whatever the object's size.
+async fn put_object(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+    bucket: &str,
+    key: &str,
+) -> Result<Response, OssError> {
+    let content_length = match header_str(headers, header::CONTENT_LENGTH) {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            OssError::new(400, "InvalidArgument", "Content-Length is invalid.", None)
+                .with("ArgumentName", "Content-Length")
+        })?),
+        None => None,
+    };
+    let chunked = header_str(headers, header::TRANSFER_ENCODING)
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if content_length.is_none() && !chunked {
+        return Err(OssError::new(
+            411,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+            None,
+        ));
+    }
+    if content_length.is_some_and(|n| n > MAX_PUT_SIZE) {
+        return Err(OssError::new(
+            400,
+            "InvalidArgument",
+            "Your proposed upload exceeds the maximum allowed size.",
+            None,
+        )
+        .with("ArgumentName", "Content-Length"));
+    }
+    let invalid_digest = || {
+        OssError::new(
+            400,
+            "InvalidDigest",
+            "The Content-MD5 you specified was invalid.",
+            None,
+        )
+    };
+    let expected_md5: Option<[u8; 16]> = match header_str(headers, "content-md5") {
+        Some(v) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .ok_or_else(invalid_digest)?,
+        ),
+        None => None,
+    };
+    let forbid_overwrite =
+        header_str(headers, "x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let object_id = (bucket.to_owned(), key.to_owned());
+    if forbid_overwrite && shared.lock().objects.contains_key(&object_id) {
+        return Err(OssError::new(
+            409,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+            None,
+        ));
+    }
+
+    let tmp = shared.tmp_path();
+    let written = write_body(&tmp, body).await;
+    let (size, md5, crc) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    shared.lock().stats.bytes_received += size;
+    if content_length.is_some_and(|n| n != size) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(OssError::new(
+            400,
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            None,
+        ));
+    }
+    if expected_md5.is_some_and(|m| m != md5) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(invalid_digest());
+    }
+    let path = shared.object_path(bucket, key);
+    let stored = async {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::rename(&tmp, &path).await
+    }
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "could not store an object");
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(OssError::internal());
+    }
+    let user_meta = headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-oss-meta-"))
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let meta = ObjectMeta {
+        size,
+        md5,
+        crc64: crc,
+        content_type: header_str(headers, header::CONTENT_TYPE)
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+        last_modified: std::time::SystemTime::now(),
+        user_meta,
+    };
+    let etag = meta.etag();
+    {
+        let mut inner = shared.lock();
+        inner.objects.insert(object_id, meta);
+        inner.stats.objects = inner.objects.len() as u64;
+    }
+    callback::object_stored(shared, bucket, key, size);
+
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    insert(h, "etag", &etag);
+    insert(h, "x-oss-hash-crc64ecma", &crc.to_string());
+    insert(
+        h,
+        "content-md5",
+        &base64::engine::general_purpose::STANDARD.encode(md5),
+    );
+    Ok(resp)
+}
+
+async fn write_body(
+    path: &std::path::Path,
+    body: Body,
+) -> Result<(u64, [u8; 16], u64), OssError> {
+    let io_error = |e: std::io::Error| {
+        tracing::error!(error = %e, "could not write an object");
+        OssError::internal()
+    };
+    let file = tokio::fs::File::create(path).await.map_err(io_error)?;
+    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut md5 = Md5::new();
+    let mut crc = Crc64::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            OssError::new(
+                400,
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+                None,
+            )
+        })?;
+        md5.update(&chunk);
+        crc.update(&chunk);
+        file.write_all(&chunk).await.map_err(io_error)?;
+    }
+    file.flush().await.map_err(io_error)?;
+    Ok((crc.len(), md5.finalize().into(), crc.value()))
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn no_such_key(key: &str) -> OssError {
+    OssError::new(
+        404,
+        "NoSuchKey",
+        "The specified key does not exist.",
+        Some(EC_NO_SUCH_KEY),
+    )
+    .with("Key", key)
+}
+
+/// HeadObject (`with_body == false`) and GetObject, the body streamed from disk.
+async fn read_object(
+    shared: &Shared,
+    bucket: &str,
+    key: &str,
+    with_body: bool,
+) -> Result<Response, OssError> {
+    let meta = shared
+        .lock()
+        .objects
+        .get(&(bucket.to_owned(), key.to_owned()))
+        .cloned()
+        .ok_or_else(|| no_such_key(key))?;
+    let body = if with_body {
+        let file = tokio::fs::File::open(shared.object_path(bucket, key))
+            .await
+            .map_err(|_| no_such_key(key))?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
+    } else {
+        Body::empty()
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    insert(h, "content-length", &meta.size.to_string());
+    insert(h, "content-type", &meta.content_type);
+    insert(h, "etag", &meta.etag());
+    insert(h, "last-modified", &httpdate::fmt_http_date(meta.last_modified));
+    insert(h, "x-oss-object-type", "Normal");
+    insert(h, "x-oss-storage-class", "Standard");
+    insert(h, "x-oss-hash-crc64ecma", &meta.crc64.to_string());
+    insert(
+        h,
+        "content-md5",
+        &base64::engine::general_purpose::STANDARD.encode(meta.md5),
+    );
+    insert(h, "accept-ranges", "bytes");
+    for (name, value) in &meta.user_meta {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    Ok(resp)
+}
+
+async fn delete_object(shared: &Shared, bucket: &str, key: &str) -> Result<Response, OssError> {
+    let removed = {
+        let mut inner = shared.lock();
+        let removed = inner.objects.remove(&(bucket.to_owned(), key.to_owned()));
+        inner.stats.objects = inner.objects.len() as u64;
+        removed
+    };
+    if removed.is_some() {
+        let _ = tokio::fs::remove_file(shared.object_path(bucket, key)).await;
+    }
+    // OSS answers 204 whether or not the object existed.
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,255 @@
+//! What the emulator remembers: issued STS credentials, used nonces, media assets, stored
+//! objects, statistics and injected faults. Everything lives behind one mutex that is never
+//! held across an `.await`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, SubsecRound, Utc};
+use rand::Rng as _;
+use sha2::Digest as _;
+
+use super::{EmulatorConfig, Faults, Stats};
+use crate::secret::Secret;
+
+/// How long a `SignatureNonce` is remembered: the same 15 minutes the timestamp may be off by,
+/// so a replayed request is caught either by its nonce or by its timestamp.
+pub(crate) const NONCE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// What a temporary credential may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Issued by AssumeRole: may call the VOD API; has no rights on VOD's OSS buckets.
+    Api,
+    /// Issued in an UploadAuth: may write (and read back) one object, or, for M3U8, anything
+    /// under the media's prefix. Not valid for the VOD API.
+    Object {
+        bucket: String,
+        key: String,
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StsCredential {
+    pub access_key_id: String,
+    pub secret: Secret,
+    pub token: Secret,
+    /// Whole seconds, so that the client's `ExpireUTCTime` and the server agree exactly.
+    pub expires_at: DateTime<Utc>,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaKind {
+    Video,
+    Image,
+    Attached,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Media {
+    pub id: String,
+    pub kind: MediaKind,
+    pub title: String,
+    pub description: Option<String>,
+    pub tags: Option<String>,
+    pub cate_id: Option<i64>,
+    pub cover_url: Option<String>,
+    pub template_group_id: Option<String>,
+    pub app_id: String,
+    pub user_data: Option<String>,
+    pub original_file_name: Option<String>,
+    pub image_type: Option<String>,
+    pub bucket: String,
+    pub key: String,
+    pub object_prefix: String,
+    pub status: &'static str,
+    pub size: Option<u64>,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectMeta {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc64: u64,
+    pub content_type: String,
+    pub last_modified: std::time::SystemTime,
+    pub user_meta: Vec<(String, String)>,
+}
+
+impl ObjectMeta {
+    pub(crate) fn etag(&self) -> String {
+        format!("\"{}\"", hex::encode_upper(self.md5))
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub credentials: HashMap<String, StsCredential>,
+    /// token -> AccessKeyId it was issued with, to tell a foreign token from a garbled one.
+    pub tokens: HashMap<String, String>,
+    pub nonces: HashMap<(String, String), Instant>,
+    pub media: HashMap<String, Media>,
+    /// (bucket, key) -> media id whose upload that object completes.
+    pub media_by_object: HashMap<(String, String), String>,
+    pub objects: HashMap<(String, String), ObjectMeta>,
+    pub stats: Stats,
+    pub faults: Faults,
+    last_prune: Option<Instant>,
+}
+
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub base_url: String,
+    /// The one VOD-owned bucket of this emulated account (`outin-<32 hex>`).
+    pub bucket: String,
+    /// `StorageLocation` naming that bucket, as `GetVideoInfo` reports it.
+    pub storage_location: String,
+    /// 16-digit account id, for AssumeRole's `AssumedRoleUser`.
+    pub account_id: String,
+    pub http: reqwest::Client,
+    pub inner: Mutex<Inner>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: EmulatorConfig, base_url: String) -> anyhow::Result<Self> {
+        let bucket = format!("outin-{}", uuid::Uuid::new_v4().simple());
+        let storage_location = format!("{bucket}.oss-{}.aliyuncs.com", config.region);
+        let account_id: String = {
+            let mut rng = rand::thread_rng();
+            (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10))).collect()
+        };
+        // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("Apache-HttpClient/4.4.1 (Java/1.8.0_152)")
+            .build()?;
+        Ok(Self {
+            config,
+            base_url,
+            bucket,
+            storage_location,
+            account_id,
+            http,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn count(&self, action: &str) {
+        *self
+            .lock()
+            .stats
+            .requests
+            .entry(action.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Lifetime of UploadAuth credentials: the fault override, else the configured one.
+    pub(crate) fn credential_ttl(&self) -> Duration {
+        self.lock()
+            .faults
+            .credential_ttl_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(self.config.credential_ttl)
+    }
+
+    pub(crate) fn known_bucket(&self, name: &str) -> bool {
+        name == self.bucket
+    }
+
+    /// Where the bytes of `bucket/key` are kept: hashed, so any key is a safe file name.
+    pub(crate) fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        object_path(&self.config.data_dir, bucket, key)
+    }
+
+    pub(crate) fn tmp_path(&self) -> PathBuf {
+        self.config
+            .data_dir
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Issues fresh STS credentials valid for `ttl`.
+    pub(crate) fn issue_credential(&self, ttl: Duration, scope: Scope) -> StsCredential {
+        let mut rng = rand::thread_rng();
+        let alnum = |rng: &mut rand::rngs::ThreadRng, n: usize| -> String {
+            const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            (0..n)
+                .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+                .collect()
+        };
+        let access_key_id = format!("STS.{}", alnum(&mut rng, 25));
+        let secret = alnum(&mut rng, 44);
+        // Real tokens are long Base64 blobs starting with "CAIS"; they contain `+`, `/`
+        // and `=`, which exercises every client's encoding.
+        let mut raw = [0u8; 480];
+        rng.fill(&mut raw[..]);
+        let token = format!(
+            "CAIS{}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        );
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(3000));
+        let cred = StsCredential {
+            access_key_id: access_key_id.clone(),
+            secret: Secret::new(secret),
+            token: Secret::new(token.clone()),
+            expires_at: (Utc::now() + ttl).trunc_subsecs(0),
+            scope,
+        };
+        let mut inner = self.lock();
+        inner.prune();
+        inner.tokens.insert(token, access_key_id.clone());
+        inner.credentials.insert(access_key_id, cred.clone());
+        cred
+    }
+}
+
+impl Inner {
+    /// Forgets nonces past their window and credentials long expired, so memory stays bounded
+    /// by the request rate rather than by uptime.
+    pub(crate) fn prune(&mut self) {
+        let now = Instant::now();
+        if self
+            .last_prune
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.last_prune = Some(now);
+        self.nonces
+            .retain(|_, seen| now.duration_since(*seen) < NONCE_WINDOW);
+        // Expired credentials are kept a day so that their use still says "expired".
+        let horizon = Utc::now() - chrono::Duration::days(1);
+        let stale: Vec<String> = self
+            .credentials
+            .values()
+            .filter(|c| c.expires_at < horizon)
+            .map(|c| c.access_key_id.clone())
+            .collect();
+        for id in stale {
+            if let Some(c) = self.credentials.remove(&id) {
+                self.tokens.remove(c.token.expose());
+            }
+        }
+    }
+}
+
+pub(crate) fn object_path(data_dir: &std::path::Path, bucket: &str, key: &str) -> PathBuf {
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    data_dir
+        .join("objects")
+        .join(bucket)
+        .join(hex::encode(digest))
+}
