@@ -236,8 +236,12 @@ pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
         .context("building the HTTP client failed")?;
     let vod = config.vod.client(http_client.clone());
     if let Some(reconciler_config) = config.reconciler.clone() {
-        let (store, vod, transitions, token) =
-            (store.clone(), vod.clone(), transitions.clone(), shutdown.clone());
+        let (store, vod, transitions, token) = (
+            store.clone(),
+            vod.clone(),
+            transitions.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
             reconciler::run(store, vod, transitions, reconciler_config, token).await;
             ("reconciler", Ok(()))

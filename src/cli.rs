@@ -426,6 +426,10 @@ impl RunArgs {
             } else {
                 Some(self.http.settings()?)
             },
+            reconciler: (!self.no_reconciler).then(|| ReconcilerConfig {
+                grace: Duration::from_secs(self.reconcile_after_secs),
+                ..Default::default()
+            }),
         })
     }
 }

@@ -15,12 +15,24 @@ async fn jobs_of_every_kind_complete_with_their_media_id_and_exact_bytes() {
     let image = pattern(20_000, 2);
     let subtitle = b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n".to_vec();
     let jobs = [
-        ("e2e-video", json!({"job_id": "e2e-video", "kind": "video", "title": "A video",
-            "source": path_str(&app.media_file("movie.mp4", &video))}), video),
-        ("e2e-image", json!({"job_id": "e2e-image", "kind": "image", "image_type": "cover",
-            "source": format!("file://{}", path_str(&app.media_file("cover.png", &image)))}), image),
-        ("e2e-subtitle", json!({"job_id": "e2e-subtitle", "kind": "attached_media",
-            "business_type": "subtitle", "source": path_str(&app.media_file("subs.vtt", &subtitle))}), subtitle),
+        (
+            "e2e-video",
+            json!({"job_id": "e2e-video", "kind": "video", "title": "A video",
+            "source": path_str(&app.media_file("movie.mp4", &video))}),
+            video,
+        ),
+        (
+            "e2e-image",
+            json!({"job_id": "e2e-image", "kind": "image", "image_type": "cover",
+            "source": format!("file://{}", path_str(&app.media_file("cover.png", &image)))}),
+            image,
+        ),
+        (
+            "e2e-subtitle",
+            json!({"job_id": "e2e-subtitle", "kind": "attached_media",
+            "business_type": "subtitle", "source": path_str(&app.media_file("subs.vtt", &subtitle))}),
+            subtitle,
+        ),
     ];
     for (_, message, _) in &jobs {
         app.publish(message.clone()).await;
@@ -31,7 +43,11 @@ async fn jobs_of_every_kind_complete_with_their_media_id_and_exact_bytes() {
         assert_eq!(media_id.len(), 32, "{job_id}: {media_id}");
         assert_eq!(job.bytes_total, Some(bytes.len() as i64));
         assert_eq!(job.bytes_uploaded, bytes.len() as i64);
-        assert_eq!(&app.object_bytes(&job), bytes, "{job_id}: stored object differs");
+        assert_eq!(
+            &app.object_bytes(&job),
+            bytes,
+            "{job_id}: stored object differs"
+        );
         let history: Vec<String> = app
             .store()
             .history(job_id)
@@ -41,8 +57,14 @@ async fn jobs_of_every_kind_complete_with_their_media_id_and_exact_bytes() {
             .map(|e| e.to_state)
             .collect();
         assert_eq!(history.first().map(String::as_str), Some("queued"));
-        assert!(history.contains(&"uploaded".to_string()) || history.ends_with(&["completed".into()]));
-        assert_eq!(history.last().map(String::as_str), Some("completed"), "{history:?}");
+        assert!(
+            history.contains(&"uploaded".to_string()) || history.ends_with(&["completed".into()])
+        );
+        assert_eq!(
+            history.last().map(String::as_str),
+            Some("completed"),
+            "{history:?}"
+        );
     }
     // The callbacks that completed the jobs were verified and stored.
     let verified: i64 = sqlx::query_scalar(
@@ -59,21 +81,39 @@ async fn jobs_of_every_kind_complete_with_their_media_id_and_exact_bytes() {
 async fn messages_that_are_not_jobs_are_dead_lettered_while_good_jobs_complete() {
     let app = TestApp::spawn().await;
     let good = path_str(&app.media_file("good.mp4", &pattern(100_000, 3)));
-    app.publish(json!({"job_id": "good-1", "kind": "video", "title": "t", "source": good})).await;
+    app.publish(json!({"job_id": "good-1", "kind": "video", "title": "t", "source": good}))
+        .await;
     app.publish_raw(b"{not json").await;
-    app.publish(json!({"kind": "hologram", "source": good})).await;
+    app.publish(json!({"kind": "hologram", "source": good}))
+        .await;
     app.publish(json!({"kind": "video", "title": "t"})).await;
-    app.publish(json!({"kind": "video", "title": "t", "source": "/etc/hostname"})).await;
+    app.publish(json!({"kind": "video", "title": "t", "source": "/etc/hostname"}))
+        .await;
     app.publish(json!({"job_id": "good-2", "kind": "image", "source":
-        path_str(&app.media_file("good.png", &pattern(5000, 4)))})).await;
+        path_str(&app.media_file("good.png", &pattern(5000, 4)))}))
+        .await;
 
     let dead = app.dead_letters(4, Duration::from_secs(30)).await;
     let reasons: Vec<&str> = dead.iter().map(|(_, r)| r.as_str()).collect();
     assert_eq!(dead.len(), 4, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("not a valid job")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("unknown kind")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("missing field `source`")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("outside the allowed roots")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("not a valid job")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown kind")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("missing field `source`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("outside the allowed roots")),
+        "{reasons:?}"
+    );
     assert_eq!(dead[0].0, b"{not json", "the original body is kept");
 
     app.wait_for_state("good-1", JobState::Completed).await;
@@ -95,7 +135,8 @@ async fn a_second_message_with_the_same_job_id_creates_nothing_new() {
     let first = app.wait_for_state("dup", JobState::Completed).await;
     app.publish(message).await;
     // A third, distinct job behind the duplicate proves the duplicate was consumed.
-    app.publish(json!({"job_id": "after-dup", "kind": "video", "title": "t", "source": source})).await;
+    app.publish(json!({"job_id": "after-dup", "kind": "video", "title": "t", "source": source}))
+        .await;
     app.wait_for_state("after-dup", JobState::Completed).await;
     let again = app.store().get("dup").await.unwrap().unwrap();
     assert_eq!(again.media_id, first.media_id);
@@ -148,7 +189,8 @@ async fn a_job_whose_callback_never_comes_is_completed_by_the_reconciler() {
         .unwrap();
     assert!(faults.status().is_success(), "{faults:?}");
     let source = path_str(&app.media_file("quiet.mp4", &pattern(10_000, 7)));
-    app.publish(json!({"job_id": "quiet", "kind": "video", "title": "t", "source": source})).await;
+    app.publish(json!({"job_id": "quiet", "kind": "video", "title": "t", "source": source}))
+        .await;
     app.wait_for_state("quiet", JobState::Completed).await;
     let history = app.store().history("quiet").await.unwrap();
     let last = history.last().unwrap();

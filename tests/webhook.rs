@@ -42,8 +42,15 @@ async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
         file_name: "sv/a/a.mp4".into(),
         object_prefix: None,
     };
-    store.set_media(job_id, lease.token, media_id, &address, Some(1)).await.unwrap();
-    store.mark_uploaded(job_id, lease.token).await.unwrap().unwrap();
+    store
+        .set_media(job_id, lease.token, media_id, &address, Some(1))
+        .await
+        .unwrap();
+    store
+        .mark_uploaded(job_id, lease.token)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 fn now() -> i64 {
@@ -100,12 +107,18 @@ async fn a_signed_upload_event_completes_the_job_once() {
     uploaded_job(&app, "cb-1", "0123456789abcdef0123456789abcdef").await;
     let (ts, sig) = signed(&app, "test-callback-key", now());
     let body = upload_event("0123456789abcdef0123456789abcdef");
-    assert_eq!(post(&app, body.clone(), ts.clone(), sig.clone()).await, (200, "ok\n".into()));
+    assert_eq!(
+        post(&app, body.clone(), ts.clone(), sig.clone()).await,
+        (200, "ok\n".into())
+    );
     assert_eq!(job_state(&app, "cb-1").await, JobState::Completed);
     // VOD resends when it misses our 200: the same event is recognised, nothing changes.
     assert_eq!(post(&app, body, ts, sig).await, (200, "duplicate\n".into()));
     let history = app.store().history("cb-1").await.unwrap();
-    assert_eq!(history.iter().filter(|e| e.to_state == "completed").count(), 1);
+    assert_eq!(
+        history.iter().filter(|e| e.to_state == "completed").count(),
+        1
+    );
     assert_eq!(verifications(&app).await, vec!["verified"]);
     app.stop().await;
 }
@@ -117,14 +130,49 @@ async fn every_authentication_failure_is_401_stored_and_changes_nothing() {
     let body = upload_event("fedcba9876543210fedcba9876543210");
     let t = now();
     let cases = [
-        (None, None, "missing_headers", "X-VOD-TIMESTAMP and X-VOD-SIGNATURE are required"),
-        (signed(&app, "test-callback-key", t).0, None, "missing_headers", "required"),
-        (Some("soon".to_string()), signed(&app, "test-callback-key", t).1, "malformed_timestamp", "Unix seconds"),
-        (signed(&app, "wrong-key", t).0, signed(&app, "wrong-key", t).1, "bad_signature", "VOD_CALLBACK_URL"),
-        (signed(&app, "test-callback-key", t - 600).0, signed(&app, "test-callback-key", t - 600).1, "outside_window", "window"),
-        (signed(&app, "test-callback-key", t + 600).0, signed(&app, "test-callback-key", t + 600).1, "outside_window", "window"),
+        (
+            None,
+            None,
+            "missing_headers",
+            "X-VOD-TIMESTAMP and X-VOD-SIGNATURE are required",
+        ),
+        (
+            signed(&app, "test-callback-key", t).0,
+            None,
+            "missing_headers",
+            "required",
+        ),
+        (
+            Some("soon".to_string()),
+            signed(&app, "test-callback-key", t).1,
+            "malformed_timestamp",
+            "Unix seconds",
+        ),
+        (
+            signed(&app, "wrong-key", t).0,
+            signed(&app, "wrong-key", t).1,
+            "bad_signature",
+            "VOD_CALLBACK_URL",
+        ),
+        (
+            signed(&app, "test-callback-key", t - 600).0,
+            signed(&app, "test-callback-key", t - 600).1,
+            "outside_window",
+            "window",
+        ),
+        (
+            signed(&app, "test-callback-key", t + 600).0,
+            signed(&app, "test-callback-key", t + 600).1,
+            "outside_window",
+            "window",
+        ),
         // A valid signature for another second does not cover this one.
-        (Some((t + 1).to_string()), signed(&app, "test-callback-key", t).1, "bad_signature", "does not match"),
+        (
+            Some((t + 1).to_string()),
+            signed(&app, "test-callback-key", t).1,
+            "bad_signature",
+            "does not match",
+        ),
     ];
     for (ts, sig, verdict, message) in &cases {
         let (status, body_text) = post(&app, body.clone(), ts.clone(), sig.clone()).await;
@@ -152,9 +200,29 @@ async fn a_rotated_key_is_accepted_alongside_the_old_one() {
     uploaded_job(&app, "cb-3", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
     uploaded_job(&app, "cb-4", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb").await;
     let (ts, sig) = signed(&app, "old-key", now());
-    assert_eq!(post(&app, upload_event("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), ts, sig).await.0, 200);
+    assert_eq!(
+        post(
+            &app,
+            upload_event("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ts,
+            sig
+        )
+        .await
+        .0,
+        200
+    );
     let (ts, sig) = signed(&app, "new-key", now());
-    assert_eq!(post(&app, upload_event("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), ts, sig).await.0, 200);
+    assert_eq!(
+        post(
+            &app,
+            upload_event("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+            ts,
+            sig
+        )
+        .await
+        .0,
+        200
+    );
     assert_eq!(job_state(&app, "cb-3").await, JobState::Completed);
     assert_eq!(job_state(&app, "cb-4").await, JobState::Completed);
     app.stop().await;
@@ -170,7 +238,10 @@ async fn bodies_that_are_not_events_get_400_and_oversized_ones_413() {
         assert!(text.contains("EventType"), "{text}");
     }
     let (ts, sig) = signed(&app, "test-callback-key", now());
-    let huge = format!(r#"{{"EventType":"FileUploadComplete","Pad":"{}"}}"#, "x".repeat(70_000));
+    let huge = format!(
+        r#"{{"EventType":"FileUploadComplete","Pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
     assert_eq!(post(&app, huge, ts, sig).await.0, 413);
     app.stop().await;
 }
@@ -180,11 +251,22 @@ async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() 
     let app = http_only(vec!["test-callback-key"]).await;
     uploaded_job(&app, "cb-5", "cccccccccccccccccccccccccccccccc").await;
     let transcode = json!({"Status":"success","VideoId":"cccccccccccccccccccccccccccccccc",
-        "EventType":"TranscodeComplete","EventTime":"2026-11-28T10:00:00Z"}).to_string();
+        "EventType":"TranscodeComplete","EventTime":"2026-11-28T10:00:00Z"})
+    .to_string();
     let (ts, sig) = signed(&app, "test-callback-key", now());
     assert_eq!(post(&app, transcode, ts, sig).await.0, 200);
     let (ts, sig) = signed(&app, "test-callback-key", now());
-    assert_eq!(post(&app, upload_event("dddddddddddddddddddddddddddddddd"), ts, sig).await.0, 200);
+    assert_eq!(
+        post(
+            &app,
+            upload_event("dddddddddddddddddddddddddddddddd"),
+            ts,
+            sig
+        )
+        .await
+        .0,
+        200
+    );
     // Neither completes cb-5: only its own upload event may.
     assert_eq!(job_state(&app, "cb-5").await, JobState::Uploaded);
     let applied: Vec<bool> = sqlx::query_scalar("SELECT applied FROM vod_events ORDER BY id")
@@ -200,18 +282,58 @@ async fn operational_endpoints_answer() {
     let app = http_only(vec!["test-callback-key"]).await;
     uploaded_job(&app, "ops-1", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee").await;
     let base = app.http_base();
-    let health = app.http.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = app.http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = app
+        .http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready, json!({"postgres": "ok", "rabbitmq": "ok"}));
-    let job: serde_json::Value = app.http.get(format!("{base}/v1/jobs/ops-1")).send().await.unwrap().json().await.unwrap();
+    let job: serde_json::Value = app
+        .http
+        .get(format!("{base}/v1/jobs/ops-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(job["state"], "uploaded");
     assert_eq!(job["media_id"], "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
     assert_eq!(job["history"].as_array().unwrap().len(), 4, "{job}");
-    assert!(job.get("lease_token").is_none(), "lease internals are not exposed");
-    let missing = app.http.get(format!("{base}/v1/jobs/nope")).send().await.unwrap();
+    assert!(
+        job.get("lease_token").is_none(),
+        "lease internals are not exposed"
+    );
+    let missing = app
+        .http
+        .get(format!("{base}/v1/jobs/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    let metrics = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("vod_ingest_jobs{state=\"uploaded\"}"), "{metrics}");
+    let metrics = app
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vod_ingest_jobs{state=\"uploaded\"}"),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -36,7 +36,9 @@ impl TestDb {
         let name = format!("vod_ingest_test_{}", uuid::Uuid::new_v4().simple());
         let mut url = server_url();
         url.set_path(&format!("/{name}"));
-        app::ensure_database(url.as_str()).await.expect("create test database");
+        app::ensure_database(url.as_str())
+            .await
+            .expect("create test database");
         Self {
             url: url.to_string(),
             name,
@@ -57,9 +59,10 @@ impl Drop for TestDb {
                 let mut admin = server_url();
                 admin.set_path("/postgres");
                 if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
                 }
             });
         })
@@ -148,7 +151,11 @@ impl TestApp {
                 addr: ([127, 0, 0, 1], http_port).into(),
                 auth: CallbackAuth {
                     urls: vec![callback_url.clone()],
-                    keys: options.callback_keys.iter().map(|k| Secret::from(*k)).collect(),
+                    keys: options
+                        .callback_keys
+                        .iter()
+                        .map(|k| Secret::from(*k))
+                        .collect(),
                     window: Duration::from_secs(300),
                 },
                 max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
@@ -196,7 +203,9 @@ impl TestApp {
         let conn = queue::connect(&amqp_url(), "test-producer").await.unwrap();
         let channel = queue::confirm_channel(&conn).await.unwrap();
         self.topology.declare(&channel).await.unwrap();
-        queue::publish_job(&channel, &self.topology, body).await.unwrap();
+        queue::publish_job(&channel, &self.topology, body)
+            .await
+            .unwrap();
         let _ = conn.close(200, "done").await;
     }
 
@@ -205,7 +214,12 @@ impl TestApp {
     }
 
     /// Polls the job row until `done` holds; panics with the job's last state after `timeout`.
-    pub async fn wait_for(&self, job_id: &str, timeout: Duration, done: impl Fn(&Job) -> bool) -> Job {
+    pub async fn wait_for(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        done: impl Fn(&Job) -> bool,
+    ) -> Job {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.store().get(job_id).await.unwrap();
@@ -222,18 +236,24 @@ impl TestApp {
     }
 
     pub async fn wait_for_state(&self, job_id: &str, state: JobState) -> Job {
-        self.wait_for(job_id, Duration::from_secs(30), |j| j.state() == state).await
+        self.wait_for(job_id, Duration::from_secs(30), |j| j.state() == state)
+            .await
     }
 
     /// Takes up to `n` dead letters, waiting up to `timeout` for them to arrive.
     pub async fn dead_letters(&self, n: usize, timeout: Duration) -> Vec<(Vec<u8>, String)> {
-        let conn = queue::connect(&amqp_url(), "test-dlq-reader").await.unwrap();
+        let conn = queue::connect(&amqp_url(), "test-dlq-reader")
+            .await
+            .unwrap();
         let channel = conn.create_channel().await.unwrap();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < n && tokio::time::Instant::now() < deadline {
             match channel
-                .basic_get(&self.topology.dead_letter_queue(), BasicGetOptions { no_ack: true })
+                .basic_get(
+                    &self.topology.dead_letter_queue(),
+                    BasicGetOptions { no_ack: true },
+                )
                 .await
                 .unwrap()
             {
@@ -277,7 +297,9 @@ impl TestApp {
 }
 
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31 + seed as usize) % 251) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 31 + seed as usize) % 251) as u8)
+        .collect()
 }
 
 pub fn path_str(p: &Path) -> String {
