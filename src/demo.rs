@@ -192,8 +192,9 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
 
     let ids: Vec<String> = jobs.iter().filter_map(|j| j.job_id.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last_lines: Vec<String> = vec![String::new(); ids.len()];
-    let mut first_seen: Vec<Option<(Instant, i64)>> = vec![None; ids.len()];
+    // Per job: the state and time of the last line printed, and when it was first seen.
+    let mut printed: Vec<Option<(String, i64, Instant)>> = vec![None; ids.len()];
+    let mut first_seen: Vec<Option<Instant>> = vec![None; ids.len()];
     let outcome = loop {
         let mut all_final = true;
         for (i, id) in ids.iter().enumerate() {
@@ -201,20 +202,26 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                 all_final = false;
                 continue;
             };
-            let entry = first_seen[i].get_or_insert((Instant::now(), 0));
-            let elapsed = entry.0.elapsed().as_secs_f64().max(0.001);
-            let rate = job.bytes_uploaded as f64 / elapsed;
-            let line = format!(
-                "{:<28} {:<10} {}  {}/s",
-                id,
-                job.state,
-                progress_bar(job.bytes_uploaded, job.bytes_total),
-                human_bytes(rate as i64)
-            );
-            if job.state != last_lines[i].split_whitespace().nth(1).unwrap_or_default() {
-                println!("{line}");
+            let seen = *first_seen[i].get_or_insert_with(Instant::now);
+            let rate = job.bytes_uploaded as f64 / seen.elapsed().as_secs_f64().max(0.001);
+            let due = match &printed[i] {
+                None => true,
+                Some((state, bytes, at)) => {
+                    *state != job.state
+                        || (*bytes != job.bytes_uploaded
+                            && at.elapsed() >= Duration::from_millis(500))
+                }
+            };
+            if due {
+                println!(
+                    "{:<28} {:<10} {}  {}/s",
+                    id,
+                    job.state,
+                    progress_bar(job.bytes_uploaded, job.bytes_total),
+                    human_bytes(rate as i64)
+                );
+                printed[i] = Some((job.state.clone(), job.bytes_uploaded, Instant::now()));
             }
-            last_lines[i] = line;
             all_final &= job.state().is_terminal();
         }
         if all_final {

@@ -3,7 +3,12 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = vod_ingest::cli::Cli::parse();
-    vod_ingest::telemetry::init_logging("info");
+    // The demo draws its own progress display; only problems are logged over it.
+    let default_filter = match cli.command {
+        vod_ingest::cli::Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    vod_ingest::telemetry::init_logging(default_filter);
     match vod_ingest::commands::dispatch(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -17,6 +17,7 @@ use chrono::Utc;
 use rand::Rng as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::jobs::{Job, JobKind, JobMessage, JobStore, Lease, StoreError};
 use crate::oss::{ObjectTarget, OssClient, OssCredentials, ProgressFn};
@@ -151,10 +152,13 @@ impl Worker {
     }
 
     async fn process(&self, lease: Lease, shutdown: &CancellationToken) {
+        let span = tracing::info_span!("job", job_id = %lease.job.job_id, kind = %lease.job.kind, attempt = lease.job.attempts);
+        self.process_in_span(lease, shutdown).instrument(span).await
+    }
+
+    async fn process_in_span(&self, lease: Lease, shutdown: &CancellationToken) {
         let job_id = lease.job.job_id.clone();
         let token = lease.token;
-        let span = tracing::info_span!("job", job_id = %job_id, kind = %lease.job.kind, attempt = lease.job.attempts);
-        let _enter = span.enter();
         if lease.rescued {
             tracing::warn!("rescued a job whose previous worker stopped renewing its lease");
         }
