@@ -21,6 +21,7 @@ pub mod oss;
 pub mod queue;
 pub mod secret;
 pub mod sign;
+pub mod source;
 pub mod telemetry;
 pub mod vod;
 pub mod webhook;

@@ -74,12 +74,23 @@ pub struct JobMessage {
 pub enum Source {
     /// A regular file under one of `VOD_INGEST_SOURCE_ROOTS`, canonicalised.
     Local(PathBuf),
+    /// An `http://` or `https://` URL; its host is checked when the job runs.
+    Remote(url::Url),
 }
 
 impl Source {
     pub fn display(&self) -> String {
         match self {
             Source::Local(path) => path.display().to_string(),
+            Source::Remote(url) => url.to_string(),
+        }
+    }
+
+    /// Parses a stored `ingest_jobs.source` back.
+    pub fn from_stored(stored: &str) -> Self {
+        match url::Url::parse(stored) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Source::Remote(url),
+            _ => Source::Local(PathBuf::from(stored)),
         }
     }
 }
@@ -159,6 +170,15 @@ impl JobMessage {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned(),
+            Source::Remote(url) => url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .map(|s| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default(),
         };
         let file_name = non_empty(self.file_name.take()).unwrap_or_else(|| base_name.clone());
         self.file_name = Some(file_name.clone());
@@ -322,9 +342,18 @@ fn resolve_source(source: &str, roots: &[PathBuf]) -> Result<Source, InvalidJob>
             ))
         })?
     } else if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(invalid(format!(
-            "source {source:?}: http(s) sources are not supported by this version; copy the file under VOD_INGEST_SOURCE_ROOTS"
-        )));
+        let url = url::Url::parse(source)
+            .map_err(|e| invalid(format!("source {source:?} is not a valid URL: {e}")))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(format!("source {source:?} has no host")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(format!(
+                "source {}: credentials in the URL are not accepted (they would be stored and logged); use a pre-signed URL",
+                url.host_str().unwrap_or_default()
+            )));
+        }
+        return Ok(Source::Remote(url));
     } else {
         PathBuf::from(source)
     };
