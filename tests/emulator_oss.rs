@@ -38,45 +38,76 @@ async fn video_upload_end_to_end() {
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     let body = data(300_000);
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .header("content-type", "video/mp4")
-        .header("content-md5", &b64(&md5_of(&body)))
-        .body(body.clone())
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .header("content-type", "video/mp4")
+    .header("content-md5", &b64(&md5_of(&body)))
+    .body(body.clone())
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let h = resp.headers();
-    assert_eq!(h["etag"], format!("\"{}\"", hex::encode_upper(md5_of(&body))));
-    assert_eq!(h["x-oss-hash-crc64ecma"], crc64::checksum(&body).to_string());
+    assert_eq!(
+        h["etag"],
+        format!("\"{}\"", hex::encode_upper(md5_of(&body)))
+    );
+    assert_eq!(
+        h["x-oss-hash-crc64ecma"],
+        crc64::checksum(&body).to_string()
+    );
     assert_eq!(h["content-md5"], b64(&md5_of(&body)));
     assert_eq!(h["server"], "AliyunOSS");
     assert_eq!(h["x-oss-request-id"].len(), 24);
 
     // The bytes on disk are the bytes sent.
-    let on_disk = std::fs::read(e.emu.object_path(&up.address.bucket, &up.address.file_name)).unwrap();
+    let on_disk =
+        std::fs::read(e.emu.object_path(&up.address.bucket, &up.address.file_name)).unwrap();
     assert!(on_disk == body);
 
-    let head = OssCall::new("HEAD", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .send(&e)
-        .await;
+    let head = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
     assert_eq!(head.status(), 200);
     let h = head.headers();
     assert_eq!(h["content-length"], body.len().to_string());
     assert_eq!(h["content-type"], "video/mp4");
     assert_eq!(h["x-oss-object-type"], "Normal");
-    assert_eq!(h["x-oss-hash-crc64ecma"], crc64::checksum(&body).to_string());
-    assert_eq!(h["etag"], format!("\"{}\"", hex::encode_upper(md5_of(&body))));
+    assert_eq!(
+        h["x-oss-hash-crc64ecma"],
+        crc64::checksum(&body).to_string()
+    );
+    assert_eq!(
+        h["etag"],
+        format!("\"{}\"", hex::encode_upper(md5_of(&body)))
+    );
     assert!(httpdate::parse_http_date(h["last-modified"].to_str().unwrap()).is_ok());
 
-    let get = OssCall::new("GET", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .send(&e)
-        .await;
+    let get = OssCall::new(
+        "GET",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
     assert_eq!(get.status(), 200);
     assert!(get.bytes().await.unwrap() == body);
 
     // Uploading -> UploadSucc (with its size) -> Normal once "transcoded".
     let v = video_status(&e, &up.id).await;
-    assert!(v["Status"] == "UploadSucc" || v["Status"] == "Normal", "{v}");
+    assert!(
+        v["Status"] == "UploadSucc" || v["Status"] == "Normal",
+        "{v}"
+    );
     assert_eq!(v["Size"], body.len());
     let normal = wait_for(Duration::from_secs(5), || async {
         video_status(&e, &up.id).await["Status"] == "Normal"
@@ -95,26 +126,53 @@ async fn video_upload_end_to_end() {
 #[tokio::test]
 async fn image_and_attached_media_uploads() {
     let e = start().await;
-    let resp = vod(&e, "CreateUploadImage", &[("ImageType", "default"), ("ImageExt", "jpg"), ("OriginalFileName", "p.jpg")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadImage",
+        &[
+            ("ImageType", "default"),
+            ("ImageExt", "jpg"),
+            ("OriginalFileName", "p.jpg"),
+        ],
+    )
+    .await;
     let img = decode_upload(&resp.1, "ImageId");
     let creds = Creds::from_upload_auth(&img.auth);
-    let put = OssCall::new("PUT", &img.address.bucket, &img.address.file_name, Some(&creds))
-        .body(data(1234))
-        .send(&e)
-        .await;
+    let put = OssCall::new(
+        "PUT",
+        &img.address.bucket,
+        &img.address.file_name,
+        Some(&creds),
+    )
+    .body(data(1234))
+    .send(&e)
+    .await;
     assert_eq!(put.status(), 200);
     let info = vod(&e, "GetImageInfo", &[("ImageId", &img.id)]).await;
     assert_eq!(info.1["ImageInfo"]["Status"], "Normal");
     assert_eq!(info.1["ImageInfo"]["Mezzanine"]["FileSize"], 1234);
-    assert_eq!(info.1["ImageInfo"]["Mezzanine"]["OriginalFileName"], "p.jpg");
+    assert_eq!(
+        info.1["ImageInfo"]["Mezzanine"]["OriginalFileName"],
+        "p.jpg"
+    );
 
-    let resp = vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "watermark"), ("MediaExt", "png")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadAttachedMedia",
+        &[("BusinessType", "watermark"), ("MediaExt", "png")],
+    )
+    .await;
     let att = decode_upload(&resp.1, "MediaId");
     let creds = Creds::from_upload_auth(&att.auth);
-    let put = OssCall::new("PUT", &att.address.bucket, &att.address.file_name, Some(&creds))
-        .body(data(10))
-        .send(&e)
-        .await;
+    let put = OssCall::new(
+        "PUT",
+        &att.address.bucket,
+        &att.address.file_name,
+        Some(&creds),
+    )
+    .body(data(10))
+    .send(&e)
+    .await;
     assert_eq!(put.status(), 200);
     assert_eq!(e.emu.stats().objects, 2);
 }
@@ -126,7 +184,15 @@ async fn authorization_header_problems() {
     let (bucket, key) = (up.address.bucket.as_str(), up.address.file_name.as_str());
     let creds = Creds::from_upload_auth(&up.auth);
 
-    let f = assert_oss_error(OssCall::new("PUT", bucket, key, None).body("x").send(&e).await, 403, "AccessDenied").await;
+    let f = assert_oss_error(
+        OssCall::new("PUT", bucket, key, None)
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
     assert!(f["HostId"].starts_with("127.0.0.1:"));
     for bad in ["OSS", "OSS nocolon", "Bearer abc", "OSS :sig", "OSS id:"] {
         let resp = OssCall::new("PUT", bucket, key, Some(&creds))
@@ -136,21 +202,65 @@ async fn authorization_header_problems() {
             .await;
         assert_oss_error(resp, 400, "InvalidArgument").await;
     }
-    let stranger = Creds { id: "LTAI-nobody".into(), secret: "s".into(), token: None };
-    let f = assert_oss_error(OssCall::new("PUT", bucket, key, Some(&stranger)).body("x").send(&e).await, 403, "InvalidAccessKeyId").await;
+    let stranger = Creds {
+        id: "LTAI-nobody".into(),
+        secret: "s".into(),
+        token: None,
+    };
+    let f = assert_oss_error(
+        OssCall::new("PUT", bucket, key, Some(&stranger))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "InvalidAccessKeyId",
+    )
+    .await;
     assert_eq!(f["OSSAccessKeyId"], "LTAI-nobody");
     // An STS AccessKeyId without its token is unknown.
-    let no_token = Creds { token: None, ..creds.clone() };
-    assert_oss_error(OssCall::new("PUT", bucket, key, Some(&no_token)).body("x").send(&e).await, 403, "InvalidAccessKeyId").await;
-    let garbled = Creds { token: Some("CAISnope".into()), ..creds.clone() };
-    let resp = OssCall::new("PUT", bucket, key, Some(&garbled)).body("x").send(&e).await;
+    let no_token = Creds {
+        token: None,
+        ..creds.clone()
+    };
+    assert_oss_error(
+        OssCall::new("PUT", bucket, key, Some(&no_token))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "InvalidAccessKeyId",
+    )
+    .await;
+    let garbled = Creds {
+        token: Some("CAISnope".into()),
+        ..creds.clone()
+    };
+    let resp = OssCall::new("PUT", bucket, key, Some(&garbled))
+        .body("x")
+        .send(&e)
+        .await;
     assert_eq!(resp.headers()["x-oss-ec"], "0002-00000006");
     assert_oss_error(resp, 403, "InvalidSecurityToken").await;
     let other = create_video(&e, &[]).await;
-    let foreign = Creds { token: Some(other.auth.security_token.expose().to_owned()), ..creds.clone() };
-    assert_oss_error(OssCall::new("PUT", bucket, key, Some(&foreign)).body("x").send(&e).await, 403, "AccessKeyIdAndSecurityTokenNotMatch").await;
+    let foreign = Creds {
+        token: Some(other.auth.security_token.expose().to_owned()),
+        ..creds.clone()
+    };
+    assert_oss_error(
+        OssCall::new("PUT", bucket, key, Some(&foreign))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessKeyIdAndSecurityTokenNotMatch",
+    )
+    .await;
     let f = assert_oss_error(
-        OssCall::new("PUT", bucket, key, Some(&creds)).header("date", "yesterday").body("x").send(&e).await,
+        OssCall::new("PUT", bucket, key, Some(&creds))
+            .header("date", "yesterday")
+            .body("x")
+            .send(&e)
+            .await,
         403,
         "AccessDenied",
     )
@@ -173,7 +283,10 @@ async fn wrong_signature_shows_the_string_to_sign() {
     let headers = vec![
         ("date".to_owned(), date.clone()),
         ("content-type".to_owned(), "video/mp4".to_owned()),
-        ("x-oss-security-token".to_owned(), creds.token.clone().unwrap()),
+        (
+            "x-oss-security-token".to_owned(),
+            creds.token.clone().unwrap(),
+        ),
     ];
     let expected = call.string_to_sign(&headers);
     let provided = vod_ingest::sign::oss::signature(&expected, &creds.secret);
@@ -183,7 +296,9 @@ async fn wrong_signature_shows_the_string_to_sign() {
         "The request signature we calculated does not match the signature you provided. Check your key and signing method."
     );
     assert_eq!(f["StringToSign"], expected);
-    assert!(f["StringToSign"].starts_with(&format!("PUT\n\nvideo/mp4\n{date}\nx-oss-security-token:")));
+    assert!(
+        f["StringToSign"].starts_with(&format!("PUT\n\nvideo/mp4\n{date}\nx-oss-security-token:"))
+    );
     assert!(f["StringToSign"].ends_with(&format!("\n/{bucket}/{key}")));
     let bytes: Vec<String> = expected.bytes().map(|b| format!("{b:02X}")).collect();
     assert_eq!(f["StringToSignBytes"], bytes.join(" "));
@@ -198,11 +313,16 @@ async fn skewed_request_time() {
     let creds = Creds::from_upload_auth(&up.auth);
     let old = std::time::SystemTime::now() - Duration::from_secs(16 * 60);
     let f = assert_oss_error(
-        OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-            .header("date", &http_date(old))
-            .body("x")
-            .send(&e)
-            .await,
+        OssCall::new(
+            "PUT",
+            &up.address.bucket,
+            &up.address.file_name,
+            Some(&creds),
+        )
+        .header("date", &http_date(old))
+        .body("x")
+        .send(&e)
+        .await,
         403,
         "RequestTimeTooSkewed",
     )
@@ -210,12 +330,17 @@ async fn skewed_request_time() {
     assert_eq!(f["MaxAllowedSkewMilliseconds"], "900000");
     assert!(f["RequestTime"].ends_with(".000Z") && f["ServerTime"].ends_with('Z'));
     // x-oss-date wins over Date, for the skew check as for the signature.
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .header("date", &http_date(old))
-        .header("x-oss-date", &http_date(std::time::SystemTime::now()))
-        .body("x")
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .header("date", &http_date(old))
+    .header("x-oss-date", &http_date(std::time::SystemTime::now()))
+    .body("x")
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
@@ -225,10 +350,15 @@ async fn expired_upload_credentials() {
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     wait_until(up.auth.expires_at).await;
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .body("late")
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .body("late")
+    .send(&e)
+    .await;
     assert_eq!(resp.headers()["x-oss-ec"], "0002-00000007");
     let f = assert_oss_error(resp, 403, "SecurityTokenExpired").await;
     assert_eq!(f["Message"], "The security token you provided has expired.");
@@ -236,10 +366,15 @@ async fn expired_upload_credentials() {
     // RefreshUploadVideo gives working credentials for the same object.
     let resp = vod(&e, "RefreshUploadVideo", &[("VideoId", &up.id)]).await;
     let fresh = decode_upload(&resp.1, "VideoId");
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&Creds::from_upload_auth(&fresh.auth)))
-        .body("on time")
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&Creds::from_upload_auth(&fresh.auth)),
+    )
+    .body("on time")
+    .send(&e)
+    .await;
     // The fresh credential also lives 1 s; on a slow machine it may already be gone.
     assert!(resp.status() == 200 || resp.status() == 403);
 }
@@ -264,30 +399,81 @@ async fn upload_credentials_are_scoped_to_their_object() {
     let creds = Creds::from_upload_auth(&up.auth);
     let bucket = up.address.bucket.as_str();
     let other_key = format!("{}other.mp4", up.address.object_prefix.as_deref().unwrap());
-    let f = assert_oss_error(OssCall::new("PUT", bucket, &other_key, Some(&creds)).body("x").send(&e).await, 403, "AccessDenied").await;
+    let f = assert_oss_error(
+        OssCall::new("PUT", bucket, &other_key, Some(&creds))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
     assert_eq!(f["Message"], "You have no right to access this object.");
     // Another media's object.
     let other = create_video(&e, &[]).await;
-    assert_oss_error(OssCall::new("PUT", bucket, &other.address.file_name, Some(&creds)).body("x").send(&e).await, 403, "AccessDenied").await;
+    assert_oss_error(
+        OssCall::new("PUT", bucket, &other.address.file_name, Some(&creds))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
     // Deleting is not an upload right.
-    assert_oss_error(OssCall::new("DELETE", bucket, &up.address.file_name, Some(&creds)).send(&e).await, 403, "AccessDenied").await;
+    assert_oss_error(
+        OssCall::new("DELETE", bucket, &up.address.file_name, Some(&creds))
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
     // Unknown bucket.
-    let f = assert_oss_error(OssCall::new("PUT", "outin-nope", &up.address.file_name, Some(&creds)).body("x").send(&e).await, 404, "NoSuchBucket").await;
+    let f = assert_oss_error(
+        OssCall::new("PUT", "outin-nope", &up.address.file_name, Some(&creds))
+            .body("x")
+            .send(&e)
+            .await,
+        404,
+        "NoSuchBucket",
+    )
+    .await;
     assert_eq!(f["BucketName"], "outin-nope");
     // AssumeRole credentials have no rights on VOD's bucket.
-    let sts = call(&e, &Creds::root(), "AssumeRole", STS, &[("RoleArn", "acs:ram::1:role/r"), ("RoleSessionName", "ab")]).await;
+    let sts = call(
+        &e,
+        &Creds::root(),
+        "AssumeRole",
+        STS,
+        &[("RoleArn", "acs:ram::1:role/r"), ("RoleSessionName", "ab")],
+    )
+    .await;
     let c = &sts.1["Credentials"];
     let role = Creds {
         id: c["AccessKeyId"].as_str().unwrap().into(),
         secret: c["AccessKeySecret"].as_str().unwrap().into(),
         token: Some(c["SecurityToken"].as_str().unwrap().into()),
     };
-    assert_oss_error(OssCall::new("PUT", bucket, &up.address.file_name, Some(&role)).body("x").send(&e).await, 403, "AccessDenied").await;
+    assert_oss_error(
+        OssCall::new("PUT", bucket, &up.address.file_name, Some(&role))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
     // The configured AccessKey may write anywhere in the bucket, and delete.
     let root = Creds::root();
-    let resp = OssCall::new("PUT", bucket, "free/form key.bin", Some(&root)).body("x").send(&e).await;
+    let resp = OssCall::new("PUT", bucket, "free/form key.bin", Some(&root))
+        .body("x")
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 200);
-    let resp = OssCall::new("DELETE", bucket, "free/form key.bin", Some(&root)).send(&e).await;
+    let resp = OssCall::new("DELETE", bucket, "free/form key.bin", Some(&root))
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(e.emu.stats().objects, 0);
 }
@@ -300,14 +486,28 @@ async fn m3u8_credentials_cover_the_prefix() {
     let prefix = up.address.object_prefix.clone().unwrap();
     let bucket = up.address.bucket.as_str();
     let seg = format!("{prefix}seg-0001.ts");
-    let resp = OssCall::new("PUT", bucket, &seg, Some(&creds)).body(data(100)).send(&e).await;
+    let resp = OssCall::new("PUT", bucket, &seg, Some(&creds))
+        .body(data(100))
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 200);
     // A segment does not complete the upload; the playlist does.
     assert_eq!(video_status(&e, &up.id).await["Status"], "Uploading");
-    let resp = OssCall::new("PUT", bucket, &up.address.file_name, Some(&creds)).body("#EXTM3U\nseg-0001.ts\n").send(&e).await;
+    let resp = OssCall::new("PUT", bucket, &up.address.file_name, Some(&creds))
+        .body("#EXTM3U\nseg-0001.ts\n")
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 200);
     assert_ne!(video_status(&e, &up.id).await["Status"], "Uploading");
-    assert_oss_error(OssCall::new("PUT", bucket, "sv/elsewhere/seg.ts", Some(&creds)).body("x").send(&e).await, 403, "AccessDenied").await;
+    assert_oss_error(
+        OssCall::new("PUT", bucket, "sv/elsewhere/seg.ts", Some(&creds))
+            .body("x")
+            .send(&e)
+            .await,
+        403,
+        "AccessDenied",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -317,7 +517,11 @@ async fn content_md5_is_checked() {
     let creds = Creds::from_upload_auth(&up.auth);
     let (bucket, key) = (up.address.bucket.as_str(), up.address.file_name.as_str());
     let f = assert_oss_error(
-        OssCall::new("PUT", bucket, key, Some(&creds)).header("content-md5", &b64(&md5_of(b"other"))).body("0123456789").send(&e).await,
+        OssCall::new("PUT", bucket, key, Some(&creds))
+            .header("content-md5", &b64(&md5_of(b"other")))
+            .body("0123456789")
+            .send(&e)
+            .await,
         400,
         "InvalidDigest",
     )
@@ -325,7 +529,11 @@ async fn content_md5_is_checked() {
     assert_eq!(f["Message"], "The Content-MD5 you specified was invalid.");
     // Hex instead of base64 of the raw digest: the classic mistake.
     assert_oss_error(
-        OssCall::new("PUT", bucket, key, Some(&creds)).header("content-md5", &hex::encode(md5_of(b"0123456789"))).body("0123456789").send(&e).await,
+        OssCall::new("PUT", bucket, key, Some(&creds))
+            .header("content-md5", &hex::encode(md5_of(b"0123456789")))
+            .body("0123456789")
+            .send(&e)
+            .await,
         400,
         "InvalidDigest",
     )
@@ -333,9 +541,16 @@ async fn content_md5_is_checked() {
     // Nothing was stored, and the media is still uploading.
     assert_eq!(e.emu.stats().objects, 0);
     assert_eq!(video_status(&e, &up.id).await["Status"], "Uploading");
-    let resp = OssCall::new("PUT", bucket, key, Some(&creds)).header("content-md5", "eB5eJF1ptWaXm4bijSPyxw==").body("0123456789").send(&e).await;
+    let resp = OssCall::new("PUT", bucket, key, Some(&creds))
+        .header("content-md5", "eB5eJF1ptWaXm4bijSPyxw==")
+        .body("0123456789")
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-oss-hash-crc64ecma"], "2838902930144391966");
+    assert_eq!(
+        resp.headers()["x-oss-hash-crc64ecma"],
+        "2838902930144391966"
+    );
 }
 
 #[tokio::test]
@@ -343,7 +558,14 @@ async fn head_errors_have_no_body_but_carry_the_error_in_headers() {
     let e = start().await;
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
-    let resp = OssCall::new("HEAD", &up.address.bucket, &up.address.file_name, Some(&creds)).send(&e).await;
+    let resp = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["x-oss-ec"], "0026-00000001");
     let err = base64::engine::general_purpose::STANDARD
@@ -351,9 +573,19 @@ async fn head_errors_have_no_body_but_carry_the_error_in_headers() {
         .unwrap();
     let fields = xml_fields(std::str::from_utf8(&err).unwrap());
     assert_eq!(fields["Code"], "NoSuchKey");
-    assert_eq!(fields["RequestId"], resp.headers()["x-oss-request-id"].to_str().unwrap());
+    assert_eq!(
+        fields["RequestId"],
+        resp.headers()["x-oss-request-id"].to_str().unwrap()
+    );
     assert!(resp.bytes().await.unwrap().is_empty());
-    let resp = OssCall::new("GET", &up.address.bucket, &up.address.file_name, Some(&creds)).send(&e).await;
+    let resp = OssCall::new(
+        "GET",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
     let f = assert_oss_error(resp, 404, "NoSuchKey").await;
     assert_eq!(f["Key"], up.address.file_name);
 }
@@ -364,18 +596,39 @@ async fn keys_are_decoded_and_signed_raw() {
     let bucket = create_video(&e, &[]).await.address.bucket;
     let root = Creds::root();
     let key = "dir/视频 1+a%20b.mp4";
-    let resp = OssCall::new("PUT", &bucket, key, Some(&root)).body("hello world").send(&e).await;
+    let resp = OssCall::new("PUT", &bucket, key, Some(&root))
+        .body("hello world")
+        .send(&e)
+        .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    assert_eq!(resp.headers()["x-oss-hash-crc64ecma"], "5981764153023615706");
-    let get = OssCall::new("GET", &bucket, key, Some(&root)).send(&e).await;
+    assert_eq!(
+        resp.headers()["x-oss-hash-crc64ecma"],
+        "5981764153023615706"
+    );
+    let get = OssCall::new("GET", &bucket, key, Some(&root))
+        .send(&e)
+        .await;
     assert_eq!(get.bytes().await.unwrap().as_ref(), b"hello world");
-    assert_eq!(std::fs::read(e.emu.object_path(&bucket, key)).unwrap(), b"hello world");
+    assert_eq!(
+        std::fs::read(e.emu.object_path(&bucket, key)).unwrap(),
+        b"hello world"
+    );
     // The same object through a slash-preserving URL (other SDKs do not encode `/`).
     let date = http_date(std::time::SystemTime::now());
     let sts = format!("GET\n\n\n{date}\n/{bucket}/{key}");
     let sig = vod_ingest::sign::oss::signature(&sts, SECRET);
-    let url = format!("{}/{bucket}/dir/%E8%A7%86%E9%A2%91%201+a%2520b.mp4", e.emu.base_url());
-    let resp = e.http.get(url).header("date", date).header("authorization", format!("OSS {AK}:{sig}")).send().await.unwrap();
+    let url = format!(
+        "{}/{bucket}/dir/%E8%A7%86%E9%A2%91%201+a%2520b.mp4",
+        e.emu.base_url()
+    );
+    let resp = e
+        .http
+        .get(url)
+        .header("date", date)
+        .header("authorization", format!("OSS {AK}:{sig}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -385,17 +638,33 @@ async fn virtual_hosted_requests() {
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     let host = format!("{}.localhost:{}", up.address.bucket, e.emu.addr().port());
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .host(host.clone())
-        .body("vhost")
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .host(host.clone())
+    .body("vhost")
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let mut bad = creds.clone();
     bad.secret = "x".into();
-    let resp = OssCall::new("HEAD", &up.address.bucket, &up.address.file_name, Some(&creds)).host(host.clone()).send(&e).await;
+    let resp = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .host(host.clone())
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200);
-    let resp = OssCall::new("GET", &up.address.bucket, &up.address.file_name, Some(&bad)).host(host.clone()).send(&e).await;
+    let resp = OssCall::new("GET", &up.address.bucket, &up.address.file_name, Some(&bad))
+        .host(host.clone())
+        .send(&e)
+        .await;
     let f = assert_oss_error(resp, 403, "SignatureDoesNotMatch").await;
     assert_eq!(f["HostId"], host);
 }
@@ -406,12 +675,20 @@ async fn large_bodies_are_streamed() {
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     let body = data(8 * 1024 * 1024 + 17);
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds))
-        .body(body.clone())
-        .send(&e)
-        .await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .body(body.clone())
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-oss-hash-crc64ecma"], crc64::checksum(&body).to_string());
+    assert_eq!(
+        resp.headers()["x-oss-hash-crc64ecma"],
+        crc64::checksum(&body).to_string()
+    );
     assert_eq!(e.emu.stats().bytes_received, body.len() as u64);
 }
 
@@ -420,8 +697,20 @@ async fn injected_oss_failure() {
     let e = start().await;
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
-    set_faults(&e, json!({"fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]})).await;
-    let put = || OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds)).body("x");
+    set_faults(
+        &e,
+        json!({"fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]}),
+    )
+    .await;
+    let put = || {
+        OssCall::new(
+            "PUT",
+            &up.address.bucket,
+            &up.address.file_name,
+            Some(&creds),
+        )
+        .body("x")
+    };
     assert_oss_error(put().send(&e).await, 500, "InternalError").await;
     assert_eq!(put().send(&e).await.status(), 200);
 }
@@ -459,12 +748,26 @@ async fn receiver(status: u16) -> (String, Arc<Mutex<Vec<Received>>>) {
 async fn callback_is_signed_and_carries_the_documented_payload() {
     let (url, got) = receiver(200).await;
     let e = start_with(|c| c.callback_key = Some("cb-key".into())).await;
-    let user_data = json!({"MessageCallback": {"CallbackURL": url}, "Extend": {"job": "42"}}).to_string();
+    let user_data =
+        json!({"MessageCallback": {"CallbackURL": url}, "Extend": {"job": "42"}}).to_string();
     let up = create_video(&e, &[("UserData", &user_data)]).await;
     let creds = Creds::from_upload_auth(&up.auth);
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds)).body(data(500)).send(&e).await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .body(data(500))
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200);
-    assert!(wait_for(Duration::from_secs(5), || async { !got.lock().unwrap().is_empty() }).await);
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            !got.lock().unwrap().is_empty()
+        })
+        .await
+    );
     let r = got.lock().unwrap()[0].clone();
     assert_eq!(r.headers["content-type"], "application/json");
     let ts = r.headers["x-vod-timestamp"].to_str().unwrap();
@@ -476,7 +779,12 @@ async fn callback_is_signed_and_carries_the_documented_payload() {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let event_time = v["EventTime"].as_str().unwrap();
     assert!(chrono::NaiveDateTime::parse_from_str(event_time, "%Y-%m-%dT%H:%M:%SZ").is_ok());
-    let file_url = format!("{}/{}/{}", e.emu.base_url(), up.address.bucket, up.address.file_name);
+    let file_url = format!(
+        "{}/{}/{}",
+        e.emu.base_url(),
+        up.address.bucket,
+        up.address.file_name
+    );
     // Compact, Status first, Extend as a JSON string.
     assert_eq!(
         r.body,
@@ -485,7 +793,12 @@ async fn callback_is_signed_and_carries_the_documented_payload() {
             up.id
         )
     );
-    assert!(wait_for(Duration::from_secs(2), || async { e.emu.stats().callbacks_sent == 1 }).await);
+    assert!(
+        wait_for(Duration::from_secs(2), || async {
+            e.emu.stats().callbacks_sent == 1
+        })
+        .await
+    );
 }
 
 #[tokio::test]
@@ -494,17 +807,38 @@ async fn image_and_attached_callbacks_go_to_the_default_url_unsigned() {
     let e = start_with(|c| c.callback_url = Some(url.clone())).await;
     let resp = vod(&e, "CreateUploadImage", &[("ImageType", "default")]).await;
     let img = decode_upload(&resp.1, "ImageId");
-    let resp = vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "material"), ("MediaExt", "zip")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadAttachedMedia",
+        &[("BusinessType", "material"), ("MediaExt", "zip")],
+    )
+    .await;
     let att = decode_upload(&resp.1, "MediaId");
     for up in [&img, &att] {
         let creds = Creds::from_upload_auth(&up.auth);
-        let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds)).body("12345").send(&e).await;
+        let resp = OssCall::new(
+            "PUT",
+            &up.address.bucket,
+            &up.address.file_name,
+            Some(&creds),
+        )
+        .body("12345")
+        .send(&e)
+        .await;
         assert_eq!(resp.status(), 200);
     }
-    assert!(wait_for(Duration::from_secs(5), || async { got.lock().unwrap().len() == 2 }).await);
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            got.lock().unwrap().len() == 2
+        })
+        .await
+    );
     let bodies: Vec<Received> = got.lock().unwrap().clone();
     for r in &bodies {
-        assert!(r.headers.get("x-vod-signature").is_none() && r.headers.get("x-vod-timestamp").is_none());
+        assert!(
+            r.headers.get("x-vod-signature").is_none()
+                && r.headers.get("x-vod-timestamp").is_none()
+        );
         assert!(r.body.starts_with(r#"{"Status":"success","#), "{}", r.body);
     }
     let by_type = |t: &str| {
@@ -518,7 +852,10 @@ async fn image_and_attached_callbacks_go_to_the_default_url_unsigned() {
     assert_eq!(i["ImageId"], img.id.as_str());
     assert_eq!(i["Size"], 5);
     assert_eq!(i["AppId"], "app-1000000");
-    assert!(i["FileURL"].as_str().unwrap().ends_with(&img.address.file_name));
+    assert!(i["FileURL"]
+        .as_str()
+        .unwrap()
+        .ends_with(&img.address.file_name));
     let a = by_type("AttachedMediaUploadComplete");
     assert_eq!(a["AttachedMediaId"], att.id.as_str());
     assert!(a["FileURL"].is_string() && a.get("Extend").is_none());
@@ -531,13 +868,32 @@ async fn failing_callbacks_are_tried_three_times_then_dropped() {
     let up = create_video(&e, &[]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     let started = std::time::Instant::now();
-    let resp = OssCall::new("PUT", &up.address.bucket, &up.address.file_name, Some(&creds)).body("x").send(&e).await;
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .body("x")
+    .send(&e)
+    .await;
     assert_eq!(resp.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(1), "the PUT does not wait for the callback");
-    assert!(wait_for(Duration::from_secs(10), || async { e.emu.stats().callbacks_failed == 1 }).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the PUT does not wait for the callback"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            e.emu.stats().callbacks_failed == 1
+        })
+        .await
+    );
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 3);
-    assert!(got.iter().all(|r| r.body == got[0].body), "same body on every attempt");
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "same body on every attempt"
+    );
     assert_eq!(e.emu.stats().callbacks_sent, 0);
 }
 
@@ -552,16 +908,28 @@ async fn callback_faults_drop_and_duplicate() {
         let (b, k) = (up.address.bucket.clone(), up.address.file_name.clone());
         let e = &e;
         async move {
-            let resp = OssCall::new("PUT", &b, &k, Some(&creds)).body("x").send(e).await;
+            let resp = OssCall::new("PUT", &b, &k, Some(&creds))
+                .body("x")
+                .send(e)
+                .await;
             assert_eq!(resp.status(), 200);
         }
     };
     put(&up).await;
     assert_eq!(e.emu.stats().callbacks_failed, 1);
-    set_faults(&e, json!({"callback_drop": false, "callback_duplicate": true})).await;
+    set_faults(
+        &e,
+        json!({"callback_drop": false, "callback_duplicate": true}),
+    )
+    .await;
     let up = create_video(&e, &[]).await;
     put(&up).await;
-    assert!(wait_for(Duration::from_secs(5), || async { got.lock().unwrap().len() == 2 }).await);
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            got.lock().unwrap().len() == 2
+        })
+        .await
+    );
     let got = got.lock().unwrap().clone();
     assert_eq!(got[0].body, got[1].body);
 }

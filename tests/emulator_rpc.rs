@@ -12,11 +12,22 @@ use vod_ingest::sign;
 #[tokio::test]
 async fn create_upload_video_returns_a_usable_ticket() {
     let e = start().await;
-    let resp = vod(&e, "CreateUploadVideo", &[("Title", "t"), ("FileName", r"D:\clips\Movie 1.MP4")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", "t"), ("FileName", r"D:\clips\Movie 1.MP4")],
+    )
+    .await;
     assert_eq!(resp.0, 200, "{}", resp.1);
     assert!(is_upper_uuid(resp.1["RequestId"].as_str().unwrap()));
     let up = decode_upload(&resp.1, "VideoId");
-    assert!(up.id.len() == 32 && up.id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        up.id.len() == 32
+            && up
+                .id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     assert_eq!(up.address.endpoint, e.emu.base_url());
     let bucket = up.address.bucket.strip_prefix("outin-").unwrap();
     assert!(bucket.len() == 32 && bucket.chars().all(|c| c.is_ascii_hexdigit()));
@@ -38,12 +49,16 @@ async fn create_upload_video_returns_a_usable_ticket() {
     let remaining = (up.auth.expires_at - chrono::Utc::now()).num_seconds();
     assert!((2990..=3000).contains(&remaining), "{remaining}");
     // The raw UploadAuth carries every field as a string, Expiration the remaining seconds.
-    let raw: serde_json::Value = serde_json::from_slice(
-        &base64_decode(up.raw["UploadAuth"].as_str().unwrap()),
-    )
-    .unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_slice(&base64_decode(up.raw["UploadAuth"].as_str().unwrap())).unwrap();
     assert_eq!(raw["Expiration"], "3000");
-    for k in ["SecurityToken", "AccessKeyId", "ExpireUTCTime", "AccessKeySecret", "Region"] {
+    for k in [
+        "SecurityToken",
+        "AccessKeyId",
+        "ExpireUTCTime",
+        "AccessKeySecret",
+        "Region",
+    ] {
         assert!(raw[k].is_string(), "{k}");
     }
 }
@@ -71,7 +86,10 @@ async fn each_missing_common_parameter_is_named() {
         p.remove(name);
         let resp = rpc_send(&e, "POST", &p).await;
         assert_rpc_error(&resp, 400, &format!("Missing{name}"));
-        assert_eq!(resp.1["Message"], format!("{name} is mandatory for this action."));
+        assert_eq!(
+            resp.1["Message"],
+            format!("{name} is mandatory for this action.")
+        );
     }
 }
 
@@ -92,11 +110,31 @@ async fn unknown_actions_and_versions() {
 async fn signature_method_version_and_timestamp_are_checked() {
     let e = start().await;
     let cases: &[(&str, &str, u16, &str)] = &[
-        ("SignatureMethod", "HMAC-SHA256", 400, "InvalidSignatureMethod"),
+        (
+            "SignatureMethod",
+            "HMAC-SHA256",
+            400,
+            "InvalidSignatureMethod",
+        ),
         ("SignatureVersion", "2.0", 400, "InvalidSignatureVersion"),
-        ("Timestamp", "2024-01-02T03:04:05", 400, "InvalidTimeStamp.Format"),
-        ("Timestamp", "2024-1-2T03:04:05Z", 400, "InvalidTimeStamp.Format"),
-        ("Timestamp", "2020-01-02T03:04:05Z", 400, "InvalidTimeStamp.Expired"),
+        (
+            "Timestamp",
+            "2024-01-02T03:04:05",
+            400,
+            "InvalidTimeStamp.Format",
+        ),
+        (
+            "Timestamp",
+            "2024-1-2T03:04:05Z",
+            400,
+            "InvalidTimeStamp.Format",
+        ),
+        (
+            "Timestamp",
+            "2020-01-02T03:04:05Z",
+            400,
+            "InvalidTimeStamp.Expired",
+        ),
     ];
     for (name, value, status, code) in cases {
         let resp = vod(&e, "GetVideoInfo", &[("VideoId", "x"), (name, value)]).await;
@@ -108,9 +146,19 @@ async fn signature_method_version_and_timestamp_are_checked() {
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string()
     };
-    let resp = vod(&e, "GetVideoInfo", &[("VideoId", "x"), ("Timestamp", &ts(16))]).await;
+    let resp = vod(
+        &e,
+        "GetVideoInfo",
+        &[("VideoId", "x"), ("Timestamp", &ts(16))],
+    )
+    .await;
     assert_rpc_error(&resp, 400, "InvalidTimeStamp.Expired");
-    let resp = vod(&e, "GetVideoInfo", &[("VideoId", "x"), ("Timestamp", &ts(-14))]).await;
+    let resp = vod(
+        &e,
+        "GetVideoInfo",
+        &[("VideoId", "x"), ("Timestamp", &ts(-14))],
+    )
+    .await;
     assert_rpc_error(&resp, 404, "InvalidVideo.NotFound");
 }
 
@@ -130,7 +178,12 @@ async fn unknown_access_key_and_wrong_signature() {
         secret: "not-the-secret".into(),
         ..Creds::root()
     };
-    let mut p = rpc_params("CreateUploadVideo", VOD, &wrong, &[("Title", "测试 a+b*c~d/e"), ("FileName", "m.mp4")]);
+    let mut p = rpc_params(
+        "CreateUploadVideo",
+        VOD,
+        &wrong,
+        &[("Title", "测试 a+b*c~d/e"), ("FileName", "m.mp4")],
+    );
     let expected_sts = sign::rpc::string_to_sign("POST", &p);
     sign_rpc("POST", &mut p, &wrong.secret);
     let resp = rpc_send(&e, "POST", &p).await;
@@ -150,7 +203,10 @@ async fn unknown_access_key_and_wrong_signature() {
     sign_rpc("POST", &mut p, SECRET);
     let resp = rpc_send(&e, "GET", &p).await;
     assert_rpc_error(&resp, 400, "SignatureDoesNotMatch");
-    assert!(resp.1["Message"].as_str().unwrap().contains("server string to sign is:GET&%2F&"));
+    assert!(resp.1["Message"]
+        .as_str()
+        .unwrap()
+        .contains("server string to sign is:GET&%2F&"));
 }
 
 #[tokio::test]
@@ -158,23 +214,45 @@ async fn a_nonce_is_used_once() {
     let e = start().await;
     let mut p = rpc_params("GetVideoInfo", VOD, &Creds::root(), &[("VideoId", "x")]);
     sign_rpc("POST", &mut p, SECRET);
-    assert_rpc_error(&rpc_send(&e, "POST", &p).await, 404, "InvalidVideo.NotFound");
+    assert_rpc_error(
+        &rpc_send(&e, "POST", &p).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
     let again = rpc_send(&e, "POST", &p).await;
     assert_rpc_error(&again, 400, "SignatureNonceUsed");
     // A request with a wrong signature does not use up its nonce.
     let mut p = rpc_params("GetVideoInfo", VOD, &Creds::root(), &[("VideoId", "x")]);
     let nonce = p["SignatureNonce"].clone();
     sign_rpc("POST", &mut p, "wrong");
-    assert_rpc_error(&rpc_send(&e, "POST", &p).await, 400, "SignatureDoesNotMatch");
-    let mut p = rpc_params("GetVideoInfo", VOD, &Creds::root(), &[("VideoId", "x"), ("SignatureNonce", &nonce)]);
+    assert_rpc_error(
+        &rpc_send(&e, "POST", &p).await,
+        400,
+        "SignatureDoesNotMatch",
+    );
+    let mut p = rpc_params(
+        "GetVideoInfo",
+        VOD,
+        &Creds::root(),
+        &[("VideoId", "x"), ("SignatureNonce", &nonce)],
+    );
     sign_rpc("POST", &mut p, SECRET);
-    assert_rpc_error(&rpc_send(&e, "POST", &p).await, 404, "InvalidVideo.NotFound");
+    assert_rpc_error(
+        &rpc_send(&e, "POST", &p).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
 }
 
 #[tokio::test]
 async fn parameters_may_come_in_a_form_body_and_get_works() {
     let e = start().await;
-    let mut p = rpc_params("CreateUploadVideo", VOD, &Creds::root(), &[("Title", "a b+c"), ("FileName", "movie 1.mp4")]);
+    let mut p = rpc_params(
+        "CreateUploadVideo",
+        VOD,
+        &Creds::root(),
+        &[("Title", "a b+c"), ("FileName", "movie 1.mp4")],
+    );
     sign_rpc("POST", &mut p, SECRET);
     let body: Vec<(String, String)> = ["Title", "FileName"]
         .iter()
@@ -184,7 +262,12 @@ async fn parameters_may_come_in_a_form_body_and_get_works() {
     let resp = e.http.post(url).form(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 
-    let mut p = rpc_params("CreateUploadVideo", VOD, &Creds::root(), &[("Title", "t"), ("FileName", "m.mov")]);
+    let mut p = rpc_params(
+        "CreateUploadVideo",
+        VOD,
+        &Creds::root(),
+        &[("Title", "t"), ("FileName", "m.mov")],
+    );
     sign_rpc("GET", &mut p, SECRET);
     let resp = rpc_send(&e, "GET", &p).await;
     assert_eq!(resp.0, 200, "{}", resp.1);
@@ -193,75 +276,254 @@ async fn parameters_may_come_in_a_form_body_and_get_works() {
 #[tokio::test]
 async fn xml_format_gives_xml_bodies() {
     let e = start().await;
-    let resp = vod(&e, "GetVideoInfo", &[("VideoId", "nope"), ("Format", "XML")]).await;
+    let resp = vod(
+        &e,
+        "GetVideoInfo",
+        &[("VideoId", "nope"), ("Format", "XML")],
+    )
+    .await;
     assert_eq!(resp.0, 404);
     let text = resp.1.as_str().unwrap();
     assert!(text.starts_with("<?xml"), "{text}");
-    assert!(text.contains("<Code>InvalidVideo.NotFound</Code>"), "{text}");
-    assert!(text.contains("<RequestId>") && text.contains("<HostId>") && text.contains("<Recommend>"));
-    let resp = vod(&e, "CreateUploadVideo", &[("Title", "t"), ("FileName", "m.mp4"), ("Format", "XML")]).await;
+    assert!(
+        text.contains("<Code>InvalidVideo.NotFound</Code>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<RequestId>") && text.contains("<HostId>") && text.contains("<Recommend>")
+    );
+    let resp = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", "t"), ("FileName", "m.mp4"), ("Format", "XML")],
+    )
+    .await;
     let text = resp.1.as_str().unwrap();
-    assert!(text.contains("<CreateUploadVideoResponse>") && text.contains("<VideoId>"), "{text}");
+    assert!(
+        text.contains("<CreateUploadVideoResponse>") && text.contains("<VideoId>"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn create_upload_video_validation() {
     let e = start().await;
     let long_title = "x".repeat(129);
-    let tags17 = (0..17).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+    let tags17 = (0..17)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let long_tag = "y".repeat(33);
     let long_extend = json!({"MessageCallback": {"CallbackURL": "http://h/cb"}, "Extend": {"k": "z".repeat(600)}}).to_string();
     let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
         (vec![("FileName", "m.mp4")], 400, "MissingTitle"),
         (vec![("Title", "t")], 400, "MissingFileName"),
-        (vec![("Title", "t"), ("FileName", "m.txt")], 400, "InvalidFileName.Extension"),
-        (vec![("Title", "t"), ("FileName", "noext")], 400, "InvalidFileName.Extension"),
-        (vec![("Title", &long_title), ("FileName", "m.mp4")], 400, "LengthExceededMax"),
-        (vec![("Title", "🎬 film"), ("FileName", "m.mp4")], 400, "IllegalCharacters"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("Tags", &tags17)], 400, "TagsExceededMax"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("Tags", &long_tag)], 400, "LengthExceededMax"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("CateId", "abc")], 400, "InvalidParameter"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("StorageLocation", "out-x.oss-cn-shanghai.aliyuncs.com")], 404, "InvalidStorage.NotFound"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("UserData", "not json")], 400, "InvalidParameter"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("UserData", r#"{"MessageCallback":{"CallbackURL":"ftp://x/y"}}"#)], 400, "InvalidParameter"),
-        (vec![("Title", "t"), ("FileName", "m.mp4"), ("UserData", &long_extend)], 400, "LengthExceededMax"),
+        (
+            vec![("Title", "t"), ("FileName", "m.txt")],
+            400,
+            "InvalidFileName.Extension",
+        ),
+        (
+            vec![("Title", "t"), ("FileName", "noext")],
+            400,
+            "InvalidFileName.Extension",
+        ),
+        (
+            vec![("Title", &long_title), ("FileName", "m.mp4")],
+            400,
+            "LengthExceededMax",
+        ),
+        (
+            vec![("Title", "🎬 film"), ("FileName", "m.mp4")],
+            400,
+            "IllegalCharacters",
+        ),
+        (
+            vec![("Title", "t"), ("FileName", "m.mp4"), ("Tags", &tags17)],
+            400,
+            "TagsExceededMax",
+        ),
+        (
+            vec![("Title", "t"), ("FileName", "m.mp4"), ("Tags", &long_tag)],
+            400,
+            "LengthExceededMax",
+        ),
+        (
+            vec![("Title", "t"), ("FileName", "m.mp4"), ("CateId", "abc")],
+            400,
+            "InvalidParameter",
+        ),
+        (
+            vec![
+                ("Title", "t"),
+                ("FileName", "m.mp4"),
+                ("StorageLocation", "out-x.oss-cn-shanghai.aliyuncs.com"),
+            ],
+            404,
+            "InvalidStorage.NotFound",
+        ),
+        (
+            vec![
+                ("Title", "t"),
+                ("FileName", "m.mp4"),
+                ("UserData", "not json"),
+            ],
+            400,
+            "InvalidParameter",
+        ),
+        (
+            vec![
+                ("Title", "t"),
+                ("FileName", "m.mp4"),
+                (
+                    "UserData",
+                    r#"{"MessageCallback":{"CallbackURL":"ftp://x/y"}}"#,
+                ),
+            ],
+            400,
+            "InvalidParameter",
+        ),
+        (
+            vec![
+                ("Title", "t"),
+                ("FileName", "m.mp4"),
+                ("UserData", &long_extend),
+            ],
+            400,
+            "LengthExceededMax",
+        ),
     ];
     for (params, status, code) in cases {
         let resp = vod(&e, "CreateUploadVideo", &params).await;
         assert_rpc_error(&resp, status, code);
     }
-    let resp = vod(&e, "CreateUploadVideo", &[("Title", &"x".repeat(128)), ("FileName", "a.FLAC")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", &"x".repeat(128)), ("FileName", "a.FLAC")],
+    )
+    .await;
     assert_eq!(resp.0, 200, "{}", resp.1);
-    let msg = vod(&e, "CreateUploadVideo", &[("Title", &long_title), ("FileName", "m.mp4")]).await;
-    assert_eq!(msg.1["Message"], "The specified Title length has exceeded 128 bytes.");
+    let msg = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", &long_title), ("FileName", "m.mp4")],
+    )
+    .await;
+    assert_eq!(
+        msg.1["Message"],
+        "The specified Title length has exceeded 128 bytes."
+    );
 }
 
 #[tokio::test]
 async fn create_upload_image_and_attached_media() {
     let e = start().await;
-    assert_rpc_error(&vod(&e, "CreateUploadImage", &[]).await, 400, "MissingImageType");
-    assert_rpc_error(&vod(&e, "CreateUploadImage", &[("ImageType", "banner")]).await, 400, "InvalidParameter");
-    assert_rpc_error(&vod(&e, "CreateUploadImage", &[("ImageType", "default"), ("ImageExt", "bmp")]).await, 400, "InvalidParameter");
-    let resp = vod(&e, "CreateUploadImage", &[("ImageType", "default"), ("ImageExt", "JPG")]).await;
+    assert_rpc_error(
+        &vod(&e, "CreateUploadImage", &[]).await,
+        400,
+        "MissingImageType",
+    );
+    assert_rpc_error(
+        &vod(&e, "CreateUploadImage", &[("ImageType", "banner")]).await,
+        400,
+        "InvalidParameter",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "CreateUploadImage",
+            &[("ImageType", "default"), ("ImageExt", "bmp")],
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    let resp = vod(
+        &e,
+        "CreateUploadImage",
+        &[("ImageType", "default"), ("ImageExt", "JPG")],
+    )
+    .await;
     assert_eq!(resp.0, 200, "{}", resp.1);
     let up = decode_upload(&resp.1, "ImageId");
-    assert!(up.address.file_name.starts_with("image/default/") && up.address.file_name.ends_with(".jpg"));
+    assert!(
+        up.address.file_name.starts_with("image/default/")
+            && up.address.file_name.ends_with(".jpg")
+    );
     assert_eq!(up.address.object_prefix.as_deref(), Some("image/default/"));
-    assert!(resp.1["ImageURL"].as_str().unwrap().ends_with(&up.address.file_name));
+    assert!(resp.1["ImageURL"]
+        .as_str()
+        .unwrap()
+        .ends_with(&up.address.file_name));
     assert!(resp.1["FileURL"].is_string());
     let resp = vod(&e, "CreateUploadImage", &[("ImageType", "cover")]).await;
     let up = decode_upload(&resp.1, "ImageId");
-    assert!(up.address.file_name.ends_with(".png"), "default ImageExt is png");
+    assert!(
+        up.address.file_name.ends_with(".png"),
+        "default ImageExt is png"
+    );
 
-    assert_rpc_error(&vod(&e, "CreateUploadAttachedMedia", &[]).await, 400, "MissingBusinessType");
-    assert_rpc_error(&vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "poster"), ("MediaExt", "png")]).await, 400, "InvalidParameter");
-    assert_rpc_error(&vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "subtitle"), ("MediaExt", "png")]).await, 400, "InvalidParameter");
-    assert_rpc_error(&vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "subtitle"), ("FileName", "a.png")]).await, 400, "InvalidFileName.Extension");
-    assert_rpc_error(&vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "material"), ("MediaExt", "zip"), ("CateIds", "1,2,3,4,5,6")]).await, 400, "InvalidParameter");
-    let resp = vod(&e, "CreateUploadAttachedMedia", &[("BusinessType", "subtitle"), ("FileName", "a.VTT")]).await;
+    assert_rpc_error(
+        &vod(&e, "CreateUploadAttachedMedia", &[]).await,
+        400,
+        "MissingBusinessType",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "CreateUploadAttachedMedia",
+            &[("BusinessType", "poster"), ("MediaExt", "png")],
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "CreateUploadAttachedMedia",
+            &[("BusinessType", "subtitle"), ("MediaExt", "png")],
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "CreateUploadAttachedMedia",
+            &[("BusinessType", "subtitle"), ("FileName", "a.png")],
+        )
+        .await,
+        400,
+        "InvalidFileName.Extension",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "CreateUploadAttachedMedia",
+            &[
+                ("BusinessType", "material"),
+                ("MediaExt", "zip"),
+                ("CateIds", "1,2,3,4,5,6"),
+            ],
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    let resp = vod(
+        &e,
+        "CreateUploadAttachedMedia",
+        &[("BusinessType", "subtitle"), ("FileName", "a.VTT")],
+    )
+    .await;
     assert_eq!(resp.0, 200, "{}", resp.1);
     let up = decode_upload(&resp.1, "MediaId");
-    assert!(up.address.file_name.starts_with("subtitle/") && up.address.file_name.ends_with(".vtt"));
+    assert!(
+        up.address.file_name.starts_with("subtitle/") && up.address.file_name.ends_with(".vtt")
+    );
     assert!(resp.1["MediaURL"].is_string() && resp.1["FileURL"].is_string());
 }
 
@@ -275,19 +537,45 @@ async fn refresh_keeps_the_address_and_issues_a_new_credential() {
     assert_eq!(refreshed.id, up.id);
     assert_eq!(refreshed.address, up.address);
     assert_ne!(refreshed.auth.access_key_id, up.auth.access_key_id);
-    assert_rpc_error(&vod(&e, "RefreshUploadVideo", &[]).await, 400, "MissingVideoId");
-    assert_rpc_error(&vod(&e, "RefreshUploadVideo", &[("VideoId", "0123456789abcdef0123456789abcdef")]).await, 404, "InvalidVideo.NotFound");
+    assert_rpc_error(
+        &vod(&e, "RefreshUploadVideo", &[]).await,
+        400,
+        "MissingVideoId",
+    );
+    assert_rpc_error(
+        &vod(
+            &e,
+            "RefreshUploadVideo",
+            &[("VideoId", "0123456789abcdef0123456789abcdef")],
+        )
+        .await,
+        404,
+        "InvalidVideo.NotFound",
+    );
     // An image id is not a video.
     let img = vod(&e, "CreateUploadImage", &[("ImageType", "default")]).await;
     let image_id = img.1["ImageId"].as_str().unwrap();
-    assert_rpc_error(&vod(&e, "RefreshUploadVideo", &[("VideoId", image_id)]).await, 404, "InvalidVideo.NotFound");
+    assert_rpc_error(
+        &vod(&e, "RefreshUploadVideo", &[("VideoId", image_id)]).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
 }
 
 #[tokio::test]
 async fn media_info_before_upload_and_unknown_ids() {
     let e = start().await;
     let ud = r#"{"Extend":{"job":"1"}}"#;
-    let up = create_video(&e, &[("Description", "d"), ("Tags", "a,b"), ("CateId", "7"), ("UserData", ud)]).await;
+    let up = create_video(
+        &e,
+        &[
+            ("Description", "d"),
+            ("Tags", "a,b"),
+            ("CateId", "7"),
+            ("UserData", ud),
+        ],
+    )
+    .await;
     let resp = vod(&e, "GetVideoInfo", &[("VideoId", &up.id)]).await;
     assert_eq!(resp.0, 200, "{}", resp.1);
     let v = &resp.1["Video"];
@@ -297,10 +585,33 @@ async fn media_info_before_upload_and_unknown_ids() {
     assert_eq!(v["Tags"], "a,b");
     assert_eq!(v["UserData"], ud);
     assert!(v.get("Size").is_none());
-    assert_rpc_error(&vod(&e, "GetVideoInfo", &[("VideoId", "ffffffffffffffffffffffffffffffff")]).await, 404, "InvalidVideo.NotFound");
-    assert_rpc_error(&vod(&e, "GetImageInfo", &[("ImageId", &up.id)]).await, 404, "NoSuchResource");
-    let img = vod(&e, "CreateUploadImage", &[("ImageType", "default"), ("Title", "pic")]).await;
-    let resp = vod(&e, "GetImageInfo", &[("ImageId", img.1["ImageId"].as_str().unwrap())]).await;
+    assert_rpc_error(
+        &vod(
+            &e,
+            "GetVideoInfo",
+            &[("VideoId", "ffffffffffffffffffffffffffffffff")],
+        )
+        .await,
+        404,
+        "InvalidVideo.NotFound",
+    );
+    assert_rpc_error(
+        &vod(&e, "GetImageInfo", &[("ImageId", &up.id)]).await,
+        404,
+        "NoSuchResource",
+    );
+    let img = vod(
+        &e,
+        "CreateUploadImage",
+        &[("ImageType", "default"), ("Title", "pic")],
+    )
+    .await;
+    let resp = vod(
+        &e,
+        "GetImageInfo",
+        &[("ImageId", img.1["ImageId"].as_str().unwrap())],
+    )
+    .await;
     assert_eq!(resp.0, 200);
     assert_eq!(resp.1["ImageInfo"]["Status"], "Uploading");
     assert_eq!(resp.1["ImageInfo"]["ImageType"], "default");
@@ -330,30 +641,87 @@ async fn assume_role_issues_credentials_that_sign_vod_calls() {
     let exp = chrono::DateTime::parse_from_rfc3339(c["Expiration"].as_str().unwrap()).unwrap();
     let left = (exp.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
     assert!((890..=900).contains(&left), "{left}");
-    assert!(resp.1["AssumedRoleUser"]["Arn"].as_str().unwrap().ends_with(":assumed-role/vod-upload/vod-client-1"));
-    assert!(resp.1["AssumedRoleUser"]["AssumedRoleId"].as_str().unwrap().ends_with(":vod-client-1"));
+    assert!(resp.1["AssumedRoleUser"]["Arn"]
+        .as_str()
+        .unwrap()
+        .ends_with(":assumed-role/vod-upload/vod-client-1"));
+    assert!(resp.1["AssumedRoleUser"]["AssumedRoleId"]
+        .as_str()
+        .unwrap()
+        .ends_with(":vod-client-1"));
 
-    let resp = call(&e, &creds, "CreateUploadVideo", VOD, &[("Title", "t"), ("FileName", "m.mp4")]).await;
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadVideo",
+        VOD,
+        &[("Title", "t"), ("FileName", "m.mp4")],
+    )
+    .await;
     assert_eq!(resp.0, 200, "{}", resp.1);
 
     // Token problems.
-    let no_token = Creds { token: None, ..creds.clone() };
-    assert_rpc_error(&call(&e, &no_token, "GetVideoInfo", VOD, &[("VideoId", "x")]).await, 400, "MissingSecurityToken");
-    let garbled = Creds { token: Some("CAISgarbage".into()), ..creds.clone() };
-    assert_rpc_error(&call(&e, &garbled, "GetVideoInfo", VOD, &[("VideoId", "x")]).await, 400, "InvalidSecurityToken.Malformed");
-    let other = assume_role(&e, &[]).await;
-    let foreign = Creds {
-        token: Some(other.1["Credentials"]["SecurityToken"].as_str().unwrap().to_owned()),
+    let no_token = Creds {
+        token: None,
         ..creds.clone()
     };
-    assert_rpc_error(&call(&e, &foreign, "GetVideoInfo", VOD, &[("VideoId", "x")]).await, 400, "InvalidSecurityToken.MismatchWithAccessKey");
-    let unknown = Creds { id: "STS.unknown".into(), ..creds.clone() };
-    assert_rpc_error(&call(&e, &unknown, "GetVideoInfo", VOD, &[("VideoId", "x")]).await, 404, "InvalidAccessKeyId.NotFound");
-    let wrong_secret = Creds { secret: "nope".into(), ..creds.clone() };
-    assert_rpc_error(&call(&e, &wrong_secret, "GetVideoInfo", VOD, &[("VideoId", "x")]).await, 400, "SignatureDoesNotMatch");
+    assert_rpc_error(
+        &call(&e, &no_token, "GetVideoInfo", VOD, &[("VideoId", "x")]).await,
+        400,
+        "MissingSecurityToken",
+    );
+    let garbled = Creds {
+        token: Some("CAISgarbage".into()),
+        ..creds.clone()
+    };
+    assert_rpc_error(
+        &call(&e, &garbled, "GetVideoInfo", VOD, &[("VideoId", "x")]).await,
+        400,
+        "InvalidSecurityToken.Malformed",
+    );
+    let other = assume_role(&e, &[]).await;
+    let foreign = Creds {
+        token: Some(
+            other.1["Credentials"]["SecurityToken"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        ..creds.clone()
+    };
+    assert_rpc_error(
+        &call(&e, &foreign, "GetVideoInfo", VOD, &[("VideoId", "x")]).await,
+        400,
+        "InvalidSecurityToken.MismatchWithAccessKey",
+    );
+    let unknown = Creds {
+        id: "STS.unknown".into(),
+        ..creds.clone()
+    };
+    assert_rpc_error(
+        &call(&e, &unknown, "GetVideoInfo", VOD, &[("VideoId", "x")]).await,
+        404,
+        "InvalidAccessKeyId.NotFound",
+    );
+    let wrong_secret = Creds {
+        secret: "nope".into(),
+        ..creds.clone()
+    };
+    assert_rpc_error(
+        &call(&e, &wrong_secret, "GetVideoInfo", VOD, &[("VideoId", "x")]).await,
+        400,
+        "SignatureDoesNotMatch",
+    );
 
     // STS credentials cannot assume roles.
-    let resp = call(&e, &creds, "AssumeRole", STS, &[("RoleArn", "acs:ram::1:role/r"), ("RoleSessionName", "ab")]).await;
+    let resp = call(
+        &e,
+        &creds,
+        "AssumeRole",
+        STS,
+        &[("RoleArn", "acs:ram::1:role/r"), ("RoleSessionName", "ab")],
+    )
+    .await;
     assert_rpc_error(&resp, 403, "NoPermission");
 }
 
@@ -361,21 +729,56 @@ async fn assume_role_issues_credentials_that_sign_vod_calls() {
 async fn assume_role_validation() {
     let e = start().await;
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("RoleArn", "arn:aws:iam::1:role/x")], "InvalidParameter.RoleArn"),
-        (&[("RoleArn", "acs:ram::12ab:role/x")], "InvalidParameter.RoleArn"),
-        (&[("RoleSessionName", "a")], "InvalidParameter.RoleSessionName"),
-        (&[("RoleSessionName", "bad name")], "InvalidParameter.RoleSessionName"),
-        (&[("DurationSeconds", "899")], "InvalidParameter.DurationSeconds"),
-        (&[("DurationSeconds", "3601")], "InvalidParameter.DurationSeconds"),
-        (&[("DurationSeconds", "1h")], "InvalidParameter.DurationSeconds"),
+        (
+            &[("RoleArn", "arn:aws:iam::1:role/x")],
+            "InvalidParameter.RoleArn",
+        ),
+        (
+            &[("RoleArn", "acs:ram::12ab:role/x")],
+            "InvalidParameter.RoleArn",
+        ),
+        (
+            &[("RoleSessionName", "a")],
+            "InvalidParameter.RoleSessionName",
+        ),
+        (
+            &[("RoleSessionName", "bad name")],
+            "InvalidParameter.RoleSessionName",
+        ),
+        (
+            &[("DurationSeconds", "899")],
+            "InvalidParameter.DurationSeconds",
+        ),
+        (
+            &[("DurationSeconds", "3601")],
+            "InvalidParameter.DurationSeconds",
+        ),
+        (
+            &[("DurationSeconds", "1h")],
+            "InvalidParameter.DurationSeconds",
+        ),
         (&[("Policy", "{not json")], "InvalidParameter.PolicyGrammar"),
     ];
     for (extra, code) in cases {
         assert_rpc_error(&assume_role(&e, extra).await, 400, code);
     }
-    let missing = call(&e, &Creds::root(), "AssumeRole", STS, &[("RoleSessionName", "ab")]).await;
+    let missing = call(
+        &e,
+        &Creds::root(),
+        "AssumeRole",
+        STS,
+        &[("RoleSessionName", "ab")],
+    )
+    .await;
     assert_rpc_error(&missing, 400, "MissingRoleArn");
-    let ok = assume_role(&e, &[("RoleSessionName", "a.b@c_d-e"), ("DurationSeconds", "3600")]).await;
+    let ok = assume_role(
+        &e,
+        &[
+            ("RoleSessionName", "a.b@c_d-e"),
+            ("DurationSeconds", "3600"),
+        ],
+    )
+    .await;
     assert_eq!(ok.0, 200, "{}", ok.1);
 }
 
@@ -407,9 +810,19 @@ async fn unsigned_progress_reports_are_accepted() {
 async fn injected_failures_and_stats() {
     let e = start().await;
     set_faults(&e, json!({"fail_next": [{"action": "CreateUploadVideo", "code": "ServiceUnavailable", "status": 503}]})).await;
-    let resp = vod(&e, "CreateUploadVideo", &[("Title", "t"), ("FileName", "m.mp4")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", "t"), ("FileName", "m.mp4")],
+    )
+    .await;
     assert_rpc_error(&resp, 503, "ServiceUnavailable");
-    let resp = vod(&e, "CreateUploadVideo", &[("Title", "t"), ("FileName", "m.mp4")]).await;
+    let resp = vod(
+        &e,
+        "CreateUploadVideo",
+        &[("Title", "t"), ("FileName", "m.mp4")],
+    )
+    .await;
     assert_eq!(resp.0, 200);
     vod(&e, "GetPlayInfo", &[]).await;
     let stats: vod_ingest::emulator::Stats = e

@@ -142,7 +142,11 @@ fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> 
         .as_ref()
         .and_then(|u| u.get("MessageCallback"))
         .and_then(nested_json)
-        .and_then(|mc| mc.get("CallbackURL").and_then(|u| u.as_str()).map(str::to_owned))
+        .and_then(|mc| {
+            mc.get("CallbackURL")
+                .and_then(|u| u.as_str())
+                .map(str::to_owned)
+        })
         .or_else(|| shared.config.callback_url.clone())?;
     let extend = user_data
         .as_ref()

@@ -282,7 +282,11 @@ impl OssError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/xml"),
         );
-        if let Some(ec) = self.ec.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+        if let Some(ec) = self
+            .ec
+            .as_deref()
+            .and_then(|e| HeaderValue::from_str(e).ok())
+        {
             headers.insert("x-oss-ec", ec);
         }
         oss_common_headers(&mut resp, request_id);

@@ -141,7 +141,11 @@ impl Shared {
     /// Takes the first injected failure for `action`, if any.
     pub(crate) fn take_failure(&self, action: &str) -> Option<InjectedFailure> {
         let mut inner = self.lock();
-        let pos = inner.faults.fail_next.iter().position(|f| f.action == action)?;
+        let pos = inner
+            .faults
+            .fail_next
+            .iter()
+            .position(|f| f.action == action)?;
         Some(inner.faults.fail_next.remove(pos))
     }
 }

@@ -70,7 +70,12 @@ impl Operation {
         }
     }
 
-    fn classify(method: &Method, key: &str, query: &[(String, String)], headers: &HeaderMap) -> Self {
+    fn classify(
+        method: &Method,
+        key: &str,
+        query: &[(String, String)],
+        headers: &HeaderMap,
+    ) -> Self {
         let has = |name: &str| query.iter().any(|(n, _)| n == name);
         if key.is_empty() {
             return if *method == Method::GET && has("uploads") {
@@ -188,7 +193,9 @@ async fn process(
     let principal = authenticate(shared, parts, Some(bucket), key, query)?;
     authorize(&principal, op, bucket, key)?;
     if let Some(f) = shared.take_failure(op.name()) {
-        let message = f.message.unwrap_or_else(|| "Injected by the emulator.".to_owned());
+        let message = f
+            .message
+            .unwrap_or_else(|| "Injected by the emulator.".to_owned());
         let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Err(OssError {
             status,
@@ -257,14 +264,25 @@ fn authenticate(
         .and_then(|rest| rest.split_once(':'))
         .filter(|(id, sig)| !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace))
         .ok_or_else(|| {
-            OssError::new(400, "InvalidArgument", "Authorization header is invalid.", None)
-                .with("ArgumentName", "Authorization")
+            OssError::new(
+                400,
+                "InvalidArgument",
+                "Authorization header is invalid.",
+                None,
+            )
+            .with("ArgumentName", "Authorization")
         })?;
 
     // The signed date: `x-oss-date` wins over `Date` (oss.md §1.1).
-    let date_header = header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
+    let date_header =
+        header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
     let Some(date_value) = date_header else {
-        return Err(OssError::new(403, "AccessDenied", "Missing Date header.", None));
+        return Err(OssError::new(
+            403,
+            "AccessDenied",
+            "Missing Date header.",
+            None,
+        ));
     };
     let request_time: DateTime<Utc> = httpdate::parse_http_date(date_value)
         .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
@@ -377,7 +395,12 @@ fn authenticate(
 
 /// Upload credentials reach only their own object (or, for M3U8, their prefix); AssumeRole
 /// credentials have no rights on VOD's bucket, which belongs to VOD's account.
-fn authorize(principal: &Principal, op: Operation, bucket: &str, key: &str) -> Result<(), OssError> {
+fn authorize(
+    principal: &Principal,
+    op: Operation,
+    bucket: &str,
+    key: &str,
+) -> Result<(), OssError> {
     match principal {
         Principal::Root => Ok(()),
         Principal::Sts(Scope::Api) => Err(OssError::new(
@@ -391,8 +414,8 @@ fn authorize(principal: &Principal, op: Operation, bucket: &str, key: &str) -> R
             key: k,
             prefix,
         }) => {
-            let in_scope = b == bucket
-                && (k == key || prefix.as_deref().is_some_and(|p| key.starts_with(p)));
+            let in_scope =
+                b == bucket && (k == key || prefix.as_deref().is_some_and(|p| key.starts_with(p)));
             if in_scope && op.allowed_for_upload_credentials() {
                 Ok(())
             } else {
@@ -461,8 +484,8 @@ async fn put_object(
         ),
         None => None,
     };
-    let forbid_overwrite =
-        header_str(headers, "x-oss-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let forbid_overwrite = header_str(headers, "x-oss-forbid-overwrite")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let object_id = (bucket.to_owned(), key.to_owned());
     if forbid_overwrite && shared.lock().objects.contains_key(&object_id) {
         return Err(OssError::new(
@@ -544,10 +567,7 @@ async fn put_object(
     Ok(resp)
 }
 
-async fn write_body(
-    path: &std::path::Path,
-    body: Body,
-) -> Result<(u64, [u8; 16], u64), OssError> {
+async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16], u64), OssError> {
     let io_error = |e: std::io::Error| {
         tracing::error!(error = %e, "could not write an object");
         OssError::internal()
@@ -616,7 +636,11 @@ async fn read_object(
     insert(h, "content-length", &meta.size.to_string());
     insert(h, "content-type", &meta.content_type);
     insert(h, "etag", &meta.etag());
-    insert(h, "last-modified", &httpdate::fmt_http_date(meta.last_modified));
+    insert(
+        h,
+        "last-modified",
+        &httpdate::fmt_http_date(meta.last_modified),
+    );
     insert(h, "x-oss-object-type", "Normal");
     insert(h, "x-oss-storage-class", "Standard");
     insert(h, "x-oss-hash-crc64ecma", &meta.crc64.to_string());

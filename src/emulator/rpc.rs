@@ -50,10 +50,10 @@ const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Extensions VOD accepts for audio and video (`vod_api.md` §7), lower-case.
 const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm",
-    "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt",
-    "swf", "webm", "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf",
-    "acm",
+    "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
+    "rm", "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg",
+    "qt", "swf", "webm", "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr",
+    "caf", "acm",
 ];
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "heic", "webp"];
 
@@ -224,9 +224,9 @@ async fn process(
         _ => {}
     }
     if let Some(f) = shared.take_failure(action) {
-        let message = f
-            .message
-            .unwrap_or_else(|| "The request processing has failed due to some unknown error.".to_owned());
+        let message = f.message.unwrap_or_else(|| {
+            "The request processing has failed due to some unknown error.".to_owned()
+        });
         return Err(RpcError::new(f.status, f.code, message));
     }
     match action {
@@ -455,7 +455,8 @@ fn check_user_data(params: &Params) -> Result<Option<String>, RpcError> {
     let Some(raw) = get(params, "UserData") else {
         return Ok(None);
     };
-    let value: Value = serde_json::from_str(raw).map_err(|_| RpcError::invalid_param("UserData"))?;
+    let value: Value =
+        serde_json::from_str(raw).map_err(|_| RpcError::invalid_param("UserData"))?;
     let Value::Object(map) = &value else {
         return Err(RpcError::invalid_param("UserData"));
     };
@@ -675,7 +676,9 @@ fn create_upload_image(shared: &Shared, params: &Params) -> Result<Value, RpcErr
     if image_type != "default" && image_type != "cover" {
         return Err(RpcError::invalid_param("ImageType"));
     }
-    let ext = get(params, "ImageExt").unwrap_or("png").to_ascii_lowercase();
+    let ext = get(params, "ImageExt")
+        .unwrap_or("png")
+        .to_ascii_lowercase();
     if !IMAGE_EXTENSIONS.contains(&ext.as_str()) {
         return Err(RpcError::invalid_param("ImageExt"));
     }
@@ -721,8 +724,8 @@ fn create_upload_image(shared: &Shared, params: &Params) -> Result<Value, RpcErr
 
 fn create_upload_attached_media(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     let business_type = required(params, "BusinessType")?;
-    let allowed =
-        attached_extensions(business_type).ok_or_else(|| RpcError::invalid_param("BusinessType"))?;
+    let allowed = attached_extensions(business_type)
+        .ok_or_else(|| RpcError::invalid_param("BusinessType"))?;
     // MediaExt wins over the FileName's extension (vod_api.md §1.3).
     let ext = match get(params, "MediaExt") {
         Some(ext) => {

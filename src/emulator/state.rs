@@ -123,7 +123,9 @@ impl Shared {
         let storage_location = format!("{bucket}.oss-{}.aliyuncs.com", config.region);
         let account_id: String = {
             let mut rng = rand::thread_rng();
-            (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10))).collect()
+            (0..16)
+                .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                .collect()
         };
         // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
         let http = reqwest::Client::builder()

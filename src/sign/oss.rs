@@ -103,7 +103,13 @@ pub fn canonicalized_resource(
         resource.push('?');
         let parts: Vec<String> = subs
             .iter()
-            .map(|(n, v)| if v.is_empty() { n.clone() } else { format!("{n}={v}") })
+            .map(|(n, v)| {
+                if v.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{n}={v}")
+                }
+            })
             .collect();
         resource.push_str(&parts.join("&"));
     }

@@ -19,7 +19,11 @@ pub struct UploadAddress {
     #[serde(rename = "FileName")]
     pub file_name: String,
     /// Key prefix for M3U8 segments.
-    #[serde(rename = "ObjectPrefix", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ObjectPrefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub object_prefix: Option<String>,
 }
 
@@ -30,11 +34,19 @@ struct UploadAuthWire {
     security_token: String,
     #[serde(rename = "AccessKeyId")]
     access_key_id: String,
-    #[serde(rename = "ExpireUTCTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExpireUTCTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     expire_utc_time: Option<String>,
     #[serde(rename = "AccessKeySecret")]
     access_key_secret: String,
-    #[serde(rename = "Expiration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Expiration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     expiration: Option<serde_json::Value>,
     #[serde(rename = "Region", default, skip_serializing_if = "Option::is_none")]
     region: Option<String>,
@@ -164,8 +176,11 @@ mod tests {
 
     #[test]
     fn decode_errors_do_not_echo_secrets() {
-        let enc = base64::engine::general_purpose::STANDARD.encode(r#"{"AccessKeySecret":"hunter2"}"#);
-        let err = UploadAuth::decode(&enc, Utc::now()).unwrap_err().to_string();
+        let enc =
+            base64::engine::general_purpose::STANDARD.encode(r#"{"AccessKeySecret":"hunter2"}"#);
+        let err = UploadAuth::decode(&enc, Utc::now())
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 }

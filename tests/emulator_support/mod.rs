@@ -157,12 +157,10 @@ pub fn assert_rpc_error(resp: &(u16, Value), status: u16, code: &str) {
 
 pub fn is_upper_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| match i {
-                8 | 13 | 18 | 23 => c == '-',
-                _ => c.is_ascii_digit() || ('A'..='F').contains(&c),
-            })
+        && s.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('A'..='F').contains(&c),
+        })
 }
 
 pub struct Upload {
@@ -176,8 +174,7 @@ pub fn decode_upload(body: &Value, id_field: &str) -> Upload {
     Upload {
         id: body[id_field].as_str().unwrap().to_owned(),
         address: UploadAddress::decode(body["UploadAddress"].as_str().unwrap()).unwrap(),
-        auth: UploadAuth::decode(body["UploadAuth"].as_str().unwrap(), chrono::Utc::now())
-            .unwrap(),
+        auth: UploadAuth::decode(body["UploadAuth"].as_str().unwrap(), chrono::Utc::now()).unwrap(),
         raw: body.clone(),
     }
 }
@@ -242,7 +239,8 @@ impl<'a> OssCall<'a> {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -362,7 +360,10 @@ pub async fn assert_oss_error(
     assert_eq!(headers["server"], "AliyunOSS");
     let rid = headers["x-oss-request-id"].to_str().unwrap().to_owned();
     assert!(
-        rid.len() == 24 && rid.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+        rid.len() == 24
+            && rid
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
         "{rid}"
     );
     let text = resp.text().await.unwrap();
