@@ -315,7 +315,8 @@ async fn create_upload_video_validation() {
         .join(",");
     let long_tag = "y".repeat(33);
     let long_extend = json!({"MessageCallback": {"CallbackURL": "http://h/cb"}, "Extend": {"k": "z".repeat(600)}}).to_string();
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("FileName", "m.mp4")], 400, "MissingTitle"),
         (vec![("Title", "t")], 400, "MissingFileName"),
         (
