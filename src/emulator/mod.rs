@@ -9,6 +9,7 @@
 
 mod callback;
 mod errors;
+mod multipart;
 mod oss;
 mod rpc;
 mod state;
@@ -77,7 +78,7 @@ pub struct Stats {
     pub callbacks_sent: u64,
     /// Callbacks dropped: after three failed attempts, or by the `callback_drop` fault.
     pub callbacks_failed: u64,
-    /// Multipart parts received (multipart is not implemented yet, so always 0).
+    /// Multipart parts received (UploadPart answered 200).
     pub parts: u64,
 }
 

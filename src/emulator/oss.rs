@@ -1,7 +1,7 @@
 //! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
 //! (§3), errors (§4), path-style and virtual-hosted addressing (§7).
 //!
-//! Multipart (§2) goes here next: the operation is already told apart (`Operation`) and
+//! Multipart (§2) is in `multipart`; other operations (bucket-level, copy, append) are
 //! answered `NotImplemented` after authentication.
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::callback;
 use super::errors::{oss_common_headers, oss_request_id, OssError};
+use super::multipart;
 use super::state::{ObjectMeta, Scope, Shared};
 use crate::crc64::Crc64;
 use crate::sign;
@@ -210,7 +211,19 @@ async fn process(
         Operation::HeadObject => read_object(shared, bucket, key, false).await,
         Operation::GetObject => read_object(shared, bucket, key, true).await,
         Operation::DeleteObject => delete_object(shared, bucket, key).await,
-        _ => Err(not_implemented()),
+        Operation::InitiateMultipartUpload => {
+            multipart::initiate(shared, &parts.headers, bucket, key, query).await
+        }
+        Operation::UploadPart => {
+            multipart::upload_part(shared, &parts.headers, body, bucket, key, query).await
+        }
+        Operation::CompleteMultipartUpload => {
+            multipart::complete(shared, &parts.headers, body, bucket, key, query).await
+        }
+        Operation::ListParts => multipart::list_parts(shared, bucket, key, query),
+        Operation::AbortMultipartUpload => multipart::abort(shared, bucket, key, query).await,
+        Operation::ListMultipartUploads => multipart::list_uploads(shared, bucket, query),
+        Operation::Unsupported => Err(not_implemented()),
     }
 }
 
@@ -223,7 +236,7 @@ fn not_implemented() -> OssError {
     )
 }
 
-fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+pub(super) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -430,16 +443,52 @@ fn authorize(
     }
 }
 
-/// Streams the body to a temporary file, hashing (MD5, CRC-64) as it goes, then renames it
-/// into place: a failed upload never replaces the previous object, a reader never sees half
-/// of one, and memory stays at one chunk whatever the object's size.
-async fn put_object(
-    shared: &Arc<Shared>,
+/// A request body stored in a temporary file, with its size and digests.
+pub(super) struct Received {
+    pub tmp: std::path::PathBuf,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc: u64,
+}
+
+impl Received {
+    /// Moves the bytes into place: a failed upload never replaces what was there, a reader
+    /// never sees half of a write.
+    pub(super) async fn persist(&self, path: &std::path::Path) -> Result<(), OssError> {
+        let stored = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::rename(&self.tmp, path).await
+        }
+        .await;
+        stored.map_err(|e| {
+            tracing::error!(error = %e, "could not store an upload");
+            OssError::internal()
+        })
+    }
+
+    pub(super) async fn discard(&self) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+pub(super) fn invalid_digest() -> OssError {
+    OssError::new(
+        400,
+        "InvalidDigest",
+        "The Content-MD5 you specified was invalid.",
+        None,
+    )
+}
+
+/// Checks `Content-Length` and `Content-MD5`, and streams the body to a temporary file while
+/// hashing it (MD5 and CRC-64 in one pass): memory stays at one chunk whatever the size.
+pub(super) async fn receive_body(
+    shared: &Shared,
     headers: &HeaderMap,
     body: Body,
-    bucket: &str,
-    key: &str,
-) -> Result<Response, OssError> {
+) -> Result<Received, OssError> {
     let content_length = match header_str(headers, header::CONTENT_LENGTH) {
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
             OssError::new(400, "InvalidArgument", "Content-Length is invalid.", None)
@@ -466,14 +515,6 @@ async fn put_object(
         )
         .with("ArgumentName", "Content-Length"));
     }
-    let invalid_digest = || {
-        OssError::new(
-            400,
-            "InvalidDigest",
-            "The Content-MD5 you specified was invalid.",
-            None,
-        )
-    };
     let expected_md5: Option<[u8; 16]> = match header_str(headers, "content-md5") {
         Some(v) => Some(
             base64::engine::general_purpose::STANDARD
@@ -484,21 +525,8 @@ async fn put_object(
         ),
         None => None,
     };
-    let forbid_overwrite = header_str(headers, "x-oss-forbid-overwrite")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let object_id = (bucket.to_owned(), key.to_owned());
-    if forbid_overwrite && shared.lock().objects.contains_key(&object_id) {
-        return Err(OssError::new(
-            409,
-            "FileAlreadyExists",
-            "The object you specified already exists and can not be overwritten.",
-            None,
-        ));
-    }
-
     let tmp = shared.tmp_path();
-    let written = write_body(&tmp, body).await;
-    let (size, md5, crc) = match written {
+    let (size, md5, crc) = match write_body(&tmp, body).await {
         Ok(v) => v,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -506,8 +534,14 @@ async fn put_object(
         }
     };
     shared.lock().stats.bytes_received += size;
+    let received = Received {
+        tmp,
+        size,
+        md5,
+        crc,
+    };
     if content_length.is_some_and(|n| n != size) {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        received.discard().await;
         return Err(OssError::new(
             400,
             "IncompleteBody",
@@ -516,62 +550,105 @@ async fn put_object(
         ));
     }
     if expected_md5.is_some_and(|m| m != md5) {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        received.discard().await;
         return Err(invalid_digest());
     }
-    let path = shared.object_path(bucket, key);
-    let stored = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(&tmp, &path).await
+    Ok(received)
+}
+
+pub(super) fn forbid_overwrite(
+    shared: &Shared,
+    headers: &HeaderMap,
+    bucket: &str,
+    key: &str,
+) -> Result<(), OssError> {
+    let forbid = header_str(headers, "x-oss-forbid-overwrite")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if forbid
+        && shared
+            .lock()
+            .objects
+            .contains_key(&(bucket.to_owned(), key.to_owned()))
+    {
+        return Err(OssError::new(
+            409,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+            None,
+        ));
     }
-    .await;
-    if let Err(e) = stored {
-        tracing::error!(error = %e, "could not store an object");
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(OssError::internal());
-    }
-    let user_meta = headers
+    Ok(())
+}
+
+pub(super) fn user_meta(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
         .iter()
         .filter(|(n, _)| n.as_str().starts_with("x-oss-meta-"))
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+        .collect()
+}
+
+/// Records a stored object and lets its media (if any) move on.
+pub(super) fn object_stored(shared: &Arc<Shared>, bucket: &str, key: &str, meta: ObjectMeta) {
+    let size = meta.size;
+    {
+        let mut inner = shared.lock();
+        inner
+            .objects
+            .insert((bucket.to_owned(), key.to_owned()), meta);
+        inner.stats.objects = inner.objects.len() as u64;
+    }
+    callback::object_stored(shared, bucket, key, size);
+}
+
+async fn put_object(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+    bucket: &str,
+    key: &str,
+) -> Result<Response, OssError> {
+    forbid_overwrite(shared, headers, bucket, key)?;
+    let received = receive_body(shared, headers, body).await?;
+    if let Err(e) = received.persist(&shared.object_path(bucket, key)).await {
+        received.discard().await;
+        return Err(e);
+    }
     let meta = ObjectMeta {
-        size,
-        md5,
-        crc64: crc,
+        size: received.size,
+        etag: format!("\"{}\"", hex::encode_upper(received.md5)),
+        content_md5: Some(received.md5),
+        crc64: received.crc,
+        object_type: "Normal",
         content_type: header_str(headers, header::CONTENT_TYPE)
             .unwrap_or("application/octet-stream")
             .to_owned(),
         last_modified: std::time::SystemTime::now(),
-        user_meta,
+        user_meta: user_meta(headers),
     };
-    let etag = meta.etag();
-    {
-        let mut inner = shared.lock();
-        inner.objects.insert(object_id, meta);
-        inner.stats.objects = inner.objects.len() as u64;
-    }
-    callback::object_stored(shared, bucket, key, size);
+    let etag = meta.etag.clone();
+    object_stored(shared, bucket, key, meta);
 
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     insert(h, "etag", &etag);
-    insert(h, "x-oss-hash-crc64ecma", &crc.to_string());
+    insert(h, "x-oss-hash-crc64ecma", &received.crc.to_string());
     insert(
         h,
         "content-md5",
-        &base64::engine::general_purpose::STANDARD.encode(md5),
+        &base64::engine::general_purpose::STANDARD.encode(received.md5),
     );
     Ok(resp)
 }
 
 async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16], u64), OssError> {
     let io_error = |e: std::io::Error| {
-        tracing::error!(error = %e, "could not write an object");
+        tracing::error!(error = %e, "could not write an upload");
         OssError::internal()
     };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+    }
     let file = tokio::fs::File::create(path).await.map_err(io_error)?;
     let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut md5 = Md5::new();
@@ -594,7 +671,7 @@ async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16]
     Ok((crc.len(), md5.finalize().into(), crc.value()))
 }
 
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub(super) fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
@@ -635,20 +712,22 @@ async fn read_object(
     let h = resp.headers_mut();
     insert(h, "content-length", &meta.size.to_string());
     insert(h, "content-type", &meta.content_type);
-    insert(h, "etag", &meta.etag());
+    insert(h, "etag", &meta.etag);
     insert(
         h,
         "last-modified",
         &httpdate::fmt_http_date(meta.last_modified),
     );
-    insert(h, "x-oss-object-type", "Normal");
+    insert(h, "x-oss-object-type", meta.object_type);
     insert(h, "x-oss-storage-class", "Standard");
     insert(h, "x-oss-hash-crc64ecma", &meta.crc64.to_string());
-    insert(
-        h,
-        "content-md5",
-        &base64::engine::general_purpose::STANDARD.encode(meta.md5),
-    );
+    if let Some(md5) = meta.content_md5 {
+        insert(
+            h,
+            "content-md5",
+            &base64::engine::general_purpose::STANDARD.encode(md5),
+        );
+    }
     insert(h, "accept-ranges", "bytes");
     for (name, value) in &meta.user_meta {
         if let (Ok(n), Ok(v)) = (
