@@ -840,6 +840,21 @@ async fn injected_failures_and_stats() {
     assert_eq!(e.emu.stats().requests, stats.requests);
     let faults = set_faults(&e, json!({"delay_ms": 0})).await;
     assert_eq!(faults["fail_next"], json!([]));
+
+    // Error rates: 1.0 always fails, an empty map never.
+    set_faults(&e, json!({"error_rates": {"GetVideoInfo": 1.0}})).await;
+    let resp = vod(&e, "GetVideoInfo", &[("VideoId", "x")]).await;
+    assert_rpc_error(&resp, 503, "ServiceUnavailable");
+    assert_eq!(
+        resp.1["Message"],
+        "The request has failed due to a temporary failure of the server."
+    );
+    set_faults(&e, json!({"error_rates": {}})).await;
+    assert_rpc_error(
+        &vod(&e, "GetVideoInfo", &[("VideoId", "x")]).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
 }
 
 #[tokio::test]

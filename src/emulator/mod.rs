@@ -105,6 +105,9 @@ pub struct Faults {
     /// request was authenticated).
     #[serde(default)]
     pub fail_next: Vec<InjectedFailure>,
+    /// Per action, the probability (0.0..=1.0) of answering `ServiceUnavailable` (503).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_rates: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,18 +139,29 @@ struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     transcode_delay_ms: Option<Option<u64>>,
     fail_next: Option<Vec<InjectedFailure>>,
+    error_rates: Option<BTreeMap<String, f64>>,
 }
 
 impl Shared {
-    /// Takes the first injected failure for `action`, if any.
+    /// The failure to inject into this request of `action`, if any: the first queued one,
+    /// else one drawn at the action's error rate.
     pub(crate) fn take_failure(&self, action: &str) -> Option<InjectedFailure> {
         let mut inner = self.lock();
-        let pos = inner
+        if let Some(pos) = inner
             .faults
             .fail_next
             .iter()
-            .position(|f| f.action == action)?;
-        Some(inner.faults.fail_next.remove(pos))
+            .position(|f| f.action == action)
+        {
+            return Some(inner.faults.fail_next.remove(pos));
+        }
+        let rate = inner.faults.error_rates.get(action).copied().unwrap_or(0.0);
+        (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
+            action: action.to_owned(),
+            code: "ServiceUnavailable".to_owned(),
+            status: 503,
+            message: None,
+        })
     }
 }
 
@@ -348,6 +362,9 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.fail_next {
                 f.fail_next = v;
+            }
+            if let Some(v) = patch.error_rates {
+                f.error_rates = v;
             }
             axum::Json(f.clone()).into_response()
         }

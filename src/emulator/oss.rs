@@ -122,7 +122,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
     let (parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
     // Keys are percent-decoded, `%2F` included; `+` is a literal plus in a path.
-    let raw_path = parts.uri.path().trim_start_matches('/');
+    let raw_path = parts.uri.path().strip_prefix('/').unwrap_or_default();
     let (host_id, resolved) = match target {
         Target::VirtualHosted { bucket, host } => (host, decode(raw_path).map(|k| (bucket, k))),
         Target::PathStyle { host } => {
@@ -194,9 +194,16 @@ async fn process(
     let principal = authenticate(shared, parts, Some(bucket), key, query)?;
     authorize(&principal, op, bucket, key)?;
     if let Some(f) = shared.take_failure(op.name()) {
-        let message = f
-            .message
-            .unwrap_or_else(|| "Injected by the emulator.".to_owned());
+        let message = f.message.unwrap_or_else(|| {
+            match f.code.as_str() {
+                "ServiceUnavailable" => "Thread pool is almost full, please retry later.",
+                "InternalError" => {
+                    "Please contact the server administrator, oss@service.aliyun.com."
+                }
+                _ => "Injected by the emulator.",
+            }
+            .to_owned()
+        });
         let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Err(OssError {
             status,
