@@ -163,6 +163,55 @@ def _():
     return f"etag {result.etag}"
 
 
+@check("oss2 with V4 signatures (put, head, resumable multipart)")
+def _():
+    import tempfile
+
+    address, auth = _refreshed_ticket()
+    bucket = oss2.Bucket(
+        oss2.StsAuth(
+            auth["AccessKeyId"],
+            auth["AccessKeySecret"],
+            auth["SecurityToken"],
+            auth_version=oss2.AUTH_VERSION_4,
+        ),
+        address["Endpoint"],
+        address["Bucket"],
+        region=auth["Region"],
+    )
+    body = PAYLOAD[: 2 * 102400 + 10]
+    bucket.put_object(address["FileName"], body)
+    expect(bucket.head_object(address["FileName"]).content_length == len(body), "size")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "source.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        oss2.resumable_upload(
+            bucket,
+            address["FileName"],
+            path,
+            store=oss2.ResumableStore(root=tmp),
+            multipart_threshold=102400,
+            part_size=102400,
+        )
+    meta = bucket.head_object(address["FileName"])
+    expect(meta.object_type == "Multipart", meta.object_type)
+    wrong = oss2.Bucket(
+        oss2.StsAuth(
+            auth["AccessKeyId"], "wrong", auth["SecurityToken"], auth_version=oss2.AUTH_VERSION_4
+        ),
+        address["Endpoint"],
+        address["Bucket"],
+        region=auth["Region"],
+    )
+    try:
+        wrong.head_object(address["FileName"])
+    except oss2.exceptions.ServerError as exc:
+        expect(exc.status == 403, exc.status)
+        return "wrong secret rejected with 403"
+    raise AssertionError("V4 request with a wrong secret succeeded")
+
+
 @check("GetVideoInfo after upload")
 def _():
     resp = call(client, _video_info())

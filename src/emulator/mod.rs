@@ -11,6 +11,7 @@ mod callback;
 mod errors;
 mod multipart;
 mod oss;
+mod oss_v4;
 mod rpc;
 mod state;
 

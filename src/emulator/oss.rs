@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt as _;
 use super::callback;
 use super::errors::{oss_common_headers, oss_request_id, OssError};
 use super::multipart;
+use super::oss_v4;
 use super::state::{ObjectMeta, Scope, Shared};
 use crate::crc64::Crc64;
 use crate::sign;
@@ -155,6 +156,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
     }
 }
 
+enum Scheme<'a> {
+    V1 {
+        access_key_id: &'a str,
+        provided: &'a str,
+    },
+    V4(oss_v4::V4Authorization<'a>),
+}
+
 enum Principal {
     /// The configured AccessKey: any object.
     Root,
@@ -251,8 +260,9 @@ fn iso_millis(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Verifies `Authorization: OSS <AccessKeyId>:<Signature>` the way OSS does: presence and
-/// shape, request time, AccessKeyId, STS token, then the signature itself.
+/// Verifies `Authorization: OSS <AccessKeyId>:<Signature>` (V1) or `OSS4-HMAC-SHA256 ...` (V4)
+/// the way OSS does: presence and shape, request time, AccessKeyId, STS token, then the
+/// signature itself.
 fn authenticate(
     shared: &Shared,
     parts: &Parts,
@@ -271,42 +281,84 @@ fn authenticate(
             None,
         ));
     };
-    if authorization.starts_with("OSS4-HMAC-SHA256") {
-        return Err(OssError::new(
-            501,
-            "NotImplemented",
-            "The emulator verifies only V1 signatures (Authorization: OSS <id>:<signature>).",
+    let invalid_authorization = || {
+        OssError::new(
+            400,
+            "InvalidArgument",
+            "Authorization header is invalid.",
             None,
-        ));
-    }
-    let (access_key_id, provided) = authorization
-        .strip_prefix("OSS ")
-        .and_then(|rest| rest.split_once(':'))
-        .filter(|(id, sig)| !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace))
-        .ok_or_else(|| {
-            OssError::new(
-                400,
-                "InvalidArgument",
-                "Authorization header is invalid.",
-                None,
-            )
-            .with("ArgumentName", "Authorization")
-        })?;
-
-    // The signed date: `x-oss-date` wins over `Date` (oss.md §1.1).
-    let date_header =
-        header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
-    let Some(date_value) = date_header else {
-        return Err(OssError::new(
-            403,
-            "AccessDenied",
-            "Missing Date header.",
-            None,
-        ));
+        )
+        .with("ArgumentName", "Authorization")
     };
-    let request_time: DateTime<Utc> = httpdate::parse_http_date(date_value)
-        .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
-        .into();
+    let scheme = if authorization.starts_with(oss_v4::ALGORITHM) {
+        Scheme::V4(oss_v4::parse(authorization).ok_or_else(invalid_authorization)?)
+    } else {
+        let (id, sig) = authorization
+            .strip_prefix("OSS ")
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(id, sig)| {
+                !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace)
+            })
+            .ok_or_else(invalid_authorization)?;
+        Scheme::V1 {
+            access_key_id: id,
+            provided: sig,
+        }
+    };
+    let access_key_id = match &scheme {
+        Scheme::V1 { access_key_id, .. } => *access_key_id,
+        Scheme::V4(v4) => v4.access_key_id,
+    };
+
+    let request_time: DateTime<Utc> = match &scheme {
+        // V1: `x-oss-date` wins over `Date` (oss.md §1.1), both HTTP dates.
+        Scheme::V1 { .. } => {
+            let date_header =
+                header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
+            let Some(date_value) = date_header else {
+                return Err(OssError::new(
+                    403,
+                    "AccessDenied",
+                    "Missing Date header.",
+                    None,
+                ));
+            };
+            httpdate::parse_http_date(date_value)
+                .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
+                .into()
+        }
+        // V4: `x-oss-date` in ISO 8601 basic form, on the day named by the credential scope,
+        // for the region this endpoint serves.
+        Scheme::V4(v4) => {
+            let value = header_str(headers, "x-oss-date").ok_or_else(|| {
+                OssError::new(403, "AccessDenied", "Missing x-oss-date header.", None)
+            })?;
+            let time = chrono::NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%SZ")
+                .map_err(|_| {
+                    OssError::new(403, "AccessDenied", "Invalid x-oss-date header.", None)
+                })?
+                .and_utc();
+            if !value.starts_with(v4.date) {
+                return Err(OssError::new(
+                    400,
+                    "InvalidArgument",
+                    "Invalid signing date in Authorization header.",
+                    None,
+                )
+                .with("ArgumentName", "Authorization"));
+            }
+            if v4.region != shared.config.region {
+                return Err(OssError::new(
+                    400,
+                    "InvalidArgument",
+                    "Invalid signing region in Authorization header.",
+                    None,
+                )
+                .with("ArgumentName", "Authorization"));
+            }
+            time
+        }
+    };
     let now = Utc::now();
     if (now - request_time).abs() > MAX_SKEW {
         return Err(OssError::new(
@@ -380,26 +432,14 @@ fn authenticate(
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let request = sign::oss::SignedRequest {
-        method: parts.method.as_str(),
-        content_md5: header_str(headers, "content-md5").unwrap_or_default(),
-        content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
-        date: header_str(headers, header::DATE).unwrap_or_default(),
-        headers: &header_list,
-        bucket,
-        key,
-        query,
-    };
-    let string_to_sign = sign::oss::string_to_sign(&request);
-    let expected = sign::oss::signature(&string_to_sign, &secret);
-    if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+    let mismatch = |provided: &str, string_to_sign: &str| {
         let bytes = string_to_sign
             .as_bytes()
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
             .join(" ");
-        return Err(OssError::new(
+        OssError::new(
             403,
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
@@ -408,7 +448,45 @@ fn authenticate(
         .with("OSSAccessKeyId", access_key_id)
         .with("SignatureProvided", provided)
         .with("StringToSign", string_to_sign)
-        .with("StringToSignBytes", bytes));
+        .with("StringToSignBytes", bytes)
+    };
+    match &scheme {
+        Scheme::V1 { provided, .. } => {
+            let request = sign::oss::SignedRequest {
+                method: parts.method.as_str(),
+                content_md5: header_str(headers, "content-md5").unwrap_or_default(),
+                content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
+                date: header_str(headers, header::DATE).unwrap_or_default(),
+                headers: &header_list,
+                bucket,
+                key,
+                query,
+            };
+            let string_to_sign = sign::oss::string_to_sign(&request);
+            let expected = sign::oss::signature(&string_to_sign, &secret);
+            if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+                return Err(mismatch(provided, &string_to_sign));
+            }
+        }
+        Scheme::V4(v4) => {
+            let canonical = oss_v4::canonical_request(
+                parts.method.as_str(),
+                bucket,
+                key,
+                query,
+                &header_list,
+                &v4.additional_headers,
+            );
+            let datetime = header_str(headers, "x-oss-date").unwrap_or_default();
+            let string_to_sign = oss_v4::string_to_sign(datetime, v4.date, v4.region, &canonical);
+            let expected = oss_v4::signature(&secret, v4.date, v4.region, &string_to_sign);
+            let provided = v4.signature.to_ascii_lowercase();
+            if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+                return Err(
+                    mismatch(v4.signature, &string_to_sign).with("CanonicalRequest", canonical)
+                );
+            }
+        }
     }
     Ok(principal)
 }
