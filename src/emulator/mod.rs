@@ -1,11 +1,24 @@
 //! A local VOD + STS + OSS emulator: one HTTP listener that answers the VOD RPC API and STS
 //! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
-//! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests:
-//! `GET /_emulator/stats` and `GET|PUT /_emulator/faults`.
+//! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests.
 //!
-//! It is only as useful as it is strict: it verifies every signature, expires credentials,
-//! scopes upload credentials to their object, and answers errors with the real services'
-//! codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
+//! It is only as useful as it is strict: it verifies every signature (RPC v1; OSS V1 and V4),
+//! expires credentials, scopes upload credentials to their object, and answers errors with the
+//! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
+//!
+//! - VOD 2017-03-21: `CreateUploadVideo`, `CreateUploadImage`, `CreateUploadAttachedMedia`,
+//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo` (and unsigned `ReportUploadProgress`).
+//! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls.
+//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`).
+//!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
+//! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
+//!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
+//! - `GET /_emulator/stats`: [`Stats`] as JSON.
+//! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
+//!   `{"credential_ttl_seconds": 5, "callback_drop": true, "delay_ms": 200,
+//!     "error_rates": {"UploadPart": 0.1},
+//!     "fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]}`
+//!   (`null` resets `credential_ttl_seconds` and `transcode_delay_ms`).
 
 mod callback;
 mod errors;
