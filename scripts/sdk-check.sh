@@ -4,8 +4,8 @@
 #
 # Usage: scripts/sdk-check.sh
 #   EMULATOR_CMD   command that starts the emulator; it gets `--listen 127.0.0.1:PORT
-#                  --data-dir DIR` appended (default: the `emulator` example; use
-#                  "target/debug/vod-ingest emulator" once that subcommand exists)
+#                  --data-dir DIR` appended (default: `vod-ingest emulator` when the binary
+#                  has that subcommand, else the `emulator` example)
 #   SDK_VENV       virtualenv to create/reuse (default: target/sdk-venv)
 #   PYTHON         interpreter for the venv (default: python3)
 set -euo pipefail
@@ -23,9 +23,15 @@ if ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkvod, aliyunsdksts, os
 fi
 
 if [[ -z "${EMULATOR_CMD:-}" ]]; then
-    cargo build --quiet --example emulator
-    EMULATOR_CMD="$target_dir/debug/examples/emulator"
+    cargo build --quiet --bin vod-ingest
+    if "$target_dir/debug/vod-ingest" emulator --help 2>/dev/null | grep -q -- --data-dir; then
+        EMULATOR_CMD="$target_dir/debug/vod-ingest emulator"
+    else
+        cargo build --quiet --example emulator
+        EMULATOR_CMD="$target_dir/debug/examples/emulator"
+    fi
 fi
+echo "emulator: $EMULATOR_CMD"
 
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 data_dir="$(mktemp -d)"
