@@ -224,8 +224,8 @@ async fn process(
     }
     match op {
         Operation::PutObject => put_object(shared, &parts.headers, body, bucket, key).await,
-        Operation::HeadObject => read_object(shared, bucket, key, false).await,
-        Operation::GetObject => read_object(shared, bucket, key, true).await,
+        Operation::HeadObject => read_object(shared, &parts.headers, bucket, key, false).await,
+        Operation::GetObject => read_object(shared, &parts.headers, bucket, key, true).await,
         Operation::DeleteObject => delete_object(shared, bucket, key).await,
         Operation::InitiateMultipartUpload => {
             multipart::initiate(shared, &parts.headers, bucket, key, query).await
@@ -775,6 +775,7 @@ fn no_such_key(key: &str) -> OssError {
 /// HeadObject (`with_body == false`) and GetObject, the body streamed from disk.
 async fn read_object(
     shared: &Shared,
+    headers: &HeaderMap,
     bucket: &str,
     key: &str,
     with_body: bool,
@@ -785,17 +786,41 @@ async fn read_object(
         .get(&(bucket.to_owned(), key.to_owned()))
         .cloned()
         .ok_or_else(|| no_such_key(key))?;
+    let range = if with_body {
+        requested_range(headers, meta.size)?
+    } else {
+        None
+    };
     let body = if with_body {
-        let file = tokio::fs::File::open(shared.object_path(bucket, key))
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = tokio::fs::File::open(shared.object_path(bucket, key))
             .await
             .map_err(|_| no_such_key(key))?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
+        let (start, len) = range.map_or((0, meta.size), |(a, b)| (a, b - a + 1));
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|_| OssError::internal())?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            64 * 1024,
+        ))
     } else {
         Body::empty()
     };
-    let mut resp = (StatusCode::OK, body).into_response();
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    insert(h, "content-length", &meta.size.to_string());
+    match range {
+        Some((a, b)) => {
+            insert(h, "content-length", &(b - a + 1).to_string());
+            insert(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
+        }
+        None => insert(h, "content-length", &meta.size.to_string()),
+    }
     insert(h, "content-type", &meta.content_type);
     insert(h, "etag", &meta.etag);
     insert(
@@ -823,6 +848,45 @@ async fn read_object(
         }
     }
     Ok(resp)
+}
+
+/// A single `Range: bytes=a-b` / `a-` / `-n`, as inclusive offsets. OSS ignores a range it
+/// cannot satisfy and sends the whole object, unless `x-oss-range-behavior: standard` asks for
+/// `416 InvalidRange`; several ranges are likewise ignored.
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, OssError> {
+    let Some(spec) =
+        header_str(headers, header::RANGE).and_then(|r| r.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    let parsed = spec.split_once('-').and_then(|(a, b)| {
+        let (a, b) = (a.trim(), b.trim());
+        match (a.is_empty(), b.is_empty()) {
+            (false, false) => Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)),
+            (false, true) => Some((a.parse::<u64>().ok()?, size.checked_sub(1)?)),
+            (true, false) => {
+                let n = b.parse::<u64>().ok()?.min(size);
+                (n > 0).then(|| (size - n, size - 1))
+            }
+            (true, true) => None,
+        }
+    });
+    let valid = parsed
+        .filter(|(a, b)| !spec.contains(',') && a <= b && *a < size)
+        .map(|(a, b)| (a, b.min(size - 1)));
+    let standard = header_str(headers, "x-oss-range-behavior")
+        .is_some_and(|v| v.eq_ignore_ascii_case("standard"));
+    if valid.is_none() && standard {
+        return Err(OssError::new(
+            416,
+            "InvalidRange",
+            "The requested range cannot be satisfied",
+            None,
+        )
+        .with("RangeRequested", format!("bytes={spec}"))
+        .with("ActualObjectSize", size.to_string()));
+    }
+    Ok(valid)
 }
 
 async fn delete_object(shared: &Shared, bucket: &str, key: &str) -> Result<Response, OssError> {
