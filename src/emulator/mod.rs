@@ -84,7 +84,7 @@ pub struct Stats {
     /// Requests per action (`CreateUploadVideo`, `AssumeRole`, `PutObject`, ...), rejected
     /// ones included.
     pub requests: BTreeMap<String, u64>,
-    /// Body bytes received by object writes.
+    /// Body bytes received by PutObject and UploadPart (rejected bodies included).
     pub bytes_received: u64,
     /// Objects currently stored.
     pub objects: u64,
