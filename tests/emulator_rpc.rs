@@ -315,7 +315,8 @@ async fn create_upload_video_validation() {
         .join(",");
     let long_tag = "y".repeat(33);
     let long_extend = json!({"MessageCallback": {"CallbackURL": "http://h/cb"}, "Extend": {"k": "z".repeat(600)}}).to_string();
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("FileName", "m.mp4")], 400, "MissingTitle"),
         (vec![("Title", "t")], 400, "MissingFileName"),
         (
@@ -839,6 +840,21 @@ async fn injected_failures_and_stats() {
     assert_eq!(e.emu.stats().requests, stats.requests);
     let faults = set_faults(&e, json!({"delay_ms": 0})).await;
     assert_eq!(faults["fail_next"], json!([]));
+
+    // Error rates: 1.0 always fails, an empty map never.
+    set_faults(&e, json!({"error_rates": {"GetVideoInfo": 1.0}})).await;
+    let resp = vod(&e, "GetVideoInfo", &[("VideoId", "x")]).await;
+    assert_rpc_error(&resp, 503, "ServiceUnavailable");
+    assert_eq!(
+        resp.1["Message"],
+        "The request has failed due to a temporary failure of the server."
+    );
+    set_faults(&e, json!({"error_rates": {}})).await;
+    assert_rpc_error(
+        &vod(&e, "GetVideoInfo", &[("VideoId", "x")]).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
 }
 
 #[tokio::test]

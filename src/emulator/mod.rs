@@ -1,15 +1,30 @@
 //! A local VOD + STS + OSS emulator: one HTTP listener that answers the VOD RPC API and STS
 //! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
-//! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests:
-//! `GET /_emulator/stats` and `GET|PUT /_emulator/faults`.
+//! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests.
 //!
-//! It is only as useful as it is strict: it verifies every signature, expires credentials,
-//! scopes upload credentials to their object, and answers errors with the real services'
-//! codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
+//! It is only as useful as it is strict: it verifies every signature (RPC v1; OSS V1 and V4),
+//! expires credentials, scopes upload credentials to their object, and answers errors with the
+//! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
+//!
+//! - VOD 2017-03-21: `CreateUploadVideo`, `CreateUploadImage`, `CreateUploadAttachedMedia`,
+//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo` (and unsigned `ReportUploadProgress`).
+//! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls.
+//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`).
+//!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
+//! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
+//!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
+//! - `GET /_emulator/stats`: [`Stats`] as JSON.
+//! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
+//!   `{"credential_ttl_seconds": 5, "callback_drop": true, "delay_ms": 200,
+//!     "error_rates": {"UploadPart": 0.1},
+//!     "fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]}`
+//!   (`null` resets `credential_ttl_seconds` and `transcode_delay_ms`).
 
 mod callback;
 mod errors;
+mod multipart;
 mod oss;
+mod oss_v4;
 mod rpc;
 mod state;
 
@@ -69,7 +84,7 @@ pub struct Stats {
     /// Requests per action (`CreateUploadVideo`, `AssumeRole`, `PutObject`, ...), rejected
     /// ones included.
     pub requests: BTreeMap<String, u64>,
-    /// Body bytes received by object writes.
+    /// Body bytes received by PutObject and UploadPart (rejected bodies included).
     pub bytes_received: u64,
     /// Objects currently stored.
     pub objects: u64,
@@ -77,7 +92,7 @@ pub struct Stats {
     pub callbacks_sent: u64,
     /// Callbacks dropped: after three failed attempts, or by the `callback_drop` fault.
     pub callbacks_failed: u64,
-    /// Multipart parts received (multipart is not implemented yet, so always 0).
+    /// Multipart parts received (UploadPart answered 200).
     pub parts: u64,
 }
 
@@ -104,6 +119,9 @@ pub struct Faults {
     /// request was authenticated).
     #[serde(default)]
     pub fail_next: Vec<InjectedFailure>,
+    /// Per action, the probability (0.0..=1.0) of answering `ServiceUnavailable` (503).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_rates: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,18 +153,29 @@ struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     transcode_delay_ms: Option<Option<u64>>,
     fail_next: Option<Vec<InjectedFailure>>,
+    error_rates: Option<BTreeMap<String, f64>>,
 }
 
 impl Shared {
-    /// Takes the first injected failure for `action`, if any.
+    /// The failure to inject into this request of `action`, if any: the first queued one,
+    /// else one drawn at the action's error rate.
     pub(crate) fn take_failure(&self, action: &str) -> Option<InjectedFailure> {
         let mut inner = self.lock();
-        let pos = inner
+        if let Some(pos) = inner
             .faults
             .fail_next
             .iter()
-            .position(|f| f.action == action)?;
-        Some(inner.faults.fail_next.remove(pos))
+            .position(|f| f.action == action)
+        {
+            return Some(inner.faults.fail_next.remove(pos));
+        }
+        let rate = inner.faults.error_rates.get(action).copied().unwrap_or(0.0);
+        (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
+            action: action.to_owned(),
+            code: "ServiceUnavailable".to_owned(),
+            status: 503,
+            message: None,
+        })
     }
 }
 
@@ -347,6 +376,9 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.fail_next {
                 f.fail_next = v;
+            }
+            if let Some(v) = patch.error_rates {
+                f.error_rates = v;
             }
             axum::Json(f.clone()).into_response()
         }

@@ -1,7 +1,7 @@
 //! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
 //! (§3), errors (§4), path-style and virtual-hosted addressing (§7).
 //!
-//! Multipart (§2) goes here next: the operation is already told apart (`Operation`) and
+//! Multipart (§2) is in `multipart`; other operations (bucket-level, copy, append) are
 //! answered `NotImplemented` after authentication.
 
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::callback;
 use super::errors::{oss_common_headers, oss_request_id, OssError};
+use super::multipart;
+use super::oss_v4;
 use super::state::{ObjectMeta, Scope, Shared};
 use crate::crc64::Crc64;
 use crate::sign;
@@ -121,7 +123,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
     let (parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
     // Keys are percent-decoded, `%2F` included; `+` is a literal plus in a path.
-    let raw_path = parts.uri.path().trim_start_matches('/');
+    let raw_path = parts.uri.path().strip_prefix('/').unwrap_or_default();
     let (host_id, resolved) = match target {
         Target::VirtualHosted { bucket, host } => (host, decode(raw_path).map(|k| (bucket, k))),
         Target::PathStyle { host } => {
@@ -152,6 +154,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
             e.response(&request_id, &host_id, head)
         }
     }
+}
+
+enum Scheme<'a> {
+    V1 {
+        access_key_id: &'a str,
+        provided: &'a str,
+    },
+    V4(oss_v4::V4Authorization<'a>),
 }
 
 enum Principal {
@@ -193,9 +203,16 @@ async fn process(
     let principal = authenticate(shared, parts, Some(bucket), key, query)?;
     authorize(&principal, op, bucket, key)?;
     if let Some(f) = shared.take_failure(op.name()) {
-        let message = f
-            .message
-            .unwrap_or_else(|| "Injected by the emulator.".to_owned());
+        let message = f.message.unwrap_or_else(|| {
+            match f.code.as_str() {
+                "ServiceUnavailable" => "Thread pool is almost full, please retry later.",
+                "InternalError" => {
+                    "Please contact the server administrator, oss@service.aliyun.com."
+                }
+                _ => "Injected by the emulator.",
+            }
+            .to_owned()
+        });
         let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Err(OssError {
             status,
@@ -207,10 +224,22 @@ async fn process(
     }
     match op {
         Operation::PutObject => put_object(shared, &parts.headers, body, bucket, key).await,
-        Operation::HeadObject => read_object(shared, bucket, key, false).await,
-        Operation::GetObject => read_object(shared, bucket, key, true).await,
+        Operation::HeadObject => read_object(shared, &parts.headers, bucket, key, false).await,
+        Operation::GetObject => read_object(shared, &parts.headers, bucket, key, true).await,
         Operation::DeleteObject => delete_object(shared, bucket, key).await,
-        _ => Err(not_implemented()),
+        Operation::InitiateMultipartUpload => {
+            multipart::initiate(shared, &parts.headers, bucket, key, query).await
+        }
+        Operation::UploadPart => {
+            multipart::upload_part(shared, &parts.headers, body, bucket, key, query).await
+        }
+        Operation::CompleteMultipartUpload => {
+            multipart::complete(shared, &parts.headers, body, bucket, key, query).await
+        }
+        Operation::ListParts => multipart::list_parts(shared, bucket, key, query),
+        Operation::AbortMultipartUpload => multipart::abort(shared, bucket, key, query).await,
+        Operation::ListMultipartUploads => multipart::list_uploads(shared, bucket, query),
+        Operation::Unsupported => Err(not_implemented()),
     }
 }
 
@@ -223,7 +252,7 @@ fn not_implemented() -> OssError {
     )
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+pub(super) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -231,8 +260,9 @@ fn iso_millis(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Verifies `Authorization: OSS <AccessKeyId>:<Signature>` the way OSS does: presence and
-/// shape, request time, AccessKeyId, STS token, then the signature itself.
+/// Verifies `Authorization: OSS <AccessKeyId>:<Signature>` (V1) or `OSS4-HMAC-SHA256 ...` (V4)
+/// the way OSS does: presence and shape, request time, AccessKeyId, STS token, then the
+/// signature itself.
 fn authenticate(
     shared: &Shared,
     parts: &Parts,
@@ -251,42 +281,84 @@ fn authenticate(
             None,
         ));
     };
-    if authorization.starts_with("OSS4-HMAC-SHA256") {
-        return Err(OssError::new(
-            501,
-            "NotImplemented",
-            "The emulator verifies only V1 signatures (Authorization: OSS <id>:<signature>).",
+    let invalid_authorization = || {
+        OssError::new(
+            400,
+            "InvalidArgument",
+            "Authorization header is invalid.",
             None,
-        ));
-    }
-    let (access_key_id, provided) = authorization
-        .strip_prefix("OSS ")
-        .and_then(|rest| rest.split_once(':'))
-        .filter(|(id, sig)| !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace))
-        .ok_or_else(|| {
-            OssError::new(
-                400,
-                "InvalidArgument",
-                "Authorization header is invalid.",
-                None,
-            )
-            .with("ArgumentName", "Authorization")
-        })?;
-
-    // The signed date: `x-oss-date` wins over `Date` (oss.md §1.1).
-    let date_header =
-        header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
-    let Some(date_value) = date_header else {
-        return Err(OssError::new(
-            403,
-            "AccessDenied",
-            "Missing Date header.",
-            None,
-        ));
+        )
+        .with("ArgumentName", "Authorization")
     };
-    let request_time: DateTime<Utc> = httpdate::parse_http_date(date_value)
-        .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
-        .into();
+    let scheme = if authorization.starts_with(oss_v4::ALGORITHM) {
+        Scheme::V4(oss_v4::parse(authorization).ok_or_else(invalid_authorization)?)
+    } else {
+        let (id, sig) = authorization
+            .strip_prefix("OSS ")
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(id, sig)| {
+                !id.is_empty() && !sig.is_empty() && !id.contains(char::is_whitespace)
+            })
+            .ok_or_else(invalid_authorization)?;
+        Scheme::V1 {
+            access_key_id: id,
+            provided: sig,
+        }
+    };
+    let access_key_id = match &scheme {
+        Scheme::V1 { access_key_id, .. } => *access_key_id,
+        Scheme::V4(v4) => v4.access_key_id,
+    };
+
+    let request_time: DateTime<Utc> = match &scheme {
+        // V1: `x-oss-date` wins over `Date` (oss.md §1.1), both HTTP dates.
+        Scheme::V1 { .. } => {
+            let date_header =
+                header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
+            let Some(date_value) = date_header else {
+                return Err(OssError::new(
+                    403,
+                    "AccessDenied",
+                    "Missing Date header.",
+                    None,
+                ));
+            };
+            httpdate::parse_http_date(date_value)
+                .map_err(|_| OssError::new(403, "AccessDenied", "Invalid Date header.", None))?
+                .into()
+        }
+        // V4: `x-oss-date` in ISO 8601 basic form, on the day named by the credential scope,
+        // for the region this endpoint serves.
+        Scheme::V4(v4) => {
+            let value = header_str(headers, "x-oss-date").ok_or_else(|| {
+                OssError::new(403, "AccessDenied", "Missing x-oss-date header.", None)
+            })?;
+            let time = chrono::NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%SZ")
+                .map_err(|_| {
+                    OssError::new(403, "AccessDenied", "Invalid x-oss-date header.", None)
+                })?
+                .and_utc();
+            if !value.starts_with(v4.date) {
+                return Err(OssError::new(
+                    400,
+                    "InvalidArgument",
+                    "Invalid signing date in Authorization header.",
+                    None,
+                )
+                .with("ArgumentName", "Authorization"));
+            }
+            if v4.region != shared.config.region {
+                return Err(OssError::new(
+                    400,
+                    "InvalidArgument",
+                    "Invalid signing region in Authorization header.",
+                    None,
+                )
+                .with("ArgumentName", "Authorization"));
+            }
+            time
+        }
+    };
     let now = Utc::now();
     if (now - request_time).abs() > MAX_SKEW {
         return Err(OssError::new(
@@ -360,26 +432,14 @@ fn authenticate(
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let request = sign::oss::SignedRequest {
-        method: parts.method.as_str(),
-        content_md5: header_str(headers, "content-md5").unwrap_or_default(),
-        content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
-        date: header_str(headers, header::DATE).unwrap_or_default(),
-        headers: &header_list,
-        bucket,
-        key,
-        query,
-    };
-    let string_to_sign = sign::oss::string_to_sign(&request);
-    let expected = sign::oss::signature(&string_to_sign, &secret);
-    if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+    let mismatch = |provided: &str, string_to_sign: &str| {
         let bytes = string_to_sign
             .as_bytes()
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
             .join(" ");
-        return Err(OssError::new(
+        OssError::new(
             403,
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
@@ -388,7 +448,45 @@ fn authenticate(
         .with("OSSAccessKeyId", access_key_id)
         .with("SignatureProvided", provided)
         .with("StringToSign", string_to_sign)
-        .with("StringToSignBytes", bytes));
+        .with("StringToSignBytes", bytes)
+    };
+    match &scheme {
+        Scheme::V1 { provided, .. } => {
+            let request = sign::oss::SignedRequest {
+                method: parts.method.as_str(),
+                content_md5: header_str(headers, "content-md5").unwrap_or_default(),
+                content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
+                date: header_str(headers, header::DATE).unwrap_or_default(),
+                headers: &header_list,
+                bucket,
+                key,
+                query,
+            };
+            let string_to_sign = sign::oss::string_to_sign(&request);
+            let expected = sign::oss::signature(&string_to_sign, &secret);
+            if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+                return Err(mismatch(provided, &string_to_sign));
+            }
+        }
+        Scheme::V4(v4) => {
+            let canonical = oss_v4::canonical_request(
+                parts.method.as_str(),
+                bucket,
+                key,
+                query,
+                &header_list,
+                &v4.additional_headers,
+            );
+            let datetime = header_str(headers, "x-oss-date").unwrap_or_default();
+            let string_to_sign = oss_v4::string_to_sign(datetime, v4.date, v4.region, &canonical);
+            let expected = oss_v4::signature(&secret, v4.date, v4.region, &string_to_sign);
+            let provided = v4.signature.to_ascii_lowercase();
+            if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+                return Err(
+                    mismatch(v4.signature, &string_to_sign).with("CanonicalRequest", canonical)
+                );
+            }
+        }
     }
     Ok(principal)
 }
@@ -430,16 +528,52 @@ fn authorize(
     }
 }
 
-/// Streams the body to a temporary file, hashing (MD5, CRC-64) as it goes, then renames it
-/// into place: a failed upload never replaces the previous object, a reader never sees half
-/// of one, and memory stays at one chunk whatever the object's size.
-async fn put_object(
-    shared: &Arc<Shared>,
+/// A request body stored in a temporary file, with its size and digests.
+pub(super) struct Received {
+    pub tmp: std::path::PathBuf,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc: u64,
+}
+
+impl Received {
+    /// Moves the bytes into place: a failed upload never replaces what was there, a reader
+    /// never sees half of a write.
+    pub(super) async fn persist(&self, path: &std::path::Path) -> Result<(), OssError> {
+        let stored = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::rename(&self.tmp, path).await
+        }
+        .await;
+        stored.map_err(|e| {
+            tracing::error!(error = %e, "could not store an upload");
+            OssError::internal()
+        })
+    }
+
+    pub(super) async fn discard(&self) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+pub(super) fn invalid_digest() -> OssError {
+    OssError::new(
+        400,
+        "InvalidDigest",
+        "The Content-MD5 you specified was invalid.",
+        None,
+    )
+}
+
+/// Checks `Content-Length` and `Content-MD5`, and streams the body to a temporary file while
+/// hashing it (MD5 and CRC-64 in one pass): memory stays at one chunk whatever the size.
+pub(super) async fn receive_body(
+    shared: &Shared,
     headers: &HeaderMap,
     body: Body,
-    bucket: &str,
-    key: &str,
-) -> Result<Response, OssError> {
+) -> Result<Received, OssError> {
     let content_length = match header_str(headers, header::CONTENT_LENGTH) {
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
             OssError::new(400, "InvalidArgument", "Content-Length is invalid.", None)
@@ -466,14 +600,6 @@ async fn put_object(
         )
         .with("ArgumentName", "Content-Length"));
     }
-    let invalid_digest = || {
-        OssError::new(
-            400,
-            "InvalidDigest",
-            "The Content-MD5 you specified was invalid.",
-            None,
-        )
-    };
     let expected_md5: Option<[u8; 16]> = match header_str(headers, "content-md5") {
         Some(v) => Some(
             base64::engine::general_purpose::STANDARD
@@ -484,21 +610,8 @@ async fn put_object(
         ),
         None => None,
     };
-    let forbid_overwrite = header_str(headers, "x-oss-forbid-overwrite")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let object_id = (bucket.to_owned(), key.to_owned());
-    if forbid_overwrite && shared.lock().objects.contains_key(&object_id) {
-        return Err(OssError::new(
-            409,
-            "FileAlreadyExists",
-            "The object you specified already exists and can not be overwritten.",
-            None,
-        ));
-    }
-
     let tmp = shared.tmp_path();
-    let written = write_body(&tmp, body).await;
-    let (size, md5, crc) = match written {
+    let (size, md5, crc) = match write_body(&tmp, body).await {
         Ok(v) => v,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -506,8 +619,14 @@ async fn put_object(
         }
     };
     shared.lock().stats.bytes_received += size;
+    let received = Received {
+        tmp,
+        size,
+        md5,
+        crc,
+    };
     if content_length.is_some_and(|n| n != size) {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        received.discard().await;
         return Err(OssError::new(
             400,
             "IncompleteBody",
@@ -516,62 +635,105 @@ async fn put_object(
         ));
     }
     if expected_md5.is_some_and(|m| m != md5) {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        received.discard().await;
         return Err(invalid_digest());
     }
-    let path = shared.object_path(bucket, key);
-    let stored = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(&tmp, &path).await
+    Ok(received)
+}
+
+pub(super) fn forbid_overwrite(
+    shared: &Shared,
+    headers: &HeaderMap,
+    bucket: &str,
+    key: &str,
+) -> Result<(), OssError> {
+    let forbid = header_str(headers, "x-oss-forbid-overwrite")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if forbid
+        && shared
+            .lock()
+            .objects
+            .contains_key(&(bucket.to_owned(), key.to_owned()))
+    {
+        return Err(OssError::new(
+            409,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+            None,
+        ));
     }
-    .await;
-    if let Err(e) = stored {
-        tracing::error!(error = %e, "could not store an object");
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(OssError::internal());
-    }
-    let user_meta = headers
+    Ok(())
+}
+
+pub(super) fn user_meta(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
         .iter()
         .filter(|(n, _)| n.as_str().starts_with("x-oss-meta-"))
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+        .collect()
+}
+
+/// Records a stored object and lets its media (if any) move on.
+pub(super) fn object_stored(shared: &Arc<Shared>, bucket: &str, key: &str, meta: ObjectMeta) {
+    let size = meta.size;
+    {
+        let mut inner = shared.lock();
+        inner
+            .objects
+            .insert((bucket.to_owned(), key.to_owned()), meta);
+        inner.stats.objects = inner.objects.len() as u64;
+    }
+    callback::object_stored(shared, bucket, key, size);
+}
+
+async fn put_object(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+    bucket: &str,
+    key: &str,
+) -> Result<Response, OssError> {
+    forbid_overwrite(shared, headers, bucket, key)?;
+    let received = receive_body(shared, headers, body).await?;
+    if let Err(e) = received.persist(&shared.object_path(bucket, key)).await {
+        received.discard().await;
+        return Err(e);
+    }
     let meta = ObjectMeta {
-        size,
-        md5,
-        crc64: crc,
+        size: received.size,
+        etag: format!("\"{}\"", hex::encode_upper(received.md5)),
+        content_md5: Some(received.md5),
+        crc64: received.crc,
+        object_type: "Normal",
         content_type: header_str(headers, header::CONTENT_TYPE)
             .unwrap_or("application/octet-stream")
             .to_owned(),
         last_modified: std::time::SystemTime::now(),
-        user_meta,
+        user_meta: user_meta(headers),
     };
-    let etag = meta.etag();
-    {
-        let mut inner = shared.lock();
-        inner.objects.insert(object_id, meta);
-        inner.stats.objects = inner.objects.len() as u64;
-    }
-    callback::object_stored(shared, bucket, key, size);
+    let etag = meta.etag.clone();
+    object_stored(shared, bucket, key, meta);
 
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     insert(h, "etag", &etag);
-    insert(h, "x-oss-hash-crc64ecma", &crc.to_string());
+    insert(h, "x-oss-hash-crc64ecma", &received.crc.to_string());
     insert(
         h,
         "content-md5",
-        &base64::engine::general_purpose::STANDARD.encode(md5),
+        &base64::engine::general_purpose::STANDARD.encode(received.md5),
     );
     Ok(resp)
 }
 
 async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16], u64), OssError> {
     let io_error = |e: std::io::Error| {
-        tracing::error!(error = %e, "could not write an object");
+        tracing::error!(error = %e, "could not write an upload");
         OssError::internal()
     };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+    }
     let file = tokio::fs::File::create(path).await.map_err(io_error)?;
     let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut md5 = Md5::new();
@@ -594,7 +756,7 @@ async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16]
     Ok((crc.len(), md5.finalize().into(), crc.value()))
 }
 
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub(super) fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
@@ -613,6 +775,7 @@ fn no_such_key(key: &str) -> OssError {
 /// HeadObject (`with_body == false`) and GetObject, the body streamed from disk.
 async fn read_object(
     shared: &Shared,
+    headers: &HeaderMap,
     bucket: &str,
     key: &str,
     with_body: bool,
@@ -623,32 +786,58 @@ async fn read_object(
         .get(&(bucket.to_owned(), key.to_owned()))
         .cloned()
         .ok_or_else(|| no_such_key(key))?;
+    let range = if with_body {
+        requested_range(headers, meta.size)?
+    } else {
+        None
+    };
     let body = if with_body {
-        let file = tokio::fs::File::open(shared.object_path(bucket, key))
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = tokio::fs::File::open(shared.object_path(bucket, key))
             .await
             .map_err(|_| no_such_key(key))?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
+        let (start, len) = range.map_or((0, meta.size), |(a, b)| (a, b - a + 1));
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|_| OssError::internal())?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            64 * 1024,
+        ))
     } else {
         Body::empty()
     };
-    let mut resp = (StatusCode::OK, body).into_response();
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    insert(h, "content-length", &meta.size.to_string());
+    match range {
+        Some((a, b)) => {
+            insert(h, "content-length", &(b - a + 1).to_string());
+            insert(h, "content-range", &format!("bytes {a}-{b}/{}", meta.size));
+        }
+        None => insert(h, "content-length", &meta.size.to_string()),
+    }
     insert(h, "content-type", &meta.content_type);
-    insert(h, "etag", &meta.etag());
+    insert(h, "etag", &meta.etag);
     insert(
         h,
         "last-modified",
         &httpdate::fmt_http_date(meta.last_modified),
     );
-    insert(h, "x-oss-object-type", "Normal");
+    insert(h, "x-oss-object-type", meta.object_type);
     insert(h, "x-oss-storage-class", "Standard");
     insert(h, "x-oss-hash-crc64ecma", &meta.crc64.to_string());
-    insert(
-        h,
-        "content-md5",
-        &base64::engine::general_purpose::STANDARD.encode(meta.md5),
-    );
+    if let Some(md5) = meta.content_md5 {
+        insert(
+            h,
+            "content-md5",
+            &base64::engine::general_purpose::STANDARD.encode(md5),
+        );
+    }
     insert(h, "accept-ranges", "bytes");
     for (name, value) in &meta.user_meta {
         if let (Ok(n), Ok(v)) = (
@@ -659,6 +848,45 @@ async fn read_object(
         }
     }
     Ok(resp)
+}
+
+/// A single `Range: bytes=a-b` / `a-` / `-n`, as inclusive offsets. OSS ignores a range it
+/// cannot satisfy and sends the whole object, unless `x-oss-range-behavior: standard` asks for
+/// `416 InvalidRange`; several ranges are likewise ignored.
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, OssError> {
+    let Some(spec) =
+        header_str(headers, header::RANGE).and_then(|r| r.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    let parsed = spec.split_once('-').and_then(|(a, b)| {
+        let (a, b) = (a.trim(), b.trim());
+        match (a.is_empty(), b.is_empty()) {
+            (false, false) => Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)),
+            (false, true) => Some((a.parse::<u64>().ok()?, size.checked_sub(1)?)),
+            (true, false) => {
+                let n = b.parse::<u64>().ok()?.min(size);
+                (n > 0).then(|| (size - n, size - 1))
+            }
+            (true, true) => None,
+        }
+    });
+    let valid = parsed
+        .filter(|(a, b)| !spec.contains(',') && a <= b && *a < size)
+        .map(|(a, b)| (a, b.min(size - 1)));
+    let standard = header_str(headers, "x-oss-range-behavior")
+        .is_some_and(|v| v.eq_ignore_ascii_case("standard"));
+    if valid.is_none() && standard {
+        return Err(OssError::new(
+            416,
+            "InvalidRange",
+            "The requested range cannot be satisfied",
+            None,
+        )
+        .with("RangeRequested", format!("bytes={spec}"))
+        .with("ActualObjectSize", size.to_string()));
+    }
+    Ok(valid)
 }
 
 async fn delete_object(shared: &Shared, bucket: &str, key: &str) -> Result<Response, OssError> {

@@ -225,7 +225,14 @@ async fn process(
     }
     if let Some(f) = shared.take_failure(action) {
         let message = f.message.unwrap_or_else(|| {
-            "The request processing has failed due to some unknown error.".to_owned()
+            match f.code.as_str() {
+                "ServiceUnavailable" => {
+                    "The request has failed due to a temporary failure of the server."
+                }
+                "Throttling" | "Throttling.User" => "Request was denied due to user flow control.",
+                _ => "The request processing has failed due to some unknown error.",
+            }
+            .to_owned()
         });
         return Err(RpcError::new(f.status, f.code, message));
     }

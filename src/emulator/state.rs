@@ -76,17 +76,41 @@ pub(crate) struct Media {
 #[derive(Debug, Clone)]
 pub(crate) struct ObjectMeta {
     pub size: u64,
-    pub md5: [u8; 16],
+    /// Quoted, as on the wire: upper-hex MD5 for PutObject, `<hex>-<parts>` for multipart.
+    pub etag: String,
+    /// MD5 of the content; OSS reports `Content-MD5` only for `Normal` objects.
+    pub content_md5: Option<[u8; 16]>,
     pub crc64: u64,
+    /// `Normal` (PutObject) or `Multipart`.
+    pub object_type: &'static str,
     pub content_type: String,
     pub last_modified: std::time::SystemTime,
     pub user_meta: Vec<(String, String)>,
 }
 
-impl ObjectMeta {
-    pub(crate) fn etag(&self) -> String {
-        format!("\"{}\"", hex::encode_upper(self.md5))
+/// One uploaded part of a multipart upload; its bytes are at `Shared::part_path`.
+#[derive(Debug, Clone)]
+pub(crate) struct PartMeta {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc64: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+impl PartMeta {
+    pub(crate) fn etag_hex(&self) -> String {
+        hex::encode_upper(self.md5)
     }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub initiated: DateTime<Utc>,
+    pub content_type: String,
+    pub user_meta: Vec<(String, String)>,
+    pub parts: std::collections::BTreeMap<u32, PartMeta>,
 }
 
 #[derive(Default)]
@@ -99,6 +123,8 @@ pub(crate) struct Inner {
     /// (bucket, key) -> media id whose upload that object completes.
     pub media_by_object: HashMap<(String, String), String>,
     pub objects: HashMap<(String, String), ObjectMeta>,
+    /// Multipart uploads in progress, by upload id.
+    pub uploads: HashMap<String, MultipartUpload>,
     pub stats: Stats,
     pub faults: Faults,
     last_prune: Option<Instant>,
@@ -174,6 +200,15 @@ impl Shared {
     /// Where the bytes of `bucket/key` are kept: hashed, so any key is a safe file name.
     pub(crate) fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         object_path(&self.config.data_dir, bucket, key)
+    }
+
+    /// Where part `number` of upload `upload_id` is kept until Complete or Abort.
+    pub(crate) fn part_path(&self, upload_id: &str, number: u32) -> PathBuf {
+        self.upload_dir(upload_id).join(number.to_string())
+    }
+
+    pub(crate) fn upload_dir(&self, upload_id: &str) -> PathBuf {
+        self.config.data_dir.join("multipart").join(upload_id)
     }
 
     pub(crate) fn tmp_path(&self) -> PathBuf {
