@@ -7,6 +7,7 @@
 
 mod error;
 mod mime;
+mod parts;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,9 @@ use crate::sign;
 use crate::vod::{UploadAddress, UploadAuth};
 
 pub use error::{OssError, OssErrorKind, TransportKind};
+pub use parts::{
+    determine_part_size, CompletedUpload, ListedPart, UploadedPart, MAX_PARTS, MIN_PART_SIZE,
+};
 
 /// Credentials for signing OSS requests; with VOD they are always STS ones (token present).
 #[derive(Debug, Clone)]
