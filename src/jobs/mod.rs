@@ -1,9 +1,11 @@
 //! The job model (kinds, states, the producer's message) and its PostgreSQL store.
 
+mod checkpoint;
 mod message;
 mod model;
 mod store;
 
+pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use message::{
     attached_media_extensions, validate_job_id, InvalidJob, JobMessage, JobSpec, Source,
 };

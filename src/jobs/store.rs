@@ -324,6 +324,31 @@ impl JobStore {
         Ok(())
     }
 
+    /// Adds a line to the job's history without changing its state (e.g. "the multipart
+    /// upload was gone; started a new one").
+    pub async fn note(
+        &self,
+        job_id: &str,
+        token: i64,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+             SELECT job_id, state, state, media_id, $3 FROM ingest_jobs
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'",
+        )
+        .bind(job_id)
+        .bind(token)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(job_id.to_owned()))
+        }
+    }
+
     /// Progress, written at a bounded rate by the uploader.
     pub async fn set_progress(
         &self,

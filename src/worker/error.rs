@@ -18,6 +18,10 @@ pub enum JobError {
         #[source]
         source: std::io::Error,
     },
+    #[error("source: {0}")]
+    Remote(#[from] crate::source::SourceError),
+    #[error("reading the source failed: {0}")]
+    SourceRead(String),
     #[error("source {0} is no longer under VOD_INGEST_SOURCE_ROOTS; add its directory or move the file, then retry the job")]
     SourceNotAllowed(PathBuf),
     #[error("{0}")]
@@ -58,6 +62,8 @@ impl JobError {
                 _ => "SourceUnreadable".into(),
             },
             JobError::SourceNotAllowed(_) => "SourceNotAllowed".into(),
+            JobError::Remote(e) => e.code().into(),
+            JobError::SourceRead(_) => "SourceReadFailed".into(),
             JobError::Corrupt(_) => "CorruptJob".into(),
             JobError::Store(_) => "DatabaseError".into(),
             JobError::LeaseLost => "LeaseLost".into(),
@@ -74,6 +80,8 @@ impl JobError {
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ),
+            JobError::Remote(e) => e.is_retryable(),
+            JobError::SourceRead(_) => true,
             JobError::SourceNotAllowed(_) | JobError::Corrupt(_) => false,
             JobError::Store(_) | JobError::LeaseLost | JobError::ShuttingDown => true,
         }

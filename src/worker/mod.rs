@@ -5,6 +5,7 @@
 //! makes retries, rescue of jobs whose worker died, and cancellation work (River's design).
 
 mod error;
+mod upload;
 
 pub use error::JobError;
 
@@ -19,8 +20,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::jobs::{Job, JobKind, JobMessage, JobStore, Lease, StoreError};
-use crate::oss::{ObjectTarget, OssClient, OssCredentials, ProgressFn};
+use crate::jobs::{Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, Source, StoreError};
+use crate::oss::{ObjectTarget, OssClient, OssCredentials};
+use crate::source::OpenedSource;
 use crate::queue::TransitionSender;
 use crate::vod::{
     CreateUploadAttachedMediaRequest, CreateUploadImageRequest, CreateUploadVideoRequest,
@@ -44,8 +46,17 @@ pub struct WorkerConfig {
     pub source_roots: Vec<PathBuf>,
     /// Names this process in leases and history (host and pid by default).
     pub owner: String,
-    /// Credentials this close to expiry are renewed before an upload starts.
+    /// Upper bound of the renewal margin: a credential is renewed when less than a fifth of
+    /// its lifetime, and at most this much, is left.
     pub credential_margin: Duration,
+    /// Sources of at least this many bytes use a multipart upload.
+    pub multipart_threshold: u64,
+    /// Preferred part size; grown so that no upload needs more than 10,000 parts.
+    pub part_size: u64,
+    /// Parts in flight per job.
+    pub part_parallelism: usize,
+    /// What `http(s)://` sources may do.
+    pub remote: crate::source::RemotePolicy,
 }
 
 impl WorkerConfig {
@@ -58,7 +69,11 @@ impl WorkerConfig {
             progress_interval: Duration::from_secs(1),
             source_roots,
             owner: default_owner(),
-            credential_margin: Duration::from_secs(120),
+            credential_margin: Duration::from_secs(300),
+            multipart_threshold: 32 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+            part_parallelism: 4,
+            remote: crate::source::RemotePolicy::default(),
         }
     }
 }
@@ -84,6 +99,7 @@ pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
 
 pub struct Worker {
     store: JobStore,
+    checkpoints: Checkpoints,
     vod: VodClient,
     oss: OssClient,
     config: WorkerConfig,
@@ -101,6 +117,7 @@ impl Worker {
         wake: Arc<Notify>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            checkpoints: Checkpoints::new(store.pool().clone()),
             store,
             vod,
             oss,
@@ -217,6 +234,13 @@ impl Worker {
             Ok(()) => self.finish(self.store.mark_uploaded(&job_id, token).await),
             Err(JobError::LeaseLost) => {
                 tracing::warn!("lost the lease (cancelled, or rescued by another worker); stopped");
+                let cancelled = matches!(
+                    self.store.get(&job_id).await,
+                    Ok(Some(job)) if job.state() == JobState::Cancelled
+                );
+                if cancelled {
+                    self.abandon_multipart(&lease.job).await;
+                }
             }
             Err(JobError::ShuttingDown) => {
                 tracing::info!("shutting down; the job will be rescued when its lease expires");
@@ -237,6 +261,7 @@ impl Worker {
                 } else {
                     tracing::error!(error = %message, code = %code, "job failed");
                     self.finish(self.store.fail(&job_id, token, &code, &message).await);
+                    self.abandon_multipart(&lease.job).await;
                 }
             }
         }
@@ -262,47 +287,82 @@ impl Worker {
     async fn upload(&self, job: &Job, token: i64) -> Result<(), JobError> {
         let message: JobMessage = serde_json::from_value(job.request.clone())
             .map_err(|e| JobError::Corrupt(format!("stored request does not parse: {e}")))?;
-        let path = self.check_source(&job.source)?;
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map_err(|e| JobError::source(&path, e))?
-            .len();
+        let source = self.open_source(&job.source).await?;
+        let size = source.len();
 
-        let mut ticket = self.obtain_ticket(job, &message, size).await?;
+        let ticket = self.obtain_ticket(job, &message, size).await?;
         self.store
-            .set_media(
-                &job.job_id,
-                token,
-                &ticket.media_id,
-                &ticket.address,
-                Some(size),
-            )
+            .set_media(&job.job_id, token, &ticket.media_id, &ticket.address, Some(size))
             .await?;
 
-        // One renewal on a credential error (expired between issue and use, or clock skew).
-        let mut renewed = false;
-        loop {
-            if ticket.auth.expires_at - Utc::now()
-                < chrono::Duration::from_std(self.config.credential_margin).unwrap_or_default()
-                && !renewed
-            {
-                ticket = self
-                    .renew_ticket(job, &message, &ticket, size, token)
-                    .await?;
-                renewed = true;
-            }
-            match self.put(job, token, &ticket, &path).await {
-                Ok(()) => return Ok(()),
-                Err(JobError::Oss(e)) if e.is_credential_expired() && !renewed => {
-                    tracing::warn!(code = e.code(), "OSS refused the credential; renewing it");
-                    ticket = self
-                        .renew_ticket(job, &message, &ticket, size, token)
-                        .await?;
-                    renewed = true;
+        let session = upload::Session::new(self, job, token, &message, size, ticket);
+        // Progress goes to the database at a bounded rate, off the upload's path.
+        let reporter = {
+            let store = self.store.clone();
+            let progress = session.progress();
+            let job_id = job.job_id.clone();
+            let every = self.config.progress_interval;
+            tokio::spawn(async move {
+                let mut last = 0;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = progress.total();
+                    if now != last {
+                        let _ = store.set_progress(&job_id, token, now).await;
+                        last = now;
+                    }
                 }
-                Err(e) => return Err(e),
+            })
+        };
+        let result = session.run(&source).await;
+        reporter.abort();
+        if result.is_ok() {
+            metrics::counter!("vod_ingest_bytes_uploaded_total").increment(size);
+        }
+        result
+    }
+
+    async fn open_source(&self, stored: &str) -> Result<OpenedSource, JobError> {
+        match Source::from_stored(stored) {
+            Source::Local(path) => {
+                let path = self.check_source(&path)?;
+                OpenedSource::local(&path)
+                    .await
+                    .map_err(|e| JobError::source(&path, e))
+            }
+            Source::Remote(url) => Ok(crate::source::open_remote(&url, &self.config.remote).await?),
+        }
+    }
+
+    /// Aborts the job's multipart upload, if it has one, so OSS frees its parts. Videos get a
+    /// credential for that with RefreshUploadVideo; images and attached media cannot get one
+    /// for their old address, so their parts are left to the bucket's lifecycle rules.
+    async fn abandon_multipart(&self, job: &Job) {
+        let Ok(Some(cp)) = self.checkpoints.load(&job.job_id).await else {
+            return;
+        };
+        if job.kind() == JobKind::Video {
+            match self.vod.refresh_upload_video(&cp.media_id).await {
+                Ok(ticket) => {
+                    let target = ObjectTarget {
+                        endpoint: ticket.address.endpoint.clone(),
+                        bucket: cp.bucket.clone(),
+                        key: cp.object_key.clone(),
+                    };
+                    let creds = OssCredentials::from_upload_auth(&ticket.auth);
+                    match self
+                        .oss
+                        .abort_multipart_upload(&target, &creds, &cp.upload_id)
+                        .await
+                    {
+                        Ok(()) => tracing::info!(upload_id = %cp.upload_id, "aborted the multipart upload"),
+                        Err(e) => tracing::warn!(upload_id = %cp.upload_id, error = %e, "could not abort the multipart upload"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "no credential to abort the multipart upload with"),
             }
         }
+        let _ = self.checkpoints.delete(&job.job_id).await;
     }
 
     /// A video that already has a VideoId keeps it (RefreshUploadVideo); anything else gets a
@@ -325,36 +385,7 @@ impl Worker {
         self.create_asset(job.kind(), message, size).await
     }
 
-    async fn renew_ticket(
-        &self,
-        job: &Job,
-        message: &JobMessage,
-        current: &UploadTicket,
-        size: u64,
-        token: i64,
-    ) -> Result<UploadTicket, JobError> {
-        let ticket = match job.kind() {
-            JobKind::Video => self.vod.refresh_upload_video(&current.media_id).await?,
-            // Images and attached media cannot be refreshed: a new asset replaces the old one,
-            // whose id is kept on the job as superseded.
-            JobKind::Image | JobKind::AttachedMedia => {
-                let ticket = self.create_asset(job.kind(), message, size).await?;
-                self.store
-                    .set_media(
-                        &job.job_id,
-                        token,
-                        &ticket.media_id,
-                        &ticket.address,
-                        Some(size),
-                    )
-                    .await?;
-                ticket
-            }
-        };
-        Ok(ticket)
-    }
-
-    async fn create_asset(
+    pub(super) async fn create_asset(
         &self,
         kind: JobKind,
         m: &JobMessage,
@@ -418,52 +449,8 @@ impl Worker {
         Ok(ticket)
     }
 
-    async fn put(
-        &self,
-        job: &Job,
-        token: i64,
-        ticket: &UploadTicket,
-        path: &Path,
-    ) -> Result<(), JobError> {
-        let target = ObjectTarget::from_address(&ticket.address);
-        let creds = OssCredentials::from_upload_auth(&ticket.auth);
-        let sent = Arc::new(AtomicU64::new(0));
-        let progress: ProgressFn = {
-            let sent = sent.clone();
-            Arc::new(move |bytes| sent.store(bytes, Ordering::Relaxed))
-        };
-        // Progress goes to the database at a bounded rate, off the upload's path.
-        let reporter = {
-            let store = self.store.clone();
-            let sent = sent.clone();
-            let job_id = job.job_id.clone();
-            let every = self.config.progress_interval;
-            tokio::spawn(async move {
-                let mut last = 0;
-                loop {
-                    tokio::time::sleep(every).await;
-                    let now = sent.load(Ordering::Relaxed);
-                    if now != last {
-                        let _ = store.set_progress(&job_id, token, now).await;
-                        last = now;
-                    }
-                }
-            })
-        };
-        let result = self
-            .oss
-            .put_object_file(&target, &creds, path, None, Some(progress))
-            .await;
-        reporter.abort();
-        let output = result?;
-        metrics::counter!("vod_ingest_bytes_uploaded_total").increment(output.size);
-        tracing::info!(bytes = output.size, crc64 = output.crc64, etag = %output.etag, "object stored in OSS and CRC-64 verified");
-        Ok(())
-    }
-
-    fn check_source(&self, source: &str) -> Result<PathBuf, JobError> {
-        let path = PathBuf::from(source);
-        let canonical = std::fs::canonicalize(&path).map_err(|e| JobError::source(&path, e))?;
+    fn check_source(&self, path: &Path) -> Result<PathBuf, JobError> {
+        let canonical = std::fs::canonicalize(path).map_err(|e| JobError::source(path, e))?;
         if !self
             .config
             .source_roots

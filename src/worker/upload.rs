@@ -1,0 +1,509 @@
+//! Moving one job's bytes into OSS: a single PutObject for small sources, otherwise a parallel,
+//! resumable multipart upload checkpointed in PostgreSQL, with credentials renewed before they
+//! expire and again whenever OSS refuses them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+
+use super::{JobError, Worker};
+use crate::jobs::{Checkpoint, Job, JobKind, JobMessage, PartRecord};
+use crate::oss::{self, ObjectTarget, OssCredentials, OssError, ProgressFn, UploadedPart};
+use crate::source::OpenedSource;
+use crate::vod::UploadTicket;
+
+/// How many times one part is sent before the job attempt gives up.
+const PART_ATTEMPTS: u32 = 5;
+
+/// The credential in use, with a generation so that concurrent parts that hit an expired
+/// credential trigger one renewal, not one each.
+pub(super) struct Credential {
+    pub generation: u64,
+    pub ticket: UploadTicket,
+    pub target: ObjectTarget,
+    pub creds: OssCredentials,
+    pub issued_at: DateTime<Utc>,
+}
+
+impl Credential {
+    fn new(generation: u64, ticket: UploadTicket) -> Arc<Self> {
+        Arc::new(Self {
+            generation,
+            target: ObjectTarget::from_address(&ticket.address),
+            creds: OssCredentials::from_upload_auth(&ticket.auth),
+            issued_at: Utc::now(),
+            ticket,
+        })
+    }
+
+    /// Renew when less than a fifth of the lifetime (at most `cap`) is left.
+    fn needs_renewal(&self, now: DateTime<Utc>, cap: Duration) -> bool {
+        let lifetime = (self.ticket.auth.expires_at - self.issued_at)
+            .to_std()
+            .unwrap_or_default();
+        let margin = (lifetime / 5).min(cap);
+        self.ticket.auth.expires_at - now < chrono::Duration::from_std(margin).unwrap_or_default()
+    }
+}
+
+/// Per-job upload state shared by the parts in flight.
+pub(super) struct Session<'a> {
+    worker: &'a Worker,
+    job: &'a Job,
+    token: i64,
+    message: &'a JobMessage,
+    size: u64,
+    current: tokio::sync::RwLock<Arc<Credential>>,
+    renewing: tokio::sync::Mutex<()>,
+    progress: Arc<Progress>,
+}
+
+/// Bytes of finished parts plus bytes of parts in flight.
+#[derive(Default)]
+pub(super) struct Progress {
+    done: AtomicU64,
+    in_flight: Mutex<HashMap<u32, u64>>,
+}
+
+impl Progress {
+    pub fn total(&self) -> u64 {
+        let in_flight: u64 = self.in_flight.lock().unwrap().values().sum();
+        self.done.load(Ordering::Relaxed) + in_flight
+    }
+
+    fn tracker(self: &Arc<Self>, part: u32) -> ProgressFn {
+        let progress = self.clone();
+        Arc::new(move |bytes| {
+            progress.in_flight.lock().unwrap().insert(part, bytes);
+        })
+    }
+
+    fn finish(&self, part: u32, size: u64) {
+        self.in_flight.lock().unwrap().remove(&part);
+        self.done.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn abandon(&self, part: u32) {
+        self.in_flight.lock().unwrap().remove(&part);
+    }
+
+    fn reset(&self, done: u64) {
+        self.in_flight.lock().unwrap().clear();
+        self.done.store(done, Ordering::Relaxed);
+    }
+}
+
+/// What an attempt at the object ended with.
+enum Outcome {
+    Done,
+    /// Images and attached media get a new asset, and so a new object key, when their
+    /// credential runs out: the upload starts again there.
+    AddressChanged,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        worker: &'a Worker,
+        job: &'a Job,
+        token: i64,
+        message: &'a JobMessage,
+        size: u64,
+        ticket: UploadTicket,
+    ) -> Self {
+        Self {
+            worker,
+            job,
+            token,
+            message,
+            size,
+            current: tokio::sync::RwLock::new(Credential::new(0, ticket)),
+            renewing: tokio::sync::Mutex::new(()),
+            progress: Arc::new(Progress::default()),
+        }
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// The credential to sign the next request with, renewed first if it is about to expire.
+    async fn credential(&self) -> Result<Arc<Credential>, JobError> {
+        let current = self.current.read().await.clone();
+        if current.needs_renewal(Utc::now(), self.worker.config.credential_margin) {
+            return self.renew(current.generation, "the credential is about to expire").await;
+        }
+        Ok(current)
+    }
+
+    /// Renews the credential unless another part already did since `seen_generation`.
+    async fn renew(&self, seen_generation: u64, why: &str) -> Result<Arc<Credential>, JobError> {
+        let _one_at_a_time = self.renewing.lock().await;
+        let current = self.current.read().await.clone();
+        if current.generation != seen_generation {
+            return Ok(current);
+        }
+        let ticket = match self.job.kind() {
+            JobKind::Video => {
+                self.worker
+                    .vod
+                    .refresh_upload_video(&current.ticket.media_id)
+                    .await?
+            }
+            JobKind::Image | JobKind::AttachedMedia => {
+                let ticket = self
+                    .worker
+                    .create_asset(self.job.kind(), self.message, self.size)
+                    .await?;
+                self.worker
+                    .store
+                    .set_media(
+                        &self.job.job_id,
+                        self.token,
+                        &ticket.media_id,
+                        &ticket.address,
+                        Some(self.size),
+                    )
+                    .await?;
+                ticket
+            }
+        };
+        tracing::info!(
+            media_id = %ticket.media_id,
+            expires_at = %ticket.auth.expires_at,
+            reason = why,
+            "renewed the upload credential"
+        );
+        let next = Credential::new(current.generation + 1, ticket);
+        *self.current.write().await = next.clone();
+        Ok(next)
+    }
+
+    /// Uploads the whole source, restarting on a new address when a non-video asset had to
+    /// be re-created.
+    pub async fn run(&self, source: &OpenedSource) -> Result<(), JobError> {
+        for _ in 0..3 {
+            let outcome = if self.size >= self.worker.config.multipart_threshold {
+                self.multipart(source).await?
+            } else {
+                self.single_put(source).await?
+            };
+            match outcome {
+                Outcome::Done => return Ok(()),
+                Outcome::AddressChanged => {
+                    tracing::warn!("the asset was re-created with a new address; uploading again there")
+                }
+            }
+        }
+        Err(JobError::Corrupt(
+            "the upload address changed three times in one attempt; giving up".into(),
+        ))
+    }
+
+    async fn single_put(&self, source: &OpenedSource) -> Result<Outcome, JobError> {
+        let mut renewed = false;
+        let first = self.current.read().await.clone();
+        loop {
+            let credential = self.credential().await?;
+            if credential.target != first.target {
+                return Ok(Outcome::AddressChanged);
+            }
+            let body = source
+                .range(0, self.size)
+                .await
+                .map_err(|e| JobError::SourceRead(e.to_string()))?;
+            self.progress.reset(0);
+            let result = self
+                .worker
+                .oss
+                .put_object_stream(
+                    &credential.target,
+                    &credential.creds,
+                    body,
+                    self.size,
+                    None,
+                    Some(self.progress.tracker(1)),
+                )
+                .await;
+            match result {
+                Ok(output) => {
+                    self.progress.finish(1, output.size);
+                    tracing::info!(bytes = output.size, crc64 = output.crc64, etag = %output.etag, "object stored with PutObject; CRC-64 verified");
+                    return Ok(Outcome::Done);
+                }
+                Err(e) if e.is_credential_expired() && !renewed => {
+                    tracing::warn!(code = e.code(), "OSS refused the credential; renewing it");
+                    let renewed_to = self.renew(credential.generation, e.code()).await?;
+                    renewed = true;
+                    if renewed_to.target != first.target {
+                        return Ok(Outcome::AddressChanged);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn multipart(&self, source: &OpenedSource) -> Result<Outcome, JobError> {
+        let credential = self.credential().await?;
+        let start_target = credential.target.clone();
+        let part_size = oss::determine_part_size(self.size, self.worker.config.part_size);
+        let part_count = self.size.div_ceil(part_size).max(1) as u32;
+        let checkpoints = &self.worker.checkpoints;
+        let job_id = &self.job.job_id;
+
+        // Resume what the checkpoint describes, if it still describes this upload.
+        let mut done: BTreeMap<u32, PartRecord> = BTreeMap::new();
+        let mut upload_id = None;
+        if let Some(cp) = checkpoints.load(job_id).await.map_err(JobError::Store)? {
+            let same = cp.media_id == credential.ticket.media_id
+                && cp.bucket == credential.target.bucket
+                && cp.object_key == credential.target.key
+                && cp.file_size == self.size
+                && cp.part_size == part_size
+                && cp.source_version == source.version();
+            if !same {
+                tracing::warn!(upload_id = %cp.upload_id, "the checkpoint describes another upload (source or address changed); starting over");
+                self.abort_quietly(&cp).await;
+                checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+            } else {
+                match self.reconcile(&credential, &cp).await? {
+                    Some(parts) => {
+                        tracing::info!(upload_id = %cp.upload_id, parts_done = parts.len(), parts_total = part_count, "resuming the multipart upload");
+                        done = parts;
+                        upload_id = Some(cp.upload_id.clone());
+                    }
+                    None => {
+                        let note = serde_json::json!({
+                            "multipart": "upload id no longer exists in OSS (NoSuchUpload); starting a new multipart upload",
+                            "old_upload_id": cp.upload_id,
+                        });
+                        self.worker.store.note(job_id, self.token, note).await?;
+                        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+                    }
+                }
+            }
+        }
+        let upload_id = match upload_id {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .worker
+                    .oss
+                    .initiate_multipart_upload(&credential.target, &credential.creds, None)
+                    .await?;
+                checkpoints
+                    .start(
+                        job_id,
+                        self.token,
+                        &Checkpoint {
+                            media_id: credential.ticket.media_id.clone(),
+                            upload_id: id.clone(),
+                            bucket: credential.target.bucket.clone(),
+                            object_key: credential.target.key.clone(),
+                            part_size,
+                            part_count,
+                            file_size: self.size,
+                            source_version: source.version(),
+                            parts: vec![],
+                        },
+                    )
+                    .await?;
+                tracing::info!(upload_id = %id, part_size, part_count, "started a multipart upload");
+                id
+            }
+        };
+        self.progress
+            .reset(done.values().map(|p| p.size).sum());
+
+        let missing: Vec<u32> = (1..=part_count).filter(|n| !done.contains_key(n)).collect();
+        let parallelism = self.worker.config.part_parallelism.max(1);
+        let mut uploads = futures_util::stream::iter(missing)
+            .map(|n| self.upload_part(source, &upload_id, n, part_size, &start_target))
+            .buffer_unordered(parallelism);
+        while let Some(result) = uploads.next().await {
+            match result? {
+                Some(part) => {
+                    done.insert(part.part_number, part);
+                }
+                None => return Ok(Outcome::AddressChanged),
+            }
+        }
+        drop(uploads);
+
+        let parts: Vec<UploadedPart> = done
+            .values()
+            .map(|p| UploadedPart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+                size: p.size,
+                crc64: p.crc64,
+            })
+            .collect();
+        let credential = self.credential().await?;
+        if credential.target != start_target {
+            return Ok(Outcome::AddressChanged);
+        }
+        let completed = match self
+            .worker
+            .oss
+            .complete_multipart_upload(&credential.target, &credential.creds, &upload_id, &parts)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if e.is_credential_expired() => {
+                let credential = self.renew(credential.generation, e.code()).await?;
+                if credential.target != start_target {
+                    return Ok(Outcome::AddressChanged);
+                }
+                self.worker
+                    .oss
+                    .complete_multipart_upload(&credential.target, &credential.creds, &upload_id, &parts)
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+        tracing::info!(%upload_id, parts = parts.len(), crc64 = ?completed.crc64, "multipart upload completed; whole-object CRC-64 verified");
+        Ok(Outcome::Done)
+    }
+
+    /// Checkpoint ∩ ListParts: the parts that need not be sent again. `None` when OSS no longer
+    /// knows the upload id.
+    async fn reconcile(
+        &self,
+        credential: &Credential,
+        cp: &Checkpoint,
+    ) -> Result<Option<BTreeMap<u32, PartRecord>>, JobError> {
+        let listed = match self
+            .worker
+            .oss
+            .list_parts(&credential.target, &credential.creds, &cp.upload_id)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(e) if e.code() == "NoSuchUpload" => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let listed: HashMap<u32, &oss::ListedPart> =
+            listed.iter().map(|p| (p.part_number, p)).collect();
+        let mut kept = BTreeMap::new();
+        let mut stale = Vec::new();
+        for part in &cp.parts {
+            match listed.get(&part.part_number) {
+                Some(l)
+                    if l.etag.eq_ignore_ascii_case(&part.etag)
+                        && l.size == part.size
+                        && l.crc64.is_none_or(|c| c == part.crc64) =>
+                {
+                    kept.insert(part.part_number, part.clone());
+                }
+                _ => stale.push(part.part_number),
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(parts = ?stale, "OSS does not hold these checkpointed parts as recorded; sending them again");
+            self.worker
+                .checkpoints
+                .forget_parts(&self.job.job_id, &stale)
+                .await
+                .map_err(JobError::Store)?;
+        }
+        Ok(Some(kept))
+    }
+
+    /// One part, retried on CRC mismatch, on retryable errors and after renewing a refused
+    /// credential. `Ok(None)`: the address changed, the upload must start over.
+    async fn upload_part(
+        &self,
+        source: &OpenedSource,
+        upload_id: &str,
+        part_number: u32,
+        part_size: u64,
+        start_target: &ObjectTarget,
+    ) -> Result<Option<PartRecord>, JobError> {
+        let offset = (part_number as u64 - 1) * part_size;
+        let len = part_size.min(self.size - offset);
+        let mut last_error: Option<OssError> = None;
+        for attempt in 1..=PART_ATTEMPTS {
+            let credential = self.credential().await?;
+            if &credential.target != start_target {
+                return Ok(None);
+            }
+            let body = source
+                .range(offset, len)
+                .await
+                .map_err(|e| JobError::SourceRead(e.to_string()))?;
+            let result = self
+                .worker
+                .oss
+                .upload_part(
+                    &credential.target,
+                    &credential.creds,
+                    upload_id,
+                    part_number,
+                    body,
+                    len,
+                    Some(self.progress.tracker(part_number)),
+                )
+                .await;
+            match result {
+                Ok(part) => {
+                    let record = PartRecord {
+                        part_number,
+                        etag: part.etag,
+                        size: part.size,
+                        crc64: part.crc64,
+                    };
+                    self.worker
+                        .checkpoints
+                        .record_part(&self.job.job_id, self.token, &record)
+                        .await?;
+                    self.progress.finish(part_number, len);
+                    metrics::counter!("vod_ingest_parts_uploaded_total").increment(1);
+                    return Ok(Some(record));
+                }
+                Err(e) => {
+                    self.progress.abandon(part_number);
+                    if e.is_credential_expired() {
+                        tracing::warn!(part_number, code = e.code(), "OSS refused the credential; renewing it");
+                        self.renew(credential.generation, e.code()).await?;
+                    } else if e.code() == "CrcMismatch" {
+                        tracing::warn!(part_number, attempt, error = %e, "part arrived corrupted; sending it again");
+                        metrics::counter!("vod_ingest_part_crc_mismatches_total").increment(1);
+                    } else if e.is_retryable() {
+                        let delay = super::retry_delay(Duration::from_millis(200), attempt as i32);
+                        tracing::warn!(part_number, attempt, error = %e, retry_in = ?delay, "part failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    } else {
+                        return Err(e.into());
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error
+            .map(JobError::from)
+            .unwrap_or_else(|| JobError::Corrupt("part retries exhausted".into())))
+    }
+
+    async fn abort_quietly(&self, cp: &Checkpoint) {
+        let credential = self.current.read().await.clone();
+        let target = ObjectTarget {
+            endpoint: credential.target.endpoint.clone(),
+            bucket: cp.bucket.clone(),
+            key: cp.object_key.clone(),
+        };
+        if let Err(e) = self
+            .worker
+            .oss
+            .abort_multipart_upload(&target, &credential.creds, &cp.upload_id)
+            .await
+        {
+            tracing::info!(upload_id = %cp.upload_id, error = %e, "could not abort the old multipart upload (it expires on its own)");
+        }
+    }
+}
