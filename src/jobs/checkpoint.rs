@@ -154,7 +154,11 @@ impl Checkpoints {
     }
 
     /// Forgets parts that OSS no longer has.
-    pub async fn forget_parts(&self, job_id: &str, part_numbers: &[u32]) -> Result<(), sqlx::Error> {
+    pub async fn forget_parts(
+        &self,
+        job_id: &str,
+        part_numbers: &[u32],
+    ) -> Result<(), sqlx::Error> {
         let numbers: Vec<i32> = part_numbers.iter().map(|n| *n as i32).collect();
         sqlx::query("DELETE FROM multipart_parts WHERE job_id = $1 AND part_number = ANY($2)")
             .bind(job_id)

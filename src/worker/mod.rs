@@ -10,7 +10,6 @@ mod upload;
 pub use error::JobError;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +19,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::jobs::{Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, Source, StoreError};
+use crate::jobs::{
+    Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, Source, StoreError,
+};
 use crate::oss::{ObjectTarget, OssClient, OssCredentials};
-use crate::source::OpenedSource;
 use crate::queue::TransitionSender;
+use crate::source::OpenedSource;
 use crate::vod::{
     CreateUploadAttachedMediaRequest, CreateUploadImageRequest, CreateUploadVideoRequest,
     UploadTicket, VodClient,
@@ -292,7 +293,13 @@ impl Worker {
 
         let ticket = self.obtain_ticket(job, &message, size).await?;
         self.store
-            .set_media(&job.job_id, token, &ticket.media_id, &ticket.address, Some(size))
+            .set_media(
+                &job.job_id,
+                token,
+                &ticket.media_id,
+                &ticket.address,
+                Some(size),
+            )
             .await?;
 
         let session = upload::Session::new(self, job, token, &message, size, ticket);
@@ -355,11 +362,17 @@ impl Worker {
                         .abort_multipart_upload(&target, &creds, &cp.upload_id)
                         .await
                     {
-                        Ok(()) => tracing::info!(upload_id = %cp.upload_id, "aborted the multipart upload"),
-                        Err(e) => tracing::warn!(upload_id = %cp.upload_id, error = %e, "could not abort the multipart upload"),
+                        Ok(()) => {
+                            tracing::info!(upload_id = %cp.upload_id, "aborted the multipart upload")
+                        }
+                        Err(e) => {
+                            tracing::warn!(upload_id = %cp.upload_id, error = %e, "could not abort the multipart upload")
+                        }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "no credential to abort the multipart upload with"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no credential to abort the multipart upload with")
+                }
             }
         }
         let _ = self.checkpoints.delete(&job.job_id).await;

@@ -134,7 +134,9 @@ impl<'a> Session<'a> {
     async fn credential(&self) -> Result<Arc<Credential>, JobError> {
         let current = self.current.read().await.clone();
         if current.needs_renewal(Utc::now(), self.worker.config.credential_margin) {
-            return self.renew(current.generation, "the credential is about to expire").await;
+            return self
+                .renew(current.generation, "the credential is about to expire")
+                .await;
         }
         Ok(current)
     }
@@ -194,7 +196,9 @@ impl<'a> Session<'a> {
             match outcome {
                 Outcome::Done => return Ok(()),
                 Outcome::AddressChanged => {
-                    tracing::warn!("the asset was re-created with a new address; uploading again there")
+                    tracing::warn!(
+                        "the asset was re-created with a new address; uploading again there"
+                    )
                 }
             }
         }
@@ -316,8 +320,7 @@ impl<'a> Session<'a> {
                 id
             }
         };
-        self.progress
-            .reset(done.values().map(|p| p.size).sum());
+        self.progress.reset(done.values().map(|p| p.size).sum());
 
         let missing: Vec<u32> = (1..=part_count).filter(|n| !done.contains_key(n)).collect();
         let parallelism = self.worker.config.part_parallelism.max(1);
@@ -361,7 +364,12 @@ impl<'a> Session<'a> {
                 }
                 self.worker
                     .oss
-                    .complete_multipart_upload(&credential.target, &credential.creds, &upload_id, &parts)
+                    .complete_multipart_upload(
+                        &credential.target,
+                        &credential.creds,
+                        &upload_id,
+                        &parts,
+                    )
                     .await?
             }
             Err(e) => return Err(e.into()),
@@ -469,7 +477,11 @@ impl<'a> Session<'a> {
                 Err(e) => {
                     self.progress.abandon(part_number);
                     if e.is_credential_expired() {
-                        tracing::warn!(part_number, code = e.code(), "OSS refused the credential; renewing it");
+                        tracing::warn!(
+                            part_number,
+                            code = e.code(),
+                            "OSS refused the credential; renewing it"
+                        );
                         self.renew(credential.generation, e.code()).await?;
                     } else if e.code() == "CrcMismatch" {
                         tracing::warn!(part_number, attempt, error = %e, "part arrived corrupted; sending it again");
