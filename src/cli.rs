@@ -38,6 +38,8 @@ pub enum Command {
     Retry(JobIdArgs),
     /// Cancel a job that has not finished.
     Cancel(JobIdArgs),
+    /// Upload one file now, in this process, without the queue (prints the media id).
+    Upload(UploadArgs),
     /// Run the local VOD + STS + OSS emulator.
     Emulator(EmulatorArgs),
     /// Run emulator, worker and webhook in one process on generated sample media.
@@ -111,6 +113,90 @@ pub struct WorkerArgs {
     /// Directories local sources may be read from (comma-separated).
     #[arg(long, env = "VOD_INGEST_SOURCE_ROOTS", value_delimiter = ',')]
     pub source_roots: Vec<PathBuf>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// How bytes move: part sizes, parallelism, leases, remote sources.
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// Sources at least this large use a multipart upload (bytes; K/M/G suffixes allowed).
+    #[arg(long, env = "VOD_INGEST_MULTIPART_THRESHOLD", default_value = "32M", value_parser = parse_size)]
+    pub multipart_threshold: u64,
+    /// Preferred part size; grown so no upload needs more than 10,000 parts.
+    #[arg(long, env = "VOD_INGEST_PART_SIZE", default_value = "8M", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Parts in flight per job.
+    #[arg(long, env = "VOD_INGEST_PART_PARALLELISM", default_value_t = 4)]
+    pub part_parallelism: usize,
+    /// Seconds a claimed job stays leased without renewal; after that any worker rescues it.
+    #[arg(long, env = "VOD_INGEST_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Allow http(s) sources on loopback, private and link-local addresses.
+    #[arg(long, env = "VOD_INGEST_ALLOW_PRIVATE_SOURCES")]
+    pub allow_private_sources: bool,
+    /// Where http(s) sources without range support are copied first [default: the temp dir].
+    #[arg(long, env = "VOD_INGEST_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Largest http(s) source that may be copied to the spool directory.
+    #[arg(long, env = "VOD_INGEST_SPOOL_LIMIT", default_value = "10G", value_parser = parse_size)]
+    pub spool_limit: u64,
+}
+
+/// `8388608`, `8M`, `8MiB`, `1.5G`: binary units.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 8M, 512K, 1G)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use K, M, G or T)")),
+    };
+    if number < 0.0 {
+        return Err(format!("{text:?} is negative"));
+    }
+    Ok((number * factor as f64) as u64)
+}
+
+impl TransferArgs {
+    /// Applies these settings to a worker configuration.
+    pub fn apply(&self, config: &mut WorkerConfig) -> anyhow::Result<()> {
+        if self.part_size < crate::oss::MIN_PART_SIZE {
+            bail!(
+                "VOD_INGEST_PART_SIZE must be at least {} bytes (OSS's minimum part size)",
+                crate::oss::MIN_PART_SIZE
+            );
+        }
+        if self.part_size > 5 * (1 << 30) {
+            bail!("VOD_INGEST_PART_SIZE must be at most 5G (OSS's maximum part size)");
+        }
+        if self.part_parallelism == 0 {
+            bail!("VOD_INGEST_PART_PARALLELISM must be at least 1");
+        }
+        if self.lease_secs < 3 {
+            bail!("VOD_INGEST_LEASE_SECS must be at least 3");
+        }
+        config.multipart_threshold = self.multipart_threshold;
+        config.part_size = self.part_size;
+        config.part_parallelism = self.part_parallelism;
+        config.lease = Duration::from_secs(self.lease_secs);
+        config.remote.allow_private = self.allow_private_sources;
+        if let Some(dir) = &self.spool_dir {
+            config.remote.spool_dir = dir.clone();
+        }
+        config.remote.spool_limit = self.spool_limit;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -196,6 +282,29 @@ pub struct EnqueueArgs {
     /// With --wait: give up after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UploadArgs {
+    /// The file to upload.
+    pub path: PathBuf,
+    /// `video`, `image` or `attached_media`.
+    #[arg(long, default_value = "video")]
+    pub kind: String,
+    /// Title [default: the file's name without extension].
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// Attached media: `watermark`, `subtitle` or `material`.
+    #[arg(long)]
+    pub business_type: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub vod: VodArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -413,6 +522,7 @@ impl RunArgs {
             }
             let mut config = WorkerConfig::new(roots);
             config.concurrency = self.worker.concurrency;
+            self.worker.transfer.apply(&mut config)?;
             Some(config)
         };
         Ok(AppConfig {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use crate::app;
 use crate::cli::{
     Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs, StatusArgs,
+    UploadArgs,
 };
 use crate::jobs::{Job, JobEvent, JobMessage, JobState, JobStore};
 use crate::queue::{self, Topology};
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(args) => jobs(args).await,
         Command::Retry(args) => operator(args, true).await,
         Command::Cancel(args) => operator(args, false).await,
+        Command::Upload(args) => upload(args).await,
         Command::Emulator(args) => emulator(args).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
@@ -325,6 +327,72 @@ async fn operator(args: JobIdArgs, retry: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Err(why) => bail!(why),
+    }
+}
+
+async fn upload(args: UploadArgs) -> anyhow::Result<()> {
+    let path = std::fs::canonicalize(&args.path)
+        .with_context(|| format!("{} cannot be opened", args.path.display()))?;
+    let dir = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| "/".into());
+    let title = args.title.clone().or_else(|| {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+    });
+    let spec = JobMessage {
+        job_id: args.job_id.clone(),
+        kind: args.kind.clone(),
+        source: path.display().to_string(),
+        title,
+        business_type: args.business_type.clone(),
+        ..Default::default()
+    }
+    .validate(std::slice::from_ref(&dir))?;
+    app::ensure_database(&args.db.database_url).await?;
+    let store = JobStore::new(app::connect_database(&args.db.database_url, 4).await?);
+    store.insert(&spec, "cli").await?;
+    let mut config = crate::worker::WorkerConfig::new(vec![dir]);
+    args.transfer.apply(&mut config)?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    let vod = args.vod.settings()?.client(http.clone());
+    // No broker here: transitions are in PostgreSQL only.
+    let (transitions, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = crate::worker::Worker::new(
+        store,
+        vod,
+        crate::oss::OssClient::new(http),
+        config,
+        transitions,
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let started = std::time::Instant::now();
+    let job = worker.run_one(&spec.job_id).await?;
+    let secs = started.elapsed().as_secs_f64();
+    match job.state() {
+        JobState::Uploaded | JobState::Completed => {
+            let bytes = job.bytes_total.unwrap_or(0);
+            println!("{}", job.media_id.as_deref().unwrap_or("-"));
+            eprintln!(
+                "uploaded {} ({}) as {} {} in {secs:.2} s: {:.1} MB/s",
+                job.job_id,
+                human_bytes(bytes),
+                job.kind,
+                job.media_id.as_deref().unwrap_or("-"),
+                bytes as f64 / secs / 1e6
+            );
+            Ok(())
+        }
+        state => bail!(
+            "job {} ended {state}: {}: {}",
+            job.job_id,
+            job.last_error_code.as_deref().unwrap_or("-"),
+            job.last_error_message.as_deref().unwrap_or("-")
+        ),
     }
 }
 

@@ -196,15 +196,36 @@ impl JobStore {
         owner: &str,
         lease: std::time::Duration,
     ) -> Result<Option<(Lease, Transition)>, sqlx::Error> {
+        self.claim_where(None, owner, lease).await
+    }
+
+    /// Claims one particular job, if it is runnable (`vod-ingest upload`).
+    pub async fn claim_job(
+        &self,
+        job_id: &str,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<(Lease, Transition)>, sqlx::Error> {
+        self.claim_where(Some(job_id), owner, lease).await
+    }
+
+    async fn claim_where(
+        &self,
+        only: Option<&str>,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<(Lease, Transition)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT job_id, state FROM ingest_jobs
-             WHERE (state IN ('queued', 'retrying') AND run_at <= now())
-                OR (state = 'uploading' AND lease_expires_at < now())
+             WHERE ((state IN ('queued', 'retrying') AND run_at <= now())
+                OR (state = 'uploading' AND lease_expires_at < now()))
+               AND ($1::text IS NULL OR job_id = $1)
              ORDER BY run_at
              LIMIT 1
              FOR UPDATE SKIP LOCKED",
         )
+        .bind(only)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((job_id, previous)) = row else {

@@ -140,6 +140,24 @@ impl Worker {
         while slots.join_next().await.is_some() {}
     }
 
+    /// Runs one job now, in this task (`vod-ingest upload`); returns its row afterwards.
+    pub async fn run_one(&self, job_id: &str) -> anyhow::Result<Job> {
+        let shutdown = CancellationToken::new();
+        let Some((lease, transition)) = self
+            .store
+            .claim_job(job_id, &self.config.owner, self.config.lease)
+            .await?
+        else {
+            anyhow::bail!("job {job_id} is not runnable (it is running elsewhere, or finished)");
+        };
+        let _ = self.transitions.send(transition);
+        self.process(lease, &shutdown).await;
+        self.store
+            .get(job_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("job {job_id} disappeared"))
+    }
+
     async fn slot(&self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             match self
