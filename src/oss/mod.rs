@@ -104,6 +104,9 @@ pub struct OssClient {
 }
 
 impl OssClient {
+    /// Uploads run without a total timeout (a large file legitimately takes long), so give `http`
+    /// a `connect_timeout` and a `read_timeout`: they turn a stalled connection into a
+    /// retryable [`OssError`] instead of a hang.
     pub fn new(http: reqwest::Client) -> Self {
         Self { http }
     }
