@@ -114,14 +114,14 @@ impl OssClient {
     /// The object's URL. Virtual-hosted (`scheme://bucket.host/key`) for a hostname, as OSS
     /// requires; path-style (`scheme://host/bucket/key`) for an IP address or `localhost`, as oss2
     /// does, so a local emulator needs no wildcard DNS. An endpoint without a scheme gets
-    /// `https://`. The key is encoded with `/` as `%2F` (see [`KEY_ENCODE_SET`]).
+    /// `https://`. The key is one opaque path segment with `/` as `%2F`, as oss2 sends it.
     pub fn object_url(&self, target: &ObjectTarget) -> Result<url::Url, OssError> {
         object_url(target)
     }
 
     /// Uploads a local file with one PutObject. The file is streamed (never read whole), sent with
     /// its exact `Content-Length`, and its CRC-64 computed on the way is compared with the
-    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable [`OssError::CrcMismatch`].
+    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable `CrcMismatch` [`OssError`].
     /// Content-Type is `content_type`, else guessed from the key's or file's extension.
     pub async fn put_object_file(
         &self,
@@ -562,6 +562,26 @@ mod tests {
             request_url(&target, &query).unwrap().query(),
             Some("uploads")
         );
+    }
+
+    /// Port 1 on loopback refuses the connection; the error must not show the signed request.
+    #[tokio::test]
+    async fn transport_errors_show_no_credentials() {
+        let creds = OssCredentials {
+            access_key_id: "STS.id".into(),
+            access_key_secret: Secret::new("secret-value-9"),
+            security_token: Some(Secret::new("token-value-7")),
+        };
+        let err = OssClient::new(reqwest::Client::new())
+            .head_object(&target("http://127.0.0.1:1", "k.mp4"), &creds)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ConnectError");
+        assert!(err.is_retryable() && !err.is_credential_expired());
+        let shown = format!("{err} {err:?}");
+        for leak in ["token-value-7", "secret-value-9", "OSS STS.id:"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
     }
 
     #[test]
