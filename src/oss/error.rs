@@ -114,7 +114,7 @@ fn describe_service(
     if let Some(ec) = ec {
         s.push_str(&format!(", EC {ec}"));
     }
-    s.push_str(&format!("): {message}"));
+    s.push_str(&format!("): {}", message.trim_end_matches('.')));
     if let Some(hint) = hint(code) {
         s.push_str("; ");
         s.push_str(hint);
