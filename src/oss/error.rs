@@ -44,6 +44,9 @@ pub enum OssErrorKind {
         "invalid OSS endpoint {endpoint:?}: {detail}; check the UploadAddress returned by VOD"
     )]
     InvalidEndpoint { endpoint: String, detail: String },
+    /// The request cannot be expressed in HTTP (e.g. a Content-Type with a newline).
+    #[error("cannot build the OSS request: {detail}")]
+    InvalidRequest { detail: String },
     /// OSS answered 2xx but not with what the API promises.
     #[error("unexpected OSS response (HTTP {http_status}, RequestId {}): {detail}", .request_id.as_deref().unwrap_or("unknown"))]
     UnexpectedResponse {
@@ -111,7 +114,7 @@ fn describe_service(
     if let Some(ec) = ec {
         s.push_str(&format!(", EC {ec}"));
     }
-    s.push_str(&format!("): {message}"));
+    s.push_str(&format!("): {}", message.trim_end_matches('.')));
     if let Some(hint) = hint(code) {
         s.push_str("; ");
         s.push_str(hint);
@@ -166,7 +169,7 @@ impl OssError {
     }
 
     /// The OSS error code, or a local code (`ConnectError`, `Timeout`, `TransportError`,
-    /// `CrcMismatch`, `IoError`, `InvalidEndpoint`, `UnexpectedResponse`).
+    /// `CrcMismatch`, `IoError`, `InvalidEndpoint`, `InvalidRequest`, `UnexpectedResponse`).
     pub fn code(&self) -> &str {
         match &*self.0 {
             OssErrorKind::Service { code, .. } => code,
@@ -178,6 +181,7 @@ impl OssError {
             OssErrorKind::CrcMismatch { .. } => "CrcMismatch",
             OssErrorKind::Io { .. } => "IoError",
             OssErrorKind::InvalidEndpoint { .. } => "InvalidEndpoint",
+            OssErrorKind::InvalidRequest { .. } => "InvalidRequest",
             OssErrorKind::UnexpectedResponse { .. } => "UnexpectedResponse",
         }
     }
@@ -189,6 +193,7 @@ impl OssError {
             OssErrorKind::Transport { detail, .. }
             | OssErrorKind::Io { detail, .. }
             | OssErrorKind::InvalidEndpoint { detail, .. }
+            | OssErrorKind::InvalidRequest { detail }
             | OssErrorKind::UnexpectedResponse { detail, .. } => detail,
             OssErrorKind::CrcMismatch { .. } => {
                 "CRC-64 of the stored object differs from the data sent"
@@ -226,7 +231,9 @@ impl OssError {
             }
             OssErrorKind::Transport { .. } | OssErrorKind::CrcMismatch { .. } => true,
             OssErrorKind::UnexpectedResponse { http_status, .. } => *http_status >= 500,
-            OssErrorKind::Io { .. } | OssErrorKind::InvalidEndpoint { .. } => false,
+            OssErrorKind::Io { .. }
+            | OssErrorKind::InvalidEndpoint { .. }
+            | OssErrorKind::InvalidRequest { .. } => false,
         }
     }
 

@@ -108,6 +108,9 @@ pub struct OssClient {
 }
 
 impl OssClient {
+    /// Uploads run without a total timeout (a large file legitimately takes long), so give `http`
+    /// a `connect_timeout` and a `read_timeout`: they turn a stalled connection into a
+    /// retryable [`OssError`] instead of a hang.
     pub fn new(http: reqwest::Client) -> Self {
         Self { http }
     }
@@ -115,14 +118,14 @@ impl OssClient {
     /// The object's URL. Virtual-hosted (`scheme://bucket.host/key`) for a hostname, as OSS
     /// requires; path-style (`scheme://host/bucket/key`) for an IP address or `localhost`, as oss2
     /// does, so a local emulator needs no wildcard DNS. An endpoint without a scheme gets
-    /// `https://`. The key is encoded with `/` as `%2F` (see [`KEY_ENCODE_SET`]).
+    /// `https://`. The key is one opaque path segment with `/` as `%2F`, as oss2 sends it.
     pub fn object_url(&self, target: &ObjectTarget) -> Result<url::Url, OssError> {
         object_url(target)
     }
 
     /// Uploads a local file with one PutObject. The file is streamed (never read whole), sent with
     /// its exact `Content-Length`, and its CRC-64 computed on the way is compared with the
-    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable [`OssError::CrcMismatch`].
+    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable `CrcMismatch` [`OssError`].
     /// Content-Type is `content_type`, else guessed from the key's or file's extension.
     pub async fn put_object_file(
         &self,
@@ -244,72 +247,25 @@ impl OssClient {
         method: Method,
         target: &ObjectTarget,
         query: &[(String, String)],
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
         body: Option<reqwest::Body>,
         creds: &OssCredentials,
     ) -> Result<reqwest::Response, OssError> {
-        let mut url = object_url(target)?;
-        if !query.is_empty() {
-            let encoded: Vec<String> = query
-                .iter()
-                .map(|(n, v)| {
-                    let n = utf8_percent_encode(n, KEY_ENCODE_SET);
-                    if v.is_empty() {
-                        n.to_string()
-                    } else {
-                        format!("{n}={}", utf8_percent_encode(v, KEY_ENCODE_SET))
-                    }
-                })
-                .collect();
-            url.set_query(Some(&encoded.join("&")));
-        }
+        let url = request_url(target, query)?;
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        if let Some(token) = &creds.security_token {
-            headers.push(("x-oss-security-token".to_owned(), token.expose().to_owned()));
-        }
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
-        let string_to_sign = sign::oss::string_to_sign(&sign::oss::SignedRequest {
-            method: method.as_str(),
-            content_md5: find("Content-MD5"),
-            content_type: find("Content-Type"),
-            date: &date,
-            headers: &headers,
-            bucket: Some(&target.bucket),
-            key: &target.key,
-            query,
-        });
-        let authorization = sign::oss::authorization(
-            &creds.access_key_id,
-            &sign::oss::signature(&string_to_sign, creds.access_key_secret.expose()),
-        );
-
+        let headers = signed_headers(method.as_str(), target, query, headers, creds, &date);
         let mut map = HeaderMap::new();
-        for (name, value) in headers.iter().chain(
-            [
-                ("Date".to_owned(), date),
-                ("Authorization".to_owned(), authorization),
-            ]
-            .iter(),
-        ) {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                OssError::from(OssErrorKind::InvalidEndpoint {
-                    endpoint: target.endpoint.clone(),
-                    detail: format!("invalid header name {name:?}"),
+        for (name, value) in &headers {
+            let invalid = |what: &str| {
+                OssError::from(OssErrorKind::InvalidRequest {
+                    detail: format!("{what} cannot be sent in an HTTP header"),
                 })
-            })?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                OssError::from(OssErrorKind::InvalidEndpoint {
-                    endpoint: target.endpoint.clone(),
-                    detail: format!("header {name} has a value HTTP cannot carry"),
-                })
-            })?;
-            if name.as_str() == "authorization" || name.as_str() == "x-oss-security-token" {
+            };
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(&format!("header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| invalid(&format!("the value of {name}")))?;
+            if name == reqwest::header::AUTHORIZATION || name.as_str() == "x-oss-security-token" {
                 value.set_sensitive(true);
             }
             map.insert(name, value);
@@ -320,6 +276,65 @@ impl OssClient {
         }
         request.send().await.map_err(OssError::transport)
     }
+}
+
+/// The object URL plus the query (raw names/values, encoded here; empty values as bare names).
+fn request_url(target: &ObjectTarget, query: &[(String, String)]) -> Result<url::Url, OssError> {
+    let mut url = object_url(target)?;
+    if !query.is_empty() {
+        let encoded: Vec<String> = query
+            .iter()
+            .map(|(n, v)| {
+                let n = utf8_percent_encode(n, KEY_ENCODE_SET);
+                if v.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{n}={}", utf8_percent_encode(v, KEY_ENCODE_SET))
+                }
+            })
+            .collect();
+        url.set_query(Some(&encoded.join("&")));
+    }
+    Ok(url)
+}
+
+/// `headers` plus `x-oss-security-token` (when STS), `Date` and `Authorization`: everything the
+/// request must carry. Pure, so it can be checked against the oss2 vectors.
+fn signed_headers(
+    method: &str,
+    target: &ObjectTarget,
+    query: &[(String, String)],
+    mut headers: Vec<(String, String)>,
+    creds: &OssCredentials,
+    date: &str,
+) -> Vec<(String, String)> {
+    if let Some(token) = &creds.security_token {
+        headers.push(("x-oss-security-token".to_owned(), token.expose().to_owned()));
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let string_to_sign = sign::oss::string_to_sign(&sign::oss::SignedRequest {
+        method,
+        content_md5: find("Content-MD5"),
+        content_type: find("Content-Type"),
+        date,
+        headers: &headers,
+        bucket: Some(&target.bucket),
+        key: &target.key,
+        query,
+    });
+    let authorization = sign::oss::authorization(
+        &creds.access_key_id,
+        &sign::oss::signature(&string_to_sign, creds.access_key_secret.expose()),
+    );
+    headers.push(("Date".to_owned(), date.to_owned()));
+    headers.push(("Authorization".to_owned(), authorization));
+    headers
 }
 
 fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
@@ -478,6 +493,99 @@ mod tests {
         assert_eq!(err.code(), "InvalidEndpoint");
         assert!(!err.is_retryable());
         assert!(object_url(&target("https://", "k")).is_err());
+    }
+
+    /// The request PutObject and UploadPart actually send, against oss2 vectors (a), (c), (k)
+    /// (`tests/fixtures/oss_v1_sign_vectors*.out`).
+    #[test]
+    fn assembled_requests_match_oss2() {
+        let creds = OssCredentials {
+            access_key_id: "testid".into(),
+            access_key_secret: Secret::new("testsecret"),
+            security_token: Some(Secret::new("testtoken")),
+        };
+        let date = "Tue, 14 Nov 2023 22:13:20 GMT";
+        let mut target = ObjectTarget {
+            endpoint: "https://oss-cn-shanghai.aliyuncs.com".into(),
+            bucket: "test-bucket".into(),
+            key: "dir/视频 1.mp4".into(),
+        };
+        let auth = |headers: &[(String, String)]| {
+            headers
+                .iter()
+                .find(|(n, _)| n == "Authorization")
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+
+        // (a) PutObject with Content-MD5 and Content-Type.
+        let headers = signed_headers(
+            "PUT",
+            &target,
+            &[],
+            vec![
+                ("Content-MD5".into(), "XrY7u+Ae7tCTyyK7j1rNww==".into()),
+                ("Content-Type".into(), "video/mp4".into()),
+                ("Content-Length".into(), "11".into()),
+            ],
+            &creds,
+            date,
+        );
+        assert_eq!(auth(&headers), "OSS testid:gb73vvHsSKuq3Py38TyXsUBO774=");
+        assert!(headers.contains(&("x-oss-security-token".into(), "testtoken".into())));
+        assert!(headers.contains(&("Date".into(), date.into())));
+        assert_eq!(
+            request_url(&target, &[]).unwrap().as_str(),
+            "https://test-bucket.oss-cn-shanghai.aliyuncs.com/dir%2F%E8%A7%86%E9%A2%91%201.mp4"
+        );
+
+        // (c) UploadPart: sub-resources signed, sorted, raw.
+        let query = vec![
+            ("uploadId".to_owned(), "ABC".to_owned()),
+            ("partNumber".to_owned(), "3".to_owned()),
+        ];
+        let headers = signed_headers("PUT", &target, &query, Vec::new(), &creds, date);
+        assert_eq!(auth(&headers), "OSS testid:y9VwIGp8VQdRCiRHe7b8doQcbH4=");
+
+        // (k) awkward key and upload id: raw in the signature, encoded on the wire.
+        target.key = "a+b%20c/ü?.mp4".into();
+        let query = vec![
+            ("partNumber".to_owned(), "1".to_owned()),
+            ("uploadId".to_owned(), "AB+/=C".to_owned()),
+        ];
+        let headers = signed_headers("PUT", &target, &query, Vec::new(), &creds, date);
+        assert_eq!(auth(&headers), "OSS testid:aClg57h841F1HB7DTvZpFVPqflQ=");
+        assert_eq!(
+            request_url(&target, &query).unwrap().as_str(),
+            "https://test-bucket.oss-cn-shanghai.aliyuncs.com/a%2Bb%2520c%2F%C3%BC%3F.mp4?partNumber=1&uploadId=AB%2B%2F%3DC"
+        );
+
+        // InitiateMultipartUpload: an empty-valued sub-resource is a bare name (`?uploads`).
+        let query = vec![("uploads".to_owned(), String::new())];
+        assert_eq!(
+            request_url(&target, &query).unwrap().query(),
+            Some("uploads")
+        );
+    }
+
+    /// Port 1 on loopback refuses the connection; the error must not show the signed request.
+    #[tokio::test]
+    async fn transport_errors_show_no_credentials() {
+        let creds = OssCredentials {
+            access_key_id: "STS.id".into(),
+            access_key_secret: Secret::new("secret-value-9"),
+            security_token: Some(Secret::new("token-value-7")),
+        };
+        let err = OssClient::new(reqwest::Client::new())
+            .head_object(&target("http://127.0.0.1:1", "k.mp4"), &creds)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ConnectError");
+        assert!(err.is_retryable() && !err.is_credential_expired());
+        let shown = format!("{err} {err:?}");
+        for leak in ["token-value-7", "secret-value-9", "OSS STS.id:"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
     }
 
     #[test]

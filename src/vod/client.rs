@@ -628,6 +628,37 @@ mod tests {
         assert_eq!(err.request_id(), Some("R2"));
     }
 
+    /// A transport error must not show the request URL: it carries Signature and SecurityToken.
+    /// (Port 1 on loopback refuses the connection; nothing is listening.)
+    #[tokio::test]
+    async fn transport_errors_show_no_url() {
+        let client = VodClient::new(
+            VodConfig {
+                endpoint: url::Url::parse("http://127.0.0.1:1/").unwrap(),
+                region: "cn-shanghai".into(),
+                timeout: Duration::from_secs(5),
+            },
+            CredentialProvider::sts_token(
+                "STS.id",
+                Secret::new("secret-value-9"),
+                Secret::new("token-value-7"),
+            ),
+            reqwest::Client::new(),
+        );
+        let err = client.get_video_info("v1").await.unwrap_err();
+        assert_eq!(err.code(), "ConnectError");
+        assert!(err.is_retryable() && err.request_not_executed());
+        let shown = format!("{err} {err:?}");
+        for leak in [
+            "token-value-7",
+            "secret-value-9",
+            "Signature",
+            "127.0.0.1:1/?",
+        ] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
+    }
+
     #[test]
     fn info_sizes_may_be_strings() {
         let v: VideoInfoWire = serde_json::from_str(

@@ -246,6 +246,22 @@ impl VodError {
         }
     }
 
+    /// Defence in depth: blanks out any of `secrets` that the server echoed into a message.
+    pub(crate) fn redact(mut self, secrets: &[String]) -> Self {
+        if let VodErrorKind::Api { message, .. }
+        | VodErrorKind::InvalidResponse {
+            detail: message, ..
+        } = &mut *self.0
+        {
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                if message.contains(secret.as_str()) {
+                    *message = message.replace(secret.as_str(), "[redacted]");
+                }
+            }
+        }
+        self
+    }
+
     pub(crate) fn transport(action: &'static str, err: reqwest::Error) -> Self {
         let kind = if err.is_connect() {
             TransportKind::Connect
@@ -393,6 +409,17 @@ mod tests {
         assert!(!err.is_retryable());
         let altered = from_error_response("CreateUploadVideo", 400, body.as_bytes(), "other");
         assert!(altered.to_string().contains("proxy"), "{altered}");
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let body = br#"{"RequestId":"R","Code":"InvalidParameter","Message":"The specified parameter SecurityToken value CAIS-tok is not valid."}"#;
+        let err = from_error_response("GetVideoInfo", 400, body, "")
+            .redact(&["CAIS-tok".to_owned(), "ab".to_owned()]);
+        assert_eq!(
+            err.message(),
+            "The specified parameter SecurityToken value [redacted] is not valid."
+        );
     }
 
     #[test]

@@ -21,3 +21,61 @@ pub use credentials::{needs_renewal, CredentialProvider, Credentials};
 pub use error::{TransportKind, VodError, VodErrorKind};
 pub use sts::{AssumeRoleRequest, StsClient, StsCredentials};
 pub use types::{DecodeError, UploadAddress, UploadAuth};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+
+    /// The worker holds these in shared state and runs calls in `tokio::spawn`ed tasks.
+    #[test]
+    fn clients_and_their_futures_can_cross_tasks() {
+        shareable::<VodClient>();
+        shareable::<StsClient>();
+        shareable::<CredentialProvider>();
+        shareable::<crate::oss::OssClient>();
+
+        let http = reqwest::Client::new();
+        let sts = StsClient::new(
+            url::Url::parse("https://sts.aliyuncs.com").unwrap(),
+            "cn-shanghai".into(),
+            http.clone(),
+        );
+        let provider = CredentialProvider::assume_role(
+            "id",
+            Secret::new("s"),
+            "acs:ram::1:role/r".into(),
+            "vod-ingest".into(),
+            sts,
+        );
+        let client = VodClient::new(
+            VodConfig::for_region("cn-shanghai").unwrap(),
+            provider,
+            http,
+        );
+        let req = CreateUploadVideoRequest::default();
+        send(&client.create_upload_video(&req));
+        send(&client.create_upload_image(&CreateUploadImageRequest::default()));
+        send(&client.create_upload_attached_media(&CreateUploadAttachedMediaRequest::default()));
+        send(&client.refresh_upload_video("v"));
+        send(&client.get_video_info("v"));
+        send(&client.get_image_info("i"));
+
+        let oss = crate::oss::OssClient::new(reqwest::Client::new());
+        let target = crate::oss::ObjectTarget {
+            endpoint: "https://oss-cn-shanghai.aliyuncs.com".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        let creds = crate::oss::OssCredentials {
+            access_key_id: "id".into(),
+            access_key_secret: Secret::new("s"),
+            security_token: None,
+        };
+        send(&oss.put_object_file(&target, &creds, std::path::Path::new("/x"), None, None));
+        send(&oss.head_object(&target, &creds));
+    }
+}

@@ -103,12 +103,18 @@ pub(crate) async fn call_once<T: DeserializeOwned>(
         .await
         .map_err(|e| VodError::transport(call.action, e))?;
     if !(200..300).contains(&status) {
-        return Err(error::from_error_response(
-            call.action,
-            status,
-            &body,
-            &string_to_sign,
-        ));
+        let mut secrets = vec![creds.access_key_secret().expose().to_owned()];
+        if let Some(token) = creds.security_token() {
+            // As sent, and as it appears once or twice encoded in an echoed StringToSign.
+            let once = sign::percent_encode(token.expose());
+            secrets.push(sign::percent_encode(&once));
+            secrets.push(once);
+            secrets.push(token.expose().to_owned());
+        }
+        return Err(
+            error::from_error_response(call.action, status, &body, &string_to_sign)
+                .redact(&secrets),
+        );
     }
     serde_json::from_slice(&body).map_err(|e| {
         VodError::from(VodErrorKind::InvalidResponse {
