@@ -337,11 +337,10 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| "/".into());
-    let title = args.title.clone().or_else(|| {
-        path.file_stem()
-            .and_then(|s| s.to_str())
-            .map(str::to_owned)
-    });
+    let title = args
+        .title
+        .clone()
+        .or_else(|| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned));
     let spec = JobMessage {
         job_id: args.job_id.clone(),
         kind: args.kind.clone(),
