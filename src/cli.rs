@@ -363,6 +363,10 @@ pub struct EmulatorArgs {
     pub callback_key: Option<String>,
     #[arg(long, default_value = "cn-shanghai")]
     pub region: String,
+    /// URL clients reach the emulator at, handed out as the OSS endpoint
+    /// [default: http://<listen address>].
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -417,6 +417,7 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     config.callback_url = args.callback_url;
     config.callback_key = args.callback_key.map(Into::into);
     config.region = args.region;
+    config.public_url = args.public_url;
     eprintln!(
         "emulator: VOD, STS and OSS on http://{} (objects in {}); stop with Ctrl-C",
         args.listen,

@@ -61,6 +61,9 @@ pub struct EmulatorConfig {
     /// Signs callbacks; when `None`, callbacks carry no `X-VOD-*` headers.
     pub callback_key: Option<Secret>,
     pub region: String,
+    /// The URL clients reach the emulator at, handed out as the OSS `Endpoint` (e.g.
+    /// `http://emulator:9000` in Docker Compose) [default: the listen address].
+    pub public_url: Option<String>,
 }
 
 impl EmulatorConfig {
@@ -74,6 +77,7 @@ impl EmulatorConfig {
             callback_url: None,
             callback_key: None,
             region: "cn-shanghai".to_owned(),
+            public_url: None,
         }
     }
 }
@@ -122,6 +126,10 @@ pub struct Faults {
     /// Per action, the probability (0.0..=1.0) of answering `ServiceUnavailable` (503).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub error_rates: BTreeMap<String, f64>,
+    /// Corrupt the next N parts "in transit": one byte of what is stored is flipped, and the
+    /// stored part's ETag and CRC-64 (which UploadPart returns) describe the corrupted bytes.
+    #[serde(default)]
+    pub corrupt_next_parts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +162,7 @@ struct FaultsPatch {
     transcode_delay_ms: Option<Option<u64>>,
     fail_next: Option<Vec<InjectedFailure>>,
     error_rates: Option<BTreeMap<String, f64>>,
+    corrupt_next_parts: Option<u32>,
 }
 
 impl Shared {
@@ -246,7 +255,12 @@ async fn bind(config: EmulatorConfig) -> anyhow::Result<(tokio::net::TcpListener
     tokio::fs::create_dir_all(config.data_dir.join("objects")).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(config, base_url_for(addr))?);
+    let base_url = config
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| base_url_for(addr));
+    let shared = Arc::new(Shared::new(config, base_url)?);
     Ok((listener, shared))
 }
 
@@ -379,6 +393,9 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.error_rates {
                 f.error_rates = v;
+            }
+            if let Some(v) = patch.corrupt_next_parts {
+                f.corrupt_next_parts = v;
             }
             axum::Json(f.clone()).into_response()
         }

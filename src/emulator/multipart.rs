@@ -137,6 +137,28 @@ pub(super) async fn initiate(
     Ok(xml_response(StatusCode::OK, out))
 }
 
+/// Consumes one unit of the `corrupt_next_parts` fault.
+fn take_corruption(shared: &Shared) -> bool {
+    let mut inner = shared.lock();
+    if inner.faults.corrupt_next_parts > 0 {
+        inner.faults.corrupt_next_parts -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// Flips one byte of a stored part, as a bad link would, and returns the MD5 and CRC-64 of
+/// what is now stored. Only used under the fault, so reading the part back is fine.
+async fn corrupt_stored_part(path: &std::path::Path) -> std::io::Result<([u8; 16], u64)> {
+    let mut bytes = tokio::fs::read(path).await?;
+    if let Some(first) = bytes.first_mut() {
+        *first ^= 0x5a;
+    }
+    tokio::fs::write(path, &bytes).await?;
+    Ok((Md5::digest(&bytes).into(), crate::crc64::checksum(&bytes)))
+}
+
 pub(super) async fn upload_part(
     shared: &Shared,
     headers: &HeaderMap,
@@ -173,10 +195,22 @@ pub(super) async fn upload_part(
         received.discard().await;
         return Err(e);
     }
+    let (md5, crc64) = if take_corruption(shared) {
+        corrupt_stored_part(&path).await.map_err(|e| {
+            OssError::new(
+                500,
+                "InternalError",
+                &format!("corrupting the part failed: {e}"),
+                None,
+            )
+        })?
+    } else {
+        (received.md5, received.crc)
+    };
     let part = PartMeta {
         size: received.size,
-        md5: received.md5,
-        crc64: received.crc,
+        md5,
+        crc64,
         last_modified: Utc::now(),
     };
     let etag = format!("\"{}\"", part.etag_hex());

@@ -116,8 +116,9 @@ impl OssClient {
     }
 
     /// The object's URL. Virtual-hosted (`scheme://bucket.host/key`) for a hostname, as OSS
-    /// requires; path-style (`scheme://host/bucket/key`) for an IP address or `localhost`, as oss2
-    /// does, so a local emulator needs no wildcard DNS. An endpoint without a scheme gets
+    /// requires; path-style (`scheme://host/bucket/key`) for an IP address, `localhost` or another
+    /// single-label host (a Compose service name), so a local emulator needs no wildcard DNS
+    /// (oss2 does the same for the first two). An endpoint without a scheme gets
     /// `https://`. The key is one opaque path segment with `/` as `%2F`, as oss2 sends it.
     pub fn object_url(&self, target: &ObjectTarget) -> Result<url::Url, OssError> {
         object_url(target)
@@ -365,7 +366,9 @@ fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
         .ok_or_else(|| invalid("the endpoint has no host".into()))?;
     let path_style = match host {
         url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        // A single-label host (`localhost`, or a Compose service name such as `emulator`)
+        // cannot carry a bucket sub-domain; real OSS endpoints always have dots.
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || !d.contains('.'),
     };
     let key = utf8_percent_encode(&target.key, KEY_ENCODE_SET).to_string();
     let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -467,6 +470,8 @@ mod tests {
         assert_eq!(url.as_str(), "http://127.0.0.1:9000/outin-abc/sv%2Fx.mp4");
         let url = object_url(&target("http://localhost:9000", "x.mp4")).unwrap();
         assert_eq!(url.as_str(), "http://localhost:9000/outin-abc/x.mp4");
+        let url = object_url(&target("http://emulator:9000", "x.mp4")).unwrap();
+        assert_eq!(url.as_str(), "http://emulator:9000/outin-abc/x.mp4");
         let url = object_url(&target("http://[::1]:9000", "x.mp4")).unwrap();
         assert_eq!(url.as_str(), "http://[::1]:9000/outin-abc/x.mp4");
     }
