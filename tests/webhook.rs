@@ -46,11 +46,7 @@ async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
         .set_media(job_id, lease.token, media_id, &address, Some(1))
         .await
         .unwrap();
-    store
-        .mark_uploaded(job_id, lease.token)
-        .await
-        .unwrap()
-        .unwrap();
+    store.mark_uploaded(job_id, lease.token).await.unwrap();
 }
 
 fn now() -> i64 {
@@ -120,6 +116,53 @@ async fn a_signed_upload_event_completes_the_job_once() {
         1
     );
     assert_eq!(verifications(&app).await, vec!["verified"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    let store = app.store();
+    let path = app.media_file("early.mp4", b"x");
+    let spec = JobMessage {
+        job_id: Some("early".into()),
+        kind: "video".into(),
+        title: Some("t".into()),
+        source: path.display().to_string(),
+        ..Default::default()
+    }
+    .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
+    .unwrap();
+    store.insert(&spec, "queue").await.unwrap();
+    let (lease, _) = store
+        .claim("test", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let media_id = "1111111111111111aaaaaaaaaaaaaaaa";
+    let address = UploadAddress {
+        endpoint: "http://127.0.0.1:1".into(),
+        bucket: "outin-test".into(),
+        file_name: "sv/a/a.mp4".into(),
+        object_prefix: None,
+    };
+    store
+        .set_media("early", lease.token, media_id, &address, Some(1))
+        .await
+        .unwrap();
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    assert_eq!(post(&app, upload_event(media_id), ts, sig).await.0, 200);
+    // The worker has not verified the object yet: the job waits.
+    assert_eq!(job_state(&app, "early").await, JobState::Uploading);
+    let transitions = store.mark_uploaded("early", lease.token).await.unwrap();
+    let states: Vec<JobState> = transitions.iter().map(|t| t.state).collect();
+    assert_eq!(states, vec![JobState::Uploaded, JobState::Completed]);
+    assert_eq!(job_state(&app, "early").await, JobState::Completed);
+    let applied: bool = sqlx::query_scalar("SELECT applied FROM vod_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(applied);
     app.stop().await;
 }
 

@@ -233,11 +233,12 @@ pub(super) async fn upload_part(
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     insert(h, "etag", &etag);
-    insert(h, "x-oss-hash-crc64ecma", &received.crc.to_string());
+    // What was stored, which is what the client must compare with what it sent.
+    insert(h, "x-oss-hash-crc64ecma", &crc64.to_string());
     insert(
         h,
         "content-md5",
-        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, received.md5),
+        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5),
     );
     Ok(resp)
 }

@@ -393,8 +393,7 @@ impl JobStore {
         }
     }
 
-    /// Moves a leased job on. Returns `Ok(None)` when the job already moved past `uploading`
-    /// on its own in a way that makes this write moot (the callback completed it first).
+    /// Moves a leased job on; `LeaseLost` when the job is no longer this worker's.
     async fn finish_lease(
         &self,
         job_id: &str,
@@ -402,7 +401,7 @@ impl JobStore {
         to: JobState,
         set: &str,
         binds: FinishBinds<'_>,
-    ) -> Result<Option<Transition>, StoreError> {
+    ) -> Result<Transition, StoreError> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
             "UPDATE ingest_jobs SET state = $3, lease_owner = NULL, lease_expires_at = NULL,
@@ -419,17 +418,7 @@ impl JobStore {
             .bind(binds.run_at)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(job) = job else {
-            let state: Option<String> =
-                sqlx::query_scalar("SELECT state FROM ingest_jobs WHERE job_id = $1")
-                    .bind(job_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return match state.as_deref() {
-                Some("completed") if to == JobState::Uploaded => Ok(None),
-                _ => Err(StoreError::LeaseLost(job_id.to_owned())),
-            };
-        };
+        let job = job.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
         let transition = record(
             &mut tx,
             &job,
@@ -442,15 +431,51 @@ impl JobStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(transition))
+        Ok(transition)
     }
 
-    /// All bytes are in OSS; waiting for VOD to confirm.
+    /// All bytes are in OSS and verified; waiting for VOD to confirm. If VOD's confirmation
+    /// already arrived (the callback often beats the worker), the job completes at once: both
+    /// transitions are returned.
     pub async fn mark_uploaded(
         &self,
         job_id: &str,
         token: i64,
-    ) -> Result<Option<Transition>, StoreError> {
+    ) -> Result<Vec<Transition>, StoreError> {
+        let uploaded = self.mark_uploaded_only(job_id, token).await?;
+        let mut transitions = vec![uploaded.clone()];
+        let Some(media_id) = uploaded.media_id.as_deref() else {
+            return Ok(transitions);
+        };
+        let kind: JobKind = uploaded.kind.parse().expect("constrained");
+        let mut tx = self.pool.begin().await?;
+        let early: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vod_events
+             WHERE media_id = $1 AND event_type = $2 AND NOT applied
+               AND verification IN ('verified', 'not_configured')
+             ORDER BY id LIMIT 1 FOR UPDATE",
+        )
+        .bind(media_id)
+        .bind(kind.completion_event())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(event_id) = early {
+            if let Some(t) =
+                Self::complete_by_media_in(&mut tx, media_id, kind.completion_event()).await?
+            {
+                sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
+                    .bind(event_id)
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                transitions.push(t);
+            }
+        }
+        tx.commit().await?;
+        Ok(transitions)
+    }
+
+    async fn mark_uploaded_only(&self, job_id: &str, token: i64) -> Result<Transition, StoreError> {
         self.finish_lease(
             job_id,
             token,
@@ -471,7 +496,7 @@ impl JobStore {
         error_code: &str,
         error_message: &str,
         run_at: DateTime<Utc>,
-    ) -> Result<Option<Transition>, StoreError> {
+    ) -> Result<Transition, StoreError> {
         self.finish_lease(
             job_id,
             token,
@@ -493,7 +518,7 @@ impl JobStore {
         token: i64,
         error_code: &str,
         error_message: &str,
-    ) -> Result<Option<Transition>, StoreError> {
+    ) -> Result<Transition, StoreError> {
         self.finish_lease(
             job_id,
             token,
@@ -508,9 +533,11 @@ impl JobStore {
         .await
     }
 
-    /// VOD confirmed the upload of `media_id` (callback or reconciler). State only moves
-    /// forward: terminal jobs are left alone. Runs inside the caller's transaction so the
-    /// stored callback and its effect commit together.
+    /// VOD confirmed the upload of `media_id` (callback or reconciler). Only a job in
+    /// `uploaded` moves on: until then the worker has not verified the object's CRC-64, and a
+    /// confirmation that arrives early is kept and applied by [`JobStore::mark_uploaded`].
+    /// Runs inside the caller's transaction so the stored callback and its effect commit
+    /// together.
     pub async fn complete_by_media_in(
         tx: &mut PgTx<'_, Postgres>,
         media_id: &str,
@@ -525,7 +552,7 @@ impl JobStore {
             return Ok(None);
         };
         let previous: JobState = previous.parse().expect("constrained");
-        if previous.is_terminal() {
+        if previous != JobState::Uploaded {
             return Ok(None);
         }
         let job: Job = sqlx::query_as(

@@ -250,7 +250,15 @@ impl Worker {
         heartbeat.abort();
 
         match result {
-            Ok(()) => self.finish(self.store.mark_uploaded(&job_id, token).await),
+            Ok(()) => match self.store.mark_uploaded(&job_id, token).await {
+                Ok(transitions) => {
+                    for t in transitions {
+                        tracing::info!(state = %t.state, "job moved on");
+                        let _ = self.transitions.send(t);
+                    }
+                }
+                Err(e) => self.finish(Err(e)),
+            },
             Err(JobError::LeaseLost) => {
                 tracing::warn!("lost the lease (cancelled, or rescued by another worker); stopped");
                 let cancelled = matches!(
@@ -286,13 +294,12 @@ impl Worker {
         }
     }
 
-    fn finish(&self, result: Result<Option<crate::jobs::Transition>, StoreError>) {
+    fn finish(&self, result: Result<crate::jobs::Transition, StoreError>) {
         match result {
-            Ok(Some(transition)) => {
+            Ok(transition) => {
                 tracing::info!(state = %transition.state, "job moved on");
                 let _ = self.transitions.send(transition);
             }
-            Ok(None) => tracing::info!("the callback completed the job first"),
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!("lost the lease before recording the outcome")
             }

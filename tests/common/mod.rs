@@ -76,6 +76,8 @@ pub struct TestAppOptions {
     pub credential_ttl: Duration,
     /// Run the reconciler with this grace period.
     pub reconcile_after: Option<Duration>,
+    /// Adjusts the worker's configuration (part sizes, leases, remote-source policy...).
+    pub tune_worker: fn(&mut WorkerConfig),
 }
 
 impl Default for TestAppOptions {
@@ -85,6 +87,7 @@ impl Default for TestAppOptions {
             callback_keys: vec!["test-callback-key"],
             credential_ttl: Duration::from_secs(3000),
             reconcile_after: None,
+            tune_worker: |_| {},
         }
     }
 }
@@ -129,6 +132,7 @@ impl TestApp {
             w.poll_interval = Duration::from_millis(200);
             w.retry_base = Duration::from_millis(200);
             w.progress_interval = Duration::from_millis(100);
+            (options.tune_worker)(&mut w);
             w
         });
         let app = app::start(AppConfig {
@@ -276,6 +280,21 @@ impl TestApp {
         }
         let _ = conn.close(200, "done").await;
         out
+    }
+
+    pub async fn set_faults(&self, faults: serde_json::Value) {
+        let resp = self
+            .http
+            .put(format!("{}/_emulator/faults", self.emulator().base_url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "faults: {}",
+            resp.text().await.unwrap()
+        );
     }
 
     pub fn object_bytes(&self, job: &Job) -> Vec<u8> {
