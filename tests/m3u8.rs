@@ -249,6 +249,8 @@ async fn playlists_naming_files_outside_the_roots_or_missing_fail_before_any_upl
         ),
         ("symlink", "link.ts", "SourceNotAllowed"),
         ("missing", "nowhere/missing.ts", "SourceNotFound"),
+        // Remote segments obey the SSRF policy of remote sources (private hosts refused here).
+        ("ssrf", "http://127.0.0.1:9/seg.ts", "SourceForbidden"),
     ];
     for (id, segment, _) in &cases {
         let playlist =
@@ -271,10 +273,10 @@ async fn playlists_naming_files_outside_the_roots_or_missing_fail_before_any_upl
             message.contains(&format!("{segment:?} (playlist line 5)")),
             "{id}: the message names the segment and its line: {message}"
         );
-        let advice = if *code == "SourceNotAllowed" {
-            "VOD_INGEST_SOURCE_ROOTS"
-        } else {
-            "fix the playlist"
+        let advice = match *code {
+            "SourceNotAllowed" => "VOD_INGEST_SOURCE_ROOTS",
+            "SourceForbidden" => "VOD_INGEST_ALLOW_PRIVATE_SOURCES",
+            _ => "fix the playlist",
         };
         assert!(message.contains(advice), "{id}: {message}");
         assert_eq!(job.media_id, None, "{id}: no video was created");
