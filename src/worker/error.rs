@@ -26,6 +26,8 @@ pub enum JobError {
     SourceNotAllowed(PathBuf),
     #[error("{0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Playlist(#[from] super::m3u8::PlaylistError),
     #[error("database: {0}")]
     Store(sqlx::Error),
     #[error("lease lost")]
@@ -65,6 +67,7 @@ impl JobError {
             JobError::Remote(e) => e.code().into(),
             JobError::SourceRead(_) => "SourceReadFailed".into(),
             JobError::Corrupt(_) => "CorruptJob".into(),
+            JobError::Playlist(e) => e.code().into(),
             JobError::Store(_) => "DatabaseError".into(),
             JobError::LeaseLost => "LeaseLost".into(),
             JobError::ShuttingDown => "ShuttingDown".into(),
@@ -82,6 +85,7 @@ impl JobError {
             ),
             JobError::Remote(e) => e.is_retryable(),
             JobError::SourceRead(_) => true,
+            JobError::Playlist(e) => e.is_retryable(),
             JobError::SourceNotAllowed(_) | JobError::Corrupt(_) => false,
             JobError::Store(_) | JobError::LeaseLost | JobError::ShuttingDown => true,
         }

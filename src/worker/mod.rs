@@ -5,6 +5,7 @@
 //! makes retries, rescue of jobs whose worker died, and cancellation work (River's design).
 
 mod error;
+mod m3u8;
 mod upload;
 
 pub use error::JobError;
@@ -313,6 +314,9 @@ impl Worker {
     async fn upload(&self, job: &Job, token: i64) -> Result<(), JobError> {
         let message: JobMessage = serde_json::from_value(job.request.clone())
             .map_err(|e| JobError::Corrupt(format!("stored request does not parse: {e}")))?;
+        if m3u8::applies(job, &message) {
+            return m3u8::upload(self, job, token, &message).await;
+        }
         let source = self.open_source(&job.source).await?;
         let size = source.len();
 

@@ -75,23 +75,23 @@ impl Progress {
         self.done.load(Ordering::Relaxed) + in_flight
     }
 
-    fn tracker(self: &Arc<Self>, part: u32) -> ProgressFn {
+    pub(super) fn tracker(self: &Arc<Self>, part: u32) -> ProgressFn {
         let progress = self.clone();
         Arc::new(move |bytes| {
             progress.in_flight.lock().unwrap().insert(part, bytes);
         })
     }
 
-    fn finish(&self, part: u32, size: u64) {
+    pub(super) fn finish(&self, part: u32, size: u64) {
         self.in_flight.lock().unwrap().remove(&part);
         self.done.fetch_add(size, Ordering::Relaxed);
     }
 
-    fn abandon(&self, part: u32) {
+    pub(super) fn abandon(&self, part: u32) {
         self.in_flight.lock().unwrap().remove(&part);
     }
 
-    fn reset(&self, done: u64) {
+    pub(super) fn reset(&self, done: u64) {
         self.in_flight.lock().unwrap().clear();
         self.done.store(done, Ordering::Relaxed);
     }
@@ -131,7 +131,7 @@ impl<'a> Session<'a> {
     }
 
     /// The credential to sign the next request with, renewed first if it is about to expire.
-    async fn credential(&self) -> Result<Arc<Credential>, JobError> {
+    pub(super) async fn credential(&self) -> Result<Arc<Credential>, JobError> {
         let current = self.current.read().await.clone();
         if current.needs_renewal(Utc::now(), self.worker.config.credential_margin) {
             return self
@@ -142,7 +142,11 @@ impl<'a> Session<'a> {
     }
 
     /// Renews the credential unless another part already did since `seen_generation`.
-    async fn renew(&self, seen_generation: u64, why: &str) -> Result<Arc<Credential>, JobError> {
+    pub(super) async fn renew(
+        &self,
+        seen_generation: u64,
+        why: &str,
+    ) -> Result<Arc<Credential>, JobError> {
         let _one_at_a_time = self.renewing.lock().await;
         let current = self.current.read().await.clone();
         if current.generation != seen_generation {

@@ -76,6 +76,8 @@ pub struct TestAppOptions {
     pub credential_ttl: Duration,
     /// Run the reconciler with this grace period.
     pub reconcile_after: Option<Duration>,
+    /// Let remote sources live on loopback (a test's own HTTP server).
+    pub allow_private_sources: bool,
     /// Adjusts the worker's configuration (part sizes, leases, remote-source policy...).
     pub tune_worker: fn(&mut WorkerConfig),
 }
@@ -87,6 +89,7 @@ impl Default for TestAppOptions {
             callback_keys: vec!["test-callback-key"],
             credential_ttl: Duration::from_secs(3000),
             reconcile_after: None,
+            allow_private_sources: false,
             tune_worker: |_| {},
         }
     }
@@ -132,6 +135,7 @@ impl TestApp {
             w.poll_interval = Duration::from_millis(200);
             w.retry_base = Duration::from_millis(200);
             w.progress_interval = Duration::from_millis(100);
+            w.remote.allow_private = options.allow_private_sources;
             (options.tune_worker)(&mut w);
             w
         });
