@@ -284,6 +284,13 @@ impl<'a> Session<'a> {
                         done = parts;
                         upload_id = Some(cp.upload_id.clone());
                     }
+                    None if self.already_complete(&credential, &cp).await => {
+                        // Completed before the last worker could record it.
+                        tracing::info!(upload_id = %cp.upload_id, "the multipart upload was already completed; the object's size and CRC-64 match the checkpoint");
+                        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+                        self.progress.reset(self.size);
+                        return Ok(Outcome::Done);
+                    }
                     None => {
                         let note = serde_json::json!({
                             "multipart": "upload id no longer exists in OSS (NoSuchUpload); starting a new multipart upload",
@@ -381,6 +388,27 @@ impl<'a> Session<'a> {
         checkpoints.delete(job_id).await.map_err(JobError::Store)?;
         tracing::info!(%upload_id, parts = parts.len(), crc64 = ?completed.crc64, "multipart upload completed; whole-object CRC-64 verified");
         Ok(Outcome::Done)
+    }
+
+    /// Whether the object already is what the checkpoint's parts make: every part recorded,
+    /// and OSS reports the same size and combined CRC-64.
+    async fn already_complete(&self, credential: &Credential, cp: &Checkpoint) -> bool {
+        if cp.parts.len() as u32 != cp.part_count {
+            return false;
+        }
+        let expected = cp
+            .parts
+            .iter()
+            .fold(0, |crc, p| crate::crc64::combine(crc, p.crc64, p.size));
+        match self
+            .worker
+            .oss
+            .head_object(&credential.target, &credential.creds)
+            .await
+        {
+            Ok(meta) => meta.size == cp.file_size && meta.crc64 == Some(expected),
+            Err(_) => false,
+        }
     }
 
     /// Checkpoint ∩ ListParts: the parts that need not be sent again. `None` when OSS no longer
