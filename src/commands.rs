@@ -187,6 +187,19 @@ fn describe_event(e: &JobEvent) -> String {
     line
 }
 
+/// Bytes per second of the current (or last) attempt: from its claim to the last progress
+/// write, or to `uploaded`.
+pub fn throughput(job: &Job, history: &[JobEvent]) -> Option<f64> {
+    let started = history
+        .iter()
+        .rev()
+        .find(|e| e.to_state == "uploading" && e.from_state.as_deref() != Some("uploading"))?
+        .at;
+    let until = job.uploaded_at.unwrap_or(job.updated_at);
+    let secs = (until - started).num_milliseconds() as f64 / 1000.0;
+    (secs > 0.0 && job.bytes_uploaded > 0).then(|| job.bytes_uploaded as f64 / secs)
+}
+
 /// `[#######-------]  45.0%  12.3 MiB / 27.3 MiB`
 pub fn progress_bar(done: i64, total: Option<i64>) -> String {
     let width = 24;
@@ -230,8 +243,11 @@ fn print_job(job: &Job, history: &[JobEvent]) {
     }
     println!("source:     {}", job.source);
     println!(
-        "progress:   {}",
-        progress_bar(job.bytes_uploaded, job.bytes_total)
+        "progress:   {}{}",
+        progress_bar(job.bytes_uploaded, job.bytes_total),
+        throughput(job, history)
+            .map(|r| format!("  {}/s", human_bytes(r as i64)))
+            .unwrap_or_default()
     );
     println!("attempts:   {}/{}", job.attempts, job.max_attempts);
     if let Some(code) = &job.last_error_code {

@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
     // The demo draws its own progress display; only problems are logged over it.
     let default_filter = match cli.command {
         vod_ingest::cli::Command::Demo(_) => "warn",
-        _ => "info",
+        _ => "info,sqlx=warn",
     };
     vod_ingest::telemetry::init_logging(default_filter);
     match vod_ingest::commands::dispatch(cli).await {
