@@ -225,10 +225,13 @@ pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
     let mut tasks = tokio::task::JoinSet::new();
     let (transitions, rx) = tokio::sync::mpsc::unbounded_channel();
     let publisher = EventPublisher::new(events_channel, &config.topology);
-    tasks.spawn(async move {
-        queue::run_event_publisher(publisher, rx).await;
-        ("event publisher", Ok(()))
-    });
+    {
+        let (store, token) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            queue::run_event_publisher(store, publisher, rx, token).await;
+            ("event publisher", Ok(()))
+        });
+    }
 
     let http_client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -304,3 +304,35 @@ async fn an_http_source_on_a_private_address_is_refused_by_default() {
     assert_eq!(requests.load(Ordering::SeqCst), 0, "nothing was fetched");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_part_that_keeps_arriving_corrupted_fails_the_attempt_naming_the_part() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        tune_worker: |w| {
+            small_parts(w);
+            w.part_parallelism = 1;
+        },
+        ..Default::default()
+    })
+    .await;
+    // Five corruptions in a row exhaust the first part's tries; the retry then succeeds.
+    app.set_faults(json!({"corrupt_next_parts": 5})).await;
+    let data = pattern(1536 * 1024, 16);
+    let source = path_str(&app.media_file("flaky.mp4", &data));
+    app.publish(json!({"job_id": "flaky", "kind": "video", "title": "t", "source": source}))
+        .await;
+    let job = app.wait_for_state("flaky", JobState::Completed).await;
+    assert!(app.object_bytes(&job) == data);
+    let history = app.store().history("flaky").await.unwrap();
+    let retry = history
+        .iter()
+        .find(|e| e.to_state == "retrying")
+        .expect("the first attempt failed");
+    assert_eq!(retry.error_code.as_deref(), Some("CrcMismatch"));
+    assert!(
+        retry.error_message.as_deref().unwrap().contains("part 1"),
+        "{retry:?}"
+    );
+    assert_eq!(job.attempts, 2);
+    app.stop().await;
+}

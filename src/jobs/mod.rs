@@ -10,7 +10,7 @@ pub use message::{
     attached_media_extensions, validate_job_id, InvalidJob, JobMessage, JobSpec, Source,
 };
 pub use model::{JobKind, JobState};
-pub use store::{Inserted, Job, JobEvent, JobStore, Lease, StoreError, Transition};
+pub use store::{Inserted, Job, JobEvent, JobStore, Lease, OutboxError, StoreError, Transition};
 
 /// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

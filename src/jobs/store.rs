@@ -99,6 +99,15 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// Why an outbox pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError<E> {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("publishing failed: {0}")]
+    Publish(E),
+}
+
 /// Why a fenced write did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -677,6 +686,85 @@ impl JobStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// Publishes the transitions no process has published yet, oldest first, through
+    /// `publish`, and marks them. One process at a time does this (a transaction-scoped
+    /// advisory lock), so consumers see each job's transitions in order. History notes that
+    /// change no state are marked without being published. Returns how many were published.
+    pub async fn publish_outbox<F, Fut, E>(
+        &self,
+        batch: i64,
+        mut publish: F,
+    ) -> Result<usize, OutboxError<E>>
+    where
+        F: FnMut(Transition) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7310425893)")
+            .fetch_one(&mut *tx)
+            .await?;
+        if !ours {
+            return Ok(0);
+        }
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            job_id: String,
+            kind: String,
+            from_state: Option<String>,
+            to_state: String,
+            media_id: Option<String>,
+            error_code: Option<String>,
+            error_message: Option<String>,
+            at: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT e.id, e.job_id, j.kind, e.from_state, e.to_state, e.media_id, e.error_code,
+                    e.error_message, e.at
+             FROM ingest_job_events e JOIN ingest_jobs j USING (job_id)
+             WHERE e.published_at IS NULL
+             ORDER BY e.id LIMIT $1",
+        )
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = Vec::with_capacity(rows.len());
+        let mut published = 0;
+        for row in rows {
+            if row.from_state.as_deref() != Some(row.to_state.as_str()) {
+                let transition = Transition {
+                    job_id: row.job_id,
+                    kind: row.kind,
+                    state: row.to_state.parse().expect("constrained"),
+                    previous_state: row.from_state.as_deref().and_then(|s| s.parse().ok()),
+                    media_id: row.media_id,
+                    error_code: row.error_code,
+                    error_message: row.error_message,
+                    at: row.at,
+                };
+                if let Err(e) = publish(transition).await {
+                    // What was published so far is marked; the rest waits for the next pass.
+                    sqlx::query(
+                        "UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)",
+                    )
+                    .bind(&done)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Err(OutboxError::Publish(e));
+                }
+                published += 1;
+            }
+            done.push(row.id);
+        }
+        sqlx::query("UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)")
+            .bind(&done)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(published)
     }
 
     /// Jobs per state, for `/metrics` and the CLI.

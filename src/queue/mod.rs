@@ -236,21 +236,47 @@ impl EventPublisher {
     }
 }
 
-/// Where components hand transitions to be published; a background task drains it so that a
-/// slow broker never holds up a database transaction.
+/// Where components report that they committed transitions: a wake-up for the outbox
+/// publisher, so events go out at once rather than at the next poll.
 pub type TransitionSender = tokio::sync::mpsc::UnboundedSender<Transition>;
 
-/// Drains transitions into the events exchange until every sender is gone.
+/// Publishes committed transitions from the job store's outbox until `shutdown`: at once when
+/// woken, and every second regardless (for transitions other processes committed, or that a
+/// broker outage held back).
 pub async fn run_event_publisher(
+    store: crate::jobs::JobStore,
     publisher: EventPublisher,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    mut wake: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    shutdown: tokio_util::sync::CancellationToken,
 ) {
-    while let Some(transition) = rx.recv().await {
-        metrics::counter!("vod_ingest_transitions_total", "state" => transition.state.as_str())
-            .increment(1);
-        if let Err(e) = publisher.publish(&transition).await {
-            // The database already holds the transition; the event stream is best effort.
-            tracing::warn!(job_id = %transition.job_id, state = %transition.state, error = %e, "could not publish a job event");
+    loop {
+        loop {
+            let result = store
+                .publish_outbox(200, |t| {
+                    let publisher = publisher.clone();
+                    async move {
+                        publisher.publish(&t).await?;
+                        metrics::counter!("vod_ingest_transitions_total", "state" => t.state.as_str())
+                            .increment(1);
+                        Ok::<_, PublishError>(())
+                    }
+                })
+                .await;
+            match result {
+                Ok(200..) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not publish job events; will try again");
+                    break;
+                }
+            }
         }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            woken = wake.recv() => if woken.is_none() { return },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        // Coalesce a burst of wake-ups into one pass.
+        while wake.try_recv().is_ok() {}
     }
 }

@@ -12,6 +12,12 @@ pub enum JobError {
     Vod(#[from] VodError),
     #[error("OSS: {0}")]
     Oss(#[from] OssError),
+    #[error("OSS, part {part_number}: {source}")]
+    Part {
+        part_number: u32,
+        #[source]
+        source: OssError,
+    },
     #[error("source {path}: {source}")]
     Source {
         path: PathBuf,
@@ -57,7 +63,7 @@ impl JobError {
     pub fn code(&self) -> String {
         match self {
             JobError::Vod(e) => e.code().to_owned(),
-            JobError::Oss(e) => e.code().to_owned(),
+            JobError::Oss(e) | JobError::Part { source: e, .. } => e.code().to_owned(),
             JobError::Source { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "SourceNotFound".into(),
                 std::io::ErrorKind::PermissionDenied => "SourcePermissionDenied".into(),
@@ -78,7 +84,9 @@ impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             JobError::Vod(e) => e.is_retryable(),
-            JobError::Oss(e) => e.is_retryable() || e.is_credential_expired(),
+            JobError::Oss(e) | JobError::Part { source: e, .. } => {
+                e.is_retryable() || e.is_credential_expired()
+            }
             JobError::Source { source, .. } => !matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied

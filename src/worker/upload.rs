@@ -523,15 +523,22 @@ impl<'a> Session<'a> {
                         tracing::warn!(part_number, attempt, error = %e, retry_in = ?delay, "part failed; retrying");
                         tokio::time::sleep(delay).await;
                     } else {
-                        return Err(e.into());
+                        return Err(JobError::Part {
+                            part_number,
+                            source: e,
+                        });
                     }
                     last_error = Some(e);
                 }
             }
         }
-        Err(last_error
-            .map(JobError::from)
-            .unwrap_or_else(|| JobError::Corrupt("part retries exhausted".into())))
+        Err(match last_error {
+            Some(source) => JobError::Part {
+                part_number,
+                source,
+            },
+            None => JobError::Corrupt(format!("part {part_number}: retries exhausted")),
+        })
     }
 
     async fn abort_quietly(&self, cp: &Checkpoint) {
