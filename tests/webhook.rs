@@ -17,8 +17,8 @@ async fn http_only(keys: Vec<&'static str>) -> TestApp {
     .await
 }
 
-/// Puts a job in `uploaded` with a known media id, as a worker would.
-async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
+/// Records a job, claims it and stores a media id, as a worker would; returns the lease token.
+async fn claimed_with_media(app: &TestApp, job_id: &str, media_id: &str) -> i64 {
     let store = app.store();
     let path = app.media_file(&format!("{job_id}.mp4"), b"x");
     let spec = JobMessage {
@@ -32,7 +32,7 @@ async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
     .unwrap();
     store.insert(&spec, "queue").await.unwrap();
     let (lease, _) = store
-        .claim("test", std::time::Duration::from_secs(60))
+        .claim_job(job_id, "test", std::time::Duration::from_secs(60))
         .await
         .unwrap()
         .unwrap();
@@ -46,7 +46,13 @@ async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
         .set_media(job_id, lease.token, media_id, &address, Some(1))
         .await
         .unwrap();
-    store.mark_uploaded(job_id, lease.token).await.unwrap();
+    lease.token
+}
+
+/// Puts a job in `uploaded` with a known media id, as a worker would.
+async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
+    let token = claimed_with_media(app, job_id, media_id).await;
+    app.store().mark_uploaded(job_id, token).await.unwrap();
 }
 
 fn now() -> i64 {
@@ -123,38 +129,13 @@ async fn a_signed_upload_event_completes_the_job_once() {
 async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified() {
     let app = http_only(vec!["test-callback-key"]).await;
     let store = app.store();
-    let path = app.media_file("early.mp4", b"x");
-    let spec = JobMessage {
-        job_id: Some("early".into()),
-        kind: "video".into(),
-        title: Some("t".into()),
-        source: path.display().to_string(),
-        ..Default::default()
-    }
-    .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
-    .unwrap();
-    store.insert(&spec, "queue").await.unwrap();
-    let (lease, _) = store
-        .claim("test", std::time::Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
     let media_id = "1111111111111111aaaaaaaaaaaaaaaa";
-    let address = UploadAddress {
-        endpoint: "http://127.0.0.1:1".into(),
-        bucket: "outin-test".into(),
-        file_name: "sv/a/a.mp4".into(),
-        object_prefix: None,
-    };
-    store
-        .set_media("early", lease.token, media_id, &address, Some(1))
-        .await
-        .unwrap();
+    let token = claimed_with_media(&app, "early", media_id).await;
     let (ts, sig) = signed(&app, "test-callback-key", now());
     assert_eq!(post(&app, upload_event(media_id), ts, sig).await.0, 200);
     // The worker has not verified the object yet: the job waits.
     assert_eq!(job_state(&app, "early").await, JobState::Uploading);
-    let transitions = store.mark_uploaded("early", lease.token).await.unwrap();
+    let transitions = store.mark_uploaded("early", token).await.unwrap();
     let states: Vec<JobState> = transitions.iter().map(|t| t.state).collect();
     assert_eq!(states, vec![JobState::Uploaded, JobState::Completed]);
     assert_eq!(job_state(&app, "early").await, JobState::Completed);

@@ -10,15 +10,12 @@ mod mime;
 mod parts;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures_util::StreamExt as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
-use tokio::io::AsyncReadExt as _;
 
-use crate::crc64::Crc64;
 use crate::secret::Secret;
 use crate::sign;
 use crate::vod::{UploadAddress, UploadAuth};
@@ -98,9 +95,6 @@ const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Read size for streamed uploads: large enough for throughput, small enough to bound memory.
-const STREAM_CHUNK: usize = 256 * 1024;
-
 /// An OSS client; cheap to clone (reqwest's client is an `Arc` inside).
 #[derive(Clone)]
 pub struct OssClient {
@@ -136,82 +130,21 @@ impl OssClient {
         content_type: Option<&str>,
         progress: Option<ProgressFn>,
     ) -> Result<PutObjectOutput, OssError> {
-        let file = tokio::fs::File::open(path)
+        let source = crate::source::OpenedSource::local(path)
             .await
             .map_err(|e| OssError::io(path, &e))?;
-        let size = file
-            .metadata()
+        let len = source.len();
+        // The range stream ends in an error if the file shrinks while it is read.
+        let body = source
+            .range(0, len)
             .await
-            .map_err(|e| OssError::io(path, &e))?
-            .len();
+            .map_err(|e| OssError::io(path, &e))?;
         let content_type = content_type
             .map(str::to_owned)
             .or_else(|| mime::from_name(&target.key))
-            .or_else(|| path.to_str().and_then(mime::from_name))
-            .unwrap_or_else(|| mime::DEFAULT.to_owned());
-
-        let crc = Arc::new(Mutex::new(Crc64::new()));
-        // `take(size)` so a file that grows during the upload cannot overrun Content-Length.
-        let reader = file.take(size);
-        let stream = {
-            let crc = Arc::clone(&crc);
-            tokio_util::io::ReaderStream::with_capacity(reader, STREAM_CHUNK).map(move |chunk| {
-                let chunk = chunk?;
-                let sent = {
-                    let mut crc = crc.lock().expect("CRC lock is never poisoned");
-                    crc.update(&chunk);
-                    crc.len()
-                };
-                if let Some(progress) = &progress {
-                    progress(sent);
-                }
-                Ok::<_, std::io::Error>(chunk)
-            })
-        };
-
-        let headers = vec![
-            ("Content-Type".to_owned(), content_type),
-            ("Content-Length".to_owned(), size.to_string()),
-        ];
-        let response = self
-            .signed_request(
-                Method::PUT,
-                target,
-                &[],
-                headers,
-                Some(reqwest::Body::wrap_stream(stream)),
-                creds,
-            )
-            .await?;
-        let response = check(response, false).await?;
-        let request_id = header_str(response.headers(), "x-oss-request-id");
-        let (local, sent) = {
-            let crc = crc.lock().expect("CRC lock is never poisoned");
-            (crc.value(), crc.len())
-        };
-        if sent != size {
-            // The file shrank while it was read; OSS should have refused the short body.
-            return Err(OssError::from(OssErrorKind::Io {
-                path: path.display().to_string(),
-                detail: format!("the file changed during the upload ({sent} of {size} bytes read)"),
-            }));
-        }
-        if let Some(server) = header_u64(response.headers(), "x-oss-hash-crc64ecma") {
-            if server != local {
-                return Err(OssError::from(OssErrorKind::CrcMismatch {
-                    local,
-                    server,
-                    size,
-                    request_id,
-                }));
-            }
-        }
-        Ok(PutObjectOutput {
-            etag: etag(response.headers()),
-            crc64: local,
-            size,
-            request_id,
-        })
+            .or_else(|| path.to_str().and_then(mime::from_name));
+        self.put_object_stream(target, creds, body, len, content_type.as_deref(), progress)
+            .await
     }
 
     /// The object's size, ETag, CRC-64 and type; `NoSuchKey` (404) when it does not exist.

@@ -96,6 +96,19 @@ fn unexpected(status: u16, request_id: Option<String>, detail: impl Into<String>
     })
 }
 
+/// Compares what we sent with the CRC-64 OSS computed over what it stored, when it reports one.
+fn verify_crc(response: &reqwest::Response, local: u64, size: u64) -> Result<(), OssError> {
+    match header_u64(response.headers(), "x-oss-hash-crc64ecma") {
+        Some(server) if server != local => Err(OssError::from(OssErrorKind::CrcMismatch {
+            local,
+            server,
+            size,
+            request_id: header_str(response.headers(), "x-oss-request-id"),
+        })),
+        _ => Ok(()),
+    }
+}
+
 /// Wraps a body so its CRC-64 and length are computed while it is sent.
 fn crc_tracked(
     body: ByteStream,
@@ -146,16 +159,7 @@ impl OssClient {
         let response = check(response, false).await?;
         let request_id = header_str(response.headers(), "x-oss-request-id");
         let local = crc.lock().expect("CRC lock is never poisoned").value();
-        if let Some(server) = header_u64(response.headers(), "x-oss-hash-crc64ecma") {
-            if server != local {
-                return Err(OssError::from(OssErrorKind::CrcMismatch {
-                    local,
-                    server,
-                    size: len,
-                    request_id,
-                }));
-            }
-        }
+        verify_crc(&response, local, len)?;
         Ok(PutObjectOutput {
             etag: etag(response.headers()),
             crc64: local,
@@ -232,16 +236,7 @@ impl OssClient {
         let response = check(response, false).await?;
         let request_id = header_str(response.headers(), "x-oss-request-id");
         let local = crc.lock().expect("CRC lock is never poisoned").value();
-        if let Some(server) = header_u64(response.headers(), "x-oss-hash-crc64ecma") {
-            if server != local {
-                return Err(OssError::from(OssErrorKind::CrcMismatch {
-                    local,
-                    server,
-                    size: len,
-                    request_id,
-                }));
-            }
-        }
+        verify_crc(&response, local, len)?;
         let etag = etag(response.headers());
         if etag.is_empty() {
             return Err(unexpected(200, request_id, "UploadPart answer has no ETag"));

@@ -332,26 +332,9 @@ impl Worker {
             .await?;
 
         let session = upload::Session::new(self, job, token, &message, size, ticket);
-        // Progress goes to the database at a bounded rate, off the upload's path.
-        let reporter = {
-            let store = self.store.clone();
-            let progress = session.progress();
-            let job_id = job.job_id.clone();
-            let every = self.config.progress_interval;
-            tokio::spawn(async move {
-                let mut last = 0;
-                loop {
-                    tokio::time::sleep(every).await;
-                    let now = progress.total();
-                    if now != last {
-                        let _ = store.set_progress(&job_id, token, now).await;
-                        last = now;
-                    }
-                }
-            })
-        };
+        let reporter = session.report_progress();
         let result = session.run(&source).await;
-        reporter.abort();
+        drop(reporter);
         if result.is_ok() {
             metrics::counter!("vod_ingest_bytes_uploaded_total").increment(size);
         }

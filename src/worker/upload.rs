@@ -62,6 +62,15 @@ pub(super) struct Session<'a> {
     progress: Arc<Progress>,
 }
 
+/// Stops the progress writer when dropped.
+pub(super) struct ProgressReporter(tokio::task::JoinHandle<()>);
+
+impl Drop for ProgressReporter {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Bytes of finished parts plus bytes of parts in flight.
 #[derive(Default)]
 pub(super) struct Progress {
@@ -128,6 +137,27 @@ impl<'a> Session<'a> {
 
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
+    }
+
+    /// Writes progress to the database at a bounded rate, off the upload's path, until the
+    /// returned guard is dropped.
+    pub fn report_progress(&self) -> ProgressReporter {
+        let store = self.worker.store.clone();
+        let progress = self.progress.clone();
+        let job_id = self.job.job_id.clone();
+        let token = self.token;
+        let every = self.worker.config.progress_interval;
+        ProgressReporter(tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(every).await;
+                let now = progress.total();
+                if now != last {
+                    let _ = store.set_progress(&job_id, token, now).await;
+                    last = now;
+                }
+            }
+        }))
     }
 
     /// The credential to sign the next request with, renewed first if it is about to expire.
