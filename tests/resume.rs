@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{amqp_url, path_str, pattern, TestApp, TestAppOptions};
+use common::{amqp_url, path_str, pattern, KillOnDrop, TestApp, TestAppOptions};
 use serde_json::json;
 use vod_ingest::jobs::{Checkpoints, JobState};
 use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
@@ -16,7 +16,7 @@ const PARTS: u64 = 40;
 const PARALLELISM: u64 = 2;
 
 /// A worker process: multipart above 1 MiB, 256 KiB parts, two in flight, 3 s leases.
-fn spawn_worker(app: &TestApp, log: &std::path::Path) -> Child {
+fn spawn_worker(app: &TestApp, log: &std::path::Path) -> KillOnDrop {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vod-ingest"))
         .args(["run", "--no-http", "--no-reconciler"])
@@ -42,6 +42,7 @@ fn spawn_worker(app: &TestApp, log: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .expect("start vod-ingest run")
 }
 
@@ -81,8 +82,8 @@ async fn kill_mid_upload(app: &TestApp, job_id: &str, logs: &std::path::Path) ->
     app.publish(json!({"job_id": job_id, "kind": "video", "title": "t", "source": source}))
         .await;
     wait_for_parts(app, 10).await;
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
     let job = app.store().get(job_id).await.unwrap().unwrap();
     assert_eq!(job.state(), JobState::Uploading, "killed while uploading");
     let checkpoint = Checkpoints::new(app.store().pool().clone())
@@ -104,14 +105,13 @@ async fn a_worker_killed_mid_upload_is_replaced_and_only_in_flight_parts_are_sen
     let logs = tempfile::tempdir().unwrap();
     let (media_id, _) = kill_mid_upload(&app, "killed", logs.path()).await;
 
-    let mut second = spawn_worker(&app, &logs.path().join("second.log"));
+    let second = spawn_worker(&app, &logs.path().join("second.log"));
     let job = app
         .wait_for("killed", Duration::from_secs(60), |j| {
             j.state() == JobState::Completed
         })
         .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
 
     assert_eq!(
         job.media_id.as_deref(),
@@ -165,14 +165,13 @@ async fn a_resumed_job_whose_upload_id_is_gone_starts_a_new_upload_and_says_so()
         .await
         .unwrap();
 
-    let mut second = spawn_worker(&app, &logs.path().join("second.log"));
+    let second = spawn_worker(&app, &logs.path().join("second.log"));
     let job = app
         .wait_for("gone", Duration::from_secs(60), |j| {
             j.state() == JobState::Completed
         })
         .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
     assert!(app.object_bytes(&job) == pattern((PARTS * 256 * 1024) as usize, 21));
     assert_eq!(
         app.emulator()

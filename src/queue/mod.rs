@@ -119,6 +119,26 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Deletes the queues and exchanges of this prefix (tests and tear-down; messages in them
+    /// are lost). Quorum queues hold file handles on the broker, so short-lived prefixes must
+    /// not be left behind.
+    pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        for queue in [self.jobs_queue(), self.dead_letter_queue()] {
+            channel
+                .queue_delete(&queue, QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in [self.dead_letter_exchange(), self.events_exchange()] {
+            channel
+                .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.to_owned()))
 }

@@ -113,6 +113,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: TestAppOptions) -> Self {
+        // TEST_LOG=debug shows the service's logs for a failing test.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            vod_ingest::telemetry::init_logging(&filter);
+        }
         let db = TestDb::new().await;
         let media = tempfile::tempdir().unwrap();
         let emulator_dir = tempfile::tempdir().unwrap();
@@ -316,6 +320,42 @@ impl TestApp {
         if let Some(emulator) = self.emulator.take() {
             emulator.shutdown().await;
         }
+    }
+}
+
+impl Drop for TestApp {
+    /// Deletes the test's queues and exchanges, even when the test failed: each quorum queue
+    /// holds file handles on the broker, and a broker out of handles stops accepting
+    /// connections.
+    fn drop(&mut self) {
+        let topology = self.topology.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let cleanup = async {
+                    let conn = queue::connect(&amqp_url(), "test-cleanup").await.ok()?;
+                    let channel = conn.create_channel().await.ok()?;
+                    let _ = topology.delete(&channel).await;
+                    let _ = conn.close(200, "done").await;
+                    Some(())
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A child process that is killed when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
