@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Upload benchmark: vod-ingest against the official Python SDK (oss2.resumable_upload), both
+# uploading the same generated file to the same local emulator (VOD + STS + OSS) with the same
+# part size, parallelism and multipart threshold.
+#
+# Usage: scripts/bench.sh [SIZE] [PART_SIZE] [PARALLELISM]      e.g. scripts/bench.sh 1G 8M 4
+#   SIZE, PART_SIZE take K/M/G suffixes (binary: 1M = 1 MiB); defaults 1G 8M 4.
+# Environment:
+#   BENCH_RUNS        uploads per side, the fastest is reported (default 1); sides alternate
+#   BENCH_THRESHOLD   multipart threshold for both sides (default 32M, vod-ingest's default)
+#   BENCH_DIR         where the file and the emulator's data go (default: a new dir in $TMPDIR)
+#   BENCH_DATABASE_URL  database for vod-ingest's job rows
+#                     (default postgres://postgres@127.0.0.1:5432/vod_ingest_bench, created if missing)
+#   BENCH_VENV        virtualenv for the SDKs (default: $CARGO_TARGET_DIR or target/, /sdk-venv)
+#   PYTHON            interpreter for the venv (default python3)
+#
+# Each uploading process is measured from outside by /usr/bin/time: wall time, user + system
+# CPU (the process and its waited-for children) and peak RSS (max resident set). For oss2 that
+# process is the Python interpreter, so its figures include interpreter start-up and imports
+# (~0.4 s); the upload phase alone is printed below the table. Throughput is file bytes / wall
+# seconds in MB/s (10^6 B/s). The page cache is warmed by reading the file before every run,
+# and dirty pages are synced first, so both sides start from the same state.
+set -euo pipefail
+
+size_arg="${1:-1G}"
+part_arg="${2:-8M}"
+parallelism="${3:-4}"
+runs="${BENCH_RUNS:-1}"
+threshold_arg="${BENCH_THRESHOLD:-32M}"
+
+to_bytes() {
+    local v="${1^^}" n mult=1
+    v="${v%B}"
+    v="${v%I}"
+    case "$v" in
+        *K) mult=1024; n="${v%K}" ;;
+        *M) mult=$((1024 * 1024)); n="${v%M}" ;;
+        *G) mult=$((1024 * 1024 * 1024)); n="${v%G}" ;;
+        *) n="$v" ;;
+    esac
+    if ! [[ "$n" =~ ^[0-9]+$ ]]; then
+        echo "bench.sh: not a size: $1" >&2
+        exit 2
+    fi
+    echo $((n * mult))
+}
+size="$(to_bytes "$size_arg")"
+part_size="$(to_bytes "$part_arg")"
+threshold="$(to_bytes "$threshold_arg")"
+if ! [[ "$parallelism" =~ ^[1-9][0-9]*$ && "$runs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench.sh: PARALLELISM and BENCH_RUNS must be positive integers" >&2
+    exit 2
+fi
+if [[ ! -x /usr/bin/time ]]; then
+    echo "bench.sh: needs GNU time at /usr/bin/time (apt-get install time)" >&2
+    exit 2
+fi
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+venv="${BENCH_VENV:-$target_dir/sdk-venv}"
+bin="$target_dir/release/vod-ingest"
+
+echo "building vod-ingest (release)..." >&2
+cargo build --quiet --release --bin vod-ingest
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkvod, oss2' 2>/dev/null; then
+    echo "installing oss2, aliyun-python-sdk-core, aliyun-python-sdk-vod into $venv..." >&2
+    "$venv/bin/pip" install --quiet oss2 aliyun-python-sdk-core aliyun-python-sdk-vod
+fi
+py="$venv/bin/python"
+sdk_versions="$("$py" - <<'EOF'
+import sys
+from importlib.metadata import version
+import crcmod  # oss2 computes CRC-64 with crcmod; without its C extension that is pure Python
+ext = sys.modules["crcmod.crcmod"]._usingExtension
+print(f"oss2 {version('oss2')}, aliyun-python-sdk-core {version('aliyun-python-sdk-core')}, "
+      f"Python {sys.version.split()[0]}, crcmod C extension: {'yes' if ext else 'NO (pure Python CRC: oss2 is handicapped)'}")
+EOF
+)"
+
+work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/vod-ingest-bench.XXXXXX")"
+emulator_pid=""
+cleanup() {
+    if [[ -n "$emulator_pid" ]]; then
+        kill "$emulator_pid" 2>/dev/null || true
+        wait "$emulator_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+file="$work/bench.mp4"
+echo "generating $size bytes of random data in $file..." >&2
+head -c "$size" /dev/urandom >"$file"
+
+port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$bin" emulator --listen "127.0.0.1:$port" --data-dir "$work/emulator" >"$work/emulator.log" 2>&1 &
+emulator_pid=$!
+for _ in $(seq 1 100); do
+    if "$py" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/_emulator/stats', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$emulator_pid" 2>/dev/null; then
+        echo "emulator exited:" >&2
+        cat "$work/emulator.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+export ALIBABA_CLOUD_ACCESS_KEY_ID=emulator-access-key-id
+export ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-access-key-secret
+export VOD_ENDPOINT="http://127.0.0.1:$port"
+export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vod_ingest_bench}"
+export EMULATOR_ENDPOINT="127.0.0.1:$port"
+export RUST_LOG="${RUST_LOG:-warn}"
+
+clk_tck="$(getconf CLK_TCK)"
+emulator_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$emulator_pid/stat"; }
+
+# run SIDE N: one measured upload; appends "side wall user sys maxrss_kb emu_cpu phase_s phase_cpu" to results
+results="$work/results"
+run() {
+    local side="$1" n="$2" t0 t1 phase_s="-" phase_cpu="-"
+    sync
+    cat "$file" >/dev/null
+    t0="$(emulator_cpu_ticks)"
+    if [[ "$side" == vod-ingest ]]; then
+        /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
+            "$bin" upload "$file" --kind video --part-size "$part_size" \
+            --part-parallelism "$parallelism" --multipart-threshold "$threshold" \
+            >"$work/out.$side.$n" 2>"$work/err.$side.$n" || {
+            echo "vod-ingest upload failed:" >&2
+            cat "$work/err.$side.$n" >&2
+            exit 1
+        }
+        # "uploaded JOB (... MiB) as video ID in 9.87 s: 108.8 MB/s"
+        phase_s="$(sed -n 's/^uploaded .* in \([0-9.]*\) s: .*/\1/p' "$work/err.$side.$n" | tail -n 1)"
+        phase_s="${phase_s:--}"
+    else
+        /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
+            "$py" "$root/scripts/bench_oss2.py" "$file" "$part_size" "$parallelism" "$threshold" \
+            >"$work/out.$side.$n" 2>"$work/err.$side.$n" || {
+            echo "oss2 upload failed:" >&2
+            cat "$work/err.$side.$n" >&2
+            exit 1
+        }
+        phase_s="$(sed -n 's/^oss2-phase upload_s=\([0-9.]*\) .*/\1/p' "$work/err.$side.$n")"
+        phase_cpu="$(sed -n 's/^oss2-phase .*upload_cpu_s=\([0-9.]*\) .*/\1/p' "$work/err.$side.$n")"
+    fi
+    t1="$(emulator_cpu_ticks)"
+    local emu_cpu
+    emu_cpu="$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+    echo "$side $(cat "$work/time") $emu_cpu $phase_s $phase_cpu" >>"$results"
+    echo "  run $n $side: $(tail -n 1 "$results" | cut -d' ' -f2-) (wall user sys maxrss_kb emulator_cpu phase_s phase_cpu)" >&2
+}
+
+echo "uploading with part size $part_size, parallelism $parallelism, threshold $threshold, $runs run(s) per side..." >&2
+for n in $(seq 1 "$runs"); do
+    run vod-ingest "$n"
+    run oss2 "$n"
+done
+
+"$py" - "$results" "$size" "$part_size" "$parallelism" "$threshold" "$runs" "$sdk_versions" <<'EOF'
+import sys
+
+path, size, part, par, threshold, runs, versions = sys.argv[1], *map(int, sys.argv[2:7]), sys.argv[7]
+rows = {}
+for line in open(path):
+    side, wall, user, sys_, rss_kb, emu, phase, phase_cpu = line.split()
+    rows.setdefault(side, []).append(dict(
+        wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss_kb) / 1024, emu=float(emu),
+        phase=None if phase == "-" else float(phase),
+        phase_cpu=None if phase_cpu == "-" else float(phase_cpu)))
+
+gib = size / 2**30
+def best(side):
+    runs_ = rows[side]
+    b = min(runs_, key=lambda r: r["wall"])
+    return dict(b, mbps=size / b["wall"] / 1e6, cpu_gib=b["cpu"] / gib, rss=max(r["rss"] for r in runs_),
+                emu_gib=b["emu"] / gib)
+v, o = best("vod-ingest"), best("oss2")
+tput_ratio = v["mbps"] / o["mbps"]
+cpu_ratio = v["cpu_gib"] / o["cpu_gib"] if o["cpu_gib"] else float("inf")
+ok = lambda c: "PASS" if c else "FAIL"
+
+print(f"size {size / 2**20:.1f} MiB, part size {part / 2**20:g} MiB, parallelism {par}, "
+      f"multipart threshold {threshold / 2**20:g} MiB, best of {runs}")
+print(versions)
+print(f"{'':14}{'MB/s':>8}{'CPU s/GiB':>12}{'peak RSS MiB':>15}{'wall s':>9}{'emulator CPU s/GiB':>21}")
+for name, r in (("vod-ingest", v), ("oss2", o)):
+    print(f"{name:14}{r['mbps']:8.1f}{r['cpu_gib']:12.2f}{r['rss']:15.1f}{r['wall']:9.2f}{r['emu_gib']:21.2f}")
+print(f"{'ratio':14}{tput_ratio:7.2f}x{cpu_ratio:12.2f}{'-':>15}")
+parts = []
+if v["phase"]:
+    parts.append(f"vod-ingest {size / v['phase'] / 1e6:.1f} MB/s")
+if o["phase"]:
+    parts.append(f"oss2 {size / o['phase'] / 1e6:.1f} MB/s, {o['phase_cpu'] / gib:.2f} CPU s/GiB")
+print("upload phase only (no start-up, imports, DB, CreateUploadVideo): " + "; ".join(parts))
+print(f"targets: throughput >= 1.5x oss2: {ok(tput_ratio >= 1.5)}; "
+      f"CPU/GiB <= 1/3 oss2: {ok(cpu_ratio <= 1 / 3)}; RSS < 100 MiB: {ok(v['rss'] < 100)}")
+EOF
