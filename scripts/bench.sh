@@ -8,7 +8,7 @@
 # Environment:
 #   BENCH_RUNS        uploads per side, the fastest is reported (default 1); sides alternate
 #   BENCH_THRESHOLD   multipart threshold for both sides (default 32M, vod-ingest's default)
-#   BENCH_DIR         where the file and the emulator's data go (default: a new dir in $TMPDIR)
+#   BENCH_DIR         parent of the run's scratch dir (file + emulator data; default ${TMPDIR:-/tmp})
 #   BENCH_DATABASE_URL  database for vod-ingest's job rows
 #                     (default postgres://postgres@127.0.0.1:5432/vod_ingest_bench, created if missing)
 #   BENCH_VENV        virtualenv for the SDKs (default: $CARGO_TARGET_DIR or target/, /sdk-venv)
