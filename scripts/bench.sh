@@ -6,7 +6,8 @@
 # Usage: scripts/bench.sh [SIZE] [PART_SIZE] [PARALLELISM]      e.g. scripts/bench.sh 1G 8M 4
 #   SIZE, PART_SIZE take K/M/G suffixes (binary: 1M = 1 MiB); defaults 1G 8M 4.
 # Environment:
-#   BENCH_RUNS        uploads per side, the fastest is reported (default 1); sides alternate
+#   BENCH_RUNS        uploads per side (default 1); sides alternate; each side's fastest run is
+#                     reported, except peak RSS, the largest over its runs
 #   BENCH_THRESHOLD   multipart threshold for both sides (default 32M, vod-ingest's default)
 #   BENCH_DIR         parent of the run's scratch dir (file + emulator data; default ${TMPDIR:-/tmp})
 #   BENCH_DATABASE_URL  database for vod-ingest's job rows
@@ -76,6 +77,7 @@ if ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkvod, oss2' 2>/dev/nul
 fi
 py="$venv/bin/python"
 sdk_versions="$("$py" - <<'EOF'
+import os
 import sys
 from importlib.metadata import version
 import crcmod  # oss2 computes CRC-64 with crcmod; without its C extension that is pure Python
@@ -129,6 +131,8 @@ export RUST_LOG="${RUST_LOG:-warn}"
 
 clk_tck="$(getconf CLK_TCK)"
 emulator_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$emulator_pid/stat"; }
+# Busy CPU time of the whole machine (user, nice, system, irq, softirq, steal), in ticks.
+machine_cpu_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
 # Notes (in $1) the wall-clock time at which the emulator receives CompleteMultipartUpload: the
 # client sends it once every part is stored, and the emulator then assembles the object, which
@@ -150,15 +154,18 @@ PYEOF
 }
 
 # run SIDE N: one measured upload; appends
-# "side wall user sys maxrss_kb emu_cpu phase_s phase_cpu parts_s" to results
+# "side wall user sys maxrss_kb emu_cpu phase_s phase_cpu parts_s other_cpu" to results, where
+# other_cpu is what the rest of the machine used meanwhile (the poller, kernel writeback, and
+# anything else running: a noisy neighbour shows up here)
 results="$work/results"
 run() {
-    local side="$1" n="$2" t0 t1 phase_s="-" phase_cpu="-" parts_s="-" start
+    local side="$1" n="$2" t0 t1 m0 m1 phase_s="-" phase_cpu="-" parts_s="-" start
     sync
     cat "$file" >/dev/null
     rm -f "$work/complete" "$work/complete.ready"
     watch_complete "$work/complete"
     t0="$(emulator_cpu_ticks)"
+    m0="$(machine_cpu_ticks)"
     start="$(date +%s.%N)"
     if [[ "$side" == vod-ingest ]]; then
         /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
@@ -184,15 +191,20 @@ run() {
         phase_cpu="$(sed -n 's/^oss2-phase .*upload_cpu_s=\([0-9.]*\) .*/\1/p' "$work/err.$side.$n")"
     fi
     t1="$(emulator_cpu_ticks)"
+    m1="$(machine_cpu_ticks)"
     kill "$watcher_pid" 2>/dev/null || true
     wait "$watcher_pid" 2>/dev/null || true
     if [[ -s "$work/complete" ]]; then
         parts_s="$(awk -v a="$start" -v b="$(cat "$work/complete")" 'BEGIN { printf "%.3f", b - a }')"
     fi
-    local emu_cpu
+    local emu_cpu other_cpu
     emu_cpu="$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / hz }')"
-    echo "$side $(cat "$work/time") $emu_cpu $phase_s $phase_cpu $parts_s" >>"$results"
-    echo "  run $n $side: $(tail -n 1 "$results" | cut -d' ' -f2-) (wall user sys maxrss_kb emulator_cpu phase_s phase_cpu parts_s)" >&2
+    # shellcheck disable=SC2046 # word splitting of the time file on purpose
+    other_cpu="$(awk -v a="$m0" -v b="$m1" -v hz="$clk_tck" -v e="$emu_cpu" \
+        -v u="$(cut -d' ' -f2 "$work/time")" -v s="$(cut -d' ' -f3 "$work/time")" \
+        'BEGIN { x = (b - a) / hz - e - u - s; printf "%.2f", x < 0 ? 0 : x }')"
+    echo "$side $(cat "$work/time") $emu_cpu $phase_s $phase_cpu $parts_s $other_cpu" >>"$results"
+    echo "  run $n $side: $(tail -n 1 "$results" | cut -d' ' -f2-) (wall user sys maxrss_kb emulator_cpu phase_s phase_cpu parts_s other_cpu)" >&2
 }
 
 echo "uploading with part size $part_size, parallelism $parallelism, threshold $threshold, $runs run(s) per side..." >&2
@@ -202,16 +214,17 @@ for n in $(seq 1 "$runs"); do
 done
 
 "$py" - "$results" "$size" "$part_size" "$parallelism" "$threshold" "$runs" "$sdk_versions" <<'EOF'
+import os
 import sys
 
 path, size, part, par, threshold, runs, versions = sys.argv[1], *map(int, sys.argv[2:7]), sys.argv[7]
 num = lambda s: None if s == "-" else float(s)
 rows = {}
 for line in open(path):
-    side, wall, user, sys_, rss_kb, emu, phase, phase_cpu, parts_s = line.split()
+    side, wall, user, sys_, rss_kb, emu, phase, phase_cpu, parts_s, other = line.split()
     rows.setdefault(side, []).append(dict(
         wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss_kb) / 1024, emu=float(emu),
-        phase=num(phase), phase_cpu=num(phase_cpu), parts_s=num(parts_s)))
+        phase=num(phase), phase_cpu=num(phase_cpu), parts_s=num(parts_s), other=float(other)))
 
 gib = size / 2**30
 def best(side):
@@ -245,6 +258,12 @@ if v["phase"]:
     parts.append(f"vod-ingest {size / v['phase'] / 1e6:.1f} MB/s")
 if o["phase"]:
     parts.append(f"oss2 {size / o['phase'] / 1e6:.1f} MB/s, {o['phase_cpu'] / gib:.2f} CPU s/GiB")
+print(f"rest of the machine meanwhile (poller, kernel writeback, other processes): "
+      f"{v['other']:.2f} CPU s during vod-ingest's run, {o['other']:.2f} during oss2's")
+cores = os.cpu_count() or 1
+if max(v["other"] / v["wall"], o["other"] / o["wall"]) > 0.25:
+    print(f"WARNING: other work used more than a quarter of a core of this {cores}-core machine "
+          "during a run; these figures are noisy, run again on a quiet machine")
 print("upload phase only (no start-up, imports, DB, CreateUploadVideo): " + "; ".join(parts))
 print(f"targets: throughput >= 1.5x oss2: {ok(tput_ratio >= 1.5)}"
       + (f" (until Complete: {ok(parts_ratio >= 1.5)})" if parts_ratio else "")
