@@ -258,7 +258,7 @@ if v["phase"]:
     parts.append(f"vod-ingest {size / v['phase'] / 1e6:.1f} MB/s")
 if o["phase"]:
     parts.append(f"oss2 {size / o['phase'] / 1e6:.1f} MB/s, {o['phase_cpu'] / gib:.2f} CPU s/GiB")
-print(f"rest of the machine meanwhile (poller, kernel writeback, other processes): "
+print(f"rest of the machine meanwhile (PostgreSQL, poller, kernel writeback, other processes): "
       f"{v['other']:.2f} CPU s during vod-ingest's run, {o['other']:.2f} during oss2's")
 cores = os.cpu_count() or 1
 if max(v["other"] / v["wall"], o["other"] / o["wall"]) > 0.25:
