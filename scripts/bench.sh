@@ -23,6 +23,9 @@
 # to the emulator receiving CompleteMultipartUpload (all parts stored), which leaves out the
 # emulator's slow assembly of the object. The page cache is warmed by reading the file before every run,
 # and dirty pages are synced first, so both sides start from the same state.
+# The emulator, both clients, PostgreSQL and the kernel share the machine: on a machine where
+# other work runs (a build...), run it as `nice -n -19 scripts/bench.sh ...` (root) or wait; the
+# report warns when other programs took CPU during a run.
 set -euo pipefail
 
 size_arg="${1:-1G}"
