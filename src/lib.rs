@@ -23,6 +23,7 @@ pub mod secret;
 pub mod sign;
 pub mod source;
 pub mod telemetry;
+pub mod transport;
 pub mod vod;
 pub mod webhook;
 pub mod worker;

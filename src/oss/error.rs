@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub use crate::transport::TransportKind;
+
 use base64::Engine as _;
 use serde::Deserialize;
 
@@ -54,24 +56,6 @@ pub enum OssErrorKind {
         request_id: Option<String>,
         detail: String,
     },
-}
-
-/// How a transport failure happened; only `Connect` proves nothing reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    Connect,
-    Timeout,
-    Other,
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TransportKind::Connect => "connect",
-            TransportKind::Timeout => "timeout",
-            TransportKind::Other => "transport",
-        })
-    }
 }
 
 impl From<OssErrorKind> for OssError {
@@ -173,11 +157,7 @@ impl OssError {
     pub fn code(&self) -> &str {
         match &*self.0 {
             OssErrorKind::Service { code, .. } => code,
-            OssErrorKind::Transport { kind, .. } => match kind {
-                TransportKind::Connect => "ConnectError",
-                TransportKind::Timeout => "Timeout",
-                TransportKind::Other => "TransportError",
-            },
+            OssErrorKind::Transport { kind, .. } => kind.code(),
             OssErrorKind::CrcMismatch { .. } => "CrcMismatch",
             OssErrorKind::Io { .. } => "IoError",
             OssErrorKind::InvalidEndpoint { .. } => "InvalidEndpoint",
@@ -244,16 +224,10 @@ impl OssError {
     }
 
     pub(crate) fn transport(err: reqwest::Error) -> Self {
-        let kind = if err.is_connect() {
-            TransportKind::Connect
-        } else if err.is_timeout() {
-            TransportKind::Timeout
-        } else {
-            TransportKind::Other
-        };
+        let kind = TransportKind::of(&err);
         OssError::from(OssErrorKind::Transport {
             kind,
-            detail: error_chain(&err.without_url()),
+            detail: crate::transport::describe(err),
         })
     }
 
@@ -263,21 +237,6 @@ impl OssError {
             detail: err.to_string(),
         })
     }
-}
-
-/// An error and its sources on one line. Callers strip URLs first (they carry signatures).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = e.source();
-    }
-    s
 }
 
 /// The fields of an OSS `<Error>` body we keep. Unknown elements (`SecurityToken`,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+pub use crate::transport::TransportKind;
+
 use serde::Deserialize;
 
 /// A VOD or STS failure. `Display` and `Debug` never contain secrets: request URLs (which carry
@@ -43,24 +45,6 @@ pub enum VodErrorKind {
     /// Local configuration is unusable (e.g. an endpoint URL that cannot take a query).
     #[error("{detail}")]
     Config { detail: String },
-}
-
-/// How a transport failure happened; only `Connect` proves the request never reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    Connect,
-    Timeout,
-    Other,
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TransportKind::Connect => "could not connect",
-            TransportKind::Timeout => "timed out",
-            TransportKind::Other => "transport error",
-        })
-    }
 }
 
 impl From<VodErrorKind> for VodError {
@@ -178,11 +162,7 @@ impl VodError {
     pub fn code(&self) -> &str {
         match &*self.0 {
             VodErrorKind::Api { code, .. } => code,
-            VodErrorKind::Transport { kind, .. } => match kind {
-                TransportKind::Connect => "ConnectError",
-                TransportKind::Timeout => "Timeout",
-                TransportKind::Other => "TransportError",
-            },
+            VodErrorKind::Transport { kind, .. } => kind.code(),
             VodErrorKind::InvalidResponse { .. } => "InvalidResponse",
             VodErrorKind::Config { .. } => "InvalidConfig",
         }
@@ -263,35 +243,14 @@ impl VodError {
     }
 
     pub(crate) fn transport(action: &'static str, err: reqwest::Error) -> Self {
-        let kind = if err.is_connect() {
-            TransportKind::Connect
-        } else if err.is_timeout() {
-            TransportKind::Timeout
-        } else {
-            TransportKind::Other
-        };
+        let kind = TransportKind::of(&err);
         VodError::from(VodErrorKind::Transport {
             action,
             kind,
             // The URL holds the signature and any SecurityToken: never show it.
-            detail: error_chain(&err.without_url()),
+            detail: crate::transport::describe(err),
         })
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = e.source();
-    }
-    s
 }
 
 #[derive(Deserialize)]
