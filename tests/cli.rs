@@ -1,0 +1,107 @@
+//! The command line, run as a user runs it.
+
+mod common;
+
+use std::process::Command;
+
+use common::{pattern, TestApp, TestAppOptions};
+
+fn vod_ingest(app: &TestApp) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vod-ingest"));
+    cmd.env("DATABASE_URL", &app.db.url)
+        .env("AMQP_URL", common::amqp_url())
+        .env("VOD_INGEST_AMQP_PREFIX", &app.topology.prefix)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-access-key-id")
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "emulator-access-key-secret",
+        )
+        .env("VOD_ENDPOINT", app.emulator().base_url())
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_prints_the_media_id_and_status_shows_the_job() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let data = pattern(2 * 1024 * 1024, 30);
+    let path = app.media_file("cli.mp4", &data);
+    let out = vod_ingest(&app)
+        .args(["upload", path.to_str().unwrap(), "--job-id", "cli-1"])
+        .args(["--multipart-threshold", "1M", "--part-size", "512K"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let media_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(media_id.len(), 32, "{media_id}");
+    let job = app.store().get("cli-1").await.unwrap().unwrap();
+    assert_eq!(job.media_id.as_deref(), Some(media_id.as_str()));
+    assert!(app.object_bytes(&job) == data);
+
+    let out = vod_ingest(&app).args(["status", "cli-1"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(
+        text.contains(&media_id) && text.contains("100.0%"),
+        "{text}"
+    );
+
+    let out = vod_ingest(&app).args(["status", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no job with id \"nope\""), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_stops_start_up_with_one_line_that_names_it() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    for (name, value, expected) in [
+        (
+            "VOD_INGEST_PART_SIZE",
+            "10K",
+            "VOD_INGEST_PART_SIZE must be at least",
+        ),
+        (
+            "VOD_ENDPOINT",
+            "ftp://x",
+            "VOD_ENDPOINT \"ftp://x\" must start with http",
+        ),
+        (
+            "VOD_INGEST_SOURCE_ROOTS",
+            "/does/not/exist",
+            "VOD_INGEST_SOURCE_ROOTS: /does/not/exist cannot be opened",
+        ),
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "",
+            "ALIBABA_CLOUD_ACCESS_KEY_ID is not set",
+        ),
+    ] {
+        let out = vod_ingest(&app)
+            .env(name, value)
+            .arg("run")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("vod-ingest: ") && last.contains(expected),
+            "{name}: {err}"
+        );
+    }
+    app.stop().await;
+}
