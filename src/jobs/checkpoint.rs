@@ -4,7 +4,7 @@
 
 use sqlx::PgPool;
 
-use super::store::StoreError;
+use super::store::{fenced, StoreError};
 
 /// One finished part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,9 +118,7 @@ impl Checkpoints {
         .bind(checkpoint.source_version)
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() != 1 {
-            return Err(StoreError::LeaseLost(job_id.to_owned()));
-        }
+        fenced(inserted.rows_affected(), job_id)?;
         tx.commit().await?;
         Ok(())
     }
@@ -146,11 +144,7 @@ impl Checkpoints {
         .bind(part.crc64 as i64)
         .execute(&self.pool)
         .await?;
-        if inserted.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(job_id.to_owned()))
-        }
+        fenced(inserted.rows_affected(), job_id)
     }
 
     /// Forgets parts that OSS no longer has.

@@ -117,6 +117,15 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
+/// The outcome of a write fenced by a lease token: exactly one row, or the lease is gone.
+pub(super) fn fenced(rows_affected: u64, job_id: &str) -> Result<(), StoreError> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost(job_id.to_owned()))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct EventFields<'a> {
     media_id: Option<&'a str>,
@@ -298,11 +307,7 @@ impl JobStore {
         .bind(lease.as_secs_f64())
         .execute(&self.pool)
         .await?;
-        if updated.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(job_id.to_owned()))
-        }
+        fenced(updated.rows_affected(), job_id)
     }
 
     /// Stores the media id and upload address before the first byte goes out (invariant 2).
@@ -372,11 +377,7 @@ impl JobStore {
         .bind(detail)
         .execute(&self.pool)
         .await?;
-        if inserted.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(job_id.to_owned()))
-        }
+        fenced(inserted.rows_affected(), job_id)
     }
 
     /// Progress, written at a bounded rate by the uploader.
@@ -395,11 +396,7 @@ impl JobStore {
         .bind(bytes_uploaded as i64)
         .execute(&self.pool)
         .await?;
-        if updated.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(job_id.to_owned()))
-        }
+        fenced(updated.rows_affected(), job_id)
     }
 
     /// Moves a leased job on; `LeaseLost` when the job is no longer this worker's.
