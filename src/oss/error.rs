@@ -38,9 +38,6 @@ pub enum OssErrorKind {
         size: u64,
         request_id: Option<String>,
     },
-    /// The local source could not be read.
-    #[error("cannot read {path}: {detail}; check that the file exists and is readable")]
-    Io { path: String, detail: String },
     /// The upload address cannot be turned into a URL.
     #[error(
         "invalid OSS endpoint {endpoint:?}: {detail}; check the UploadAddress returned by VOD"
@@ -153,13 +150,12 @@ impl OssError {
     }
 
     /// The OSS error code, or a local code (`ConnectError`, `Timeout`, `TransportError`,
-    /// `CrcMismatch`, `IoError`, `InvalidEndpoint`, `InvalidRequest`, `UnexpectedResponse`).
+    /// `CrcMismatch`, `InvalidEndpoint`, `InvalidRequest`, `UnexpectedResponse`).
     pub fn code(&self) -> &str {
         match &*self.0 {
             OssErrorKind::Service { code, .. } => code,
             OssErrorKind::Transport { kind, .. } => kind.code(),
             OssErrorKind::CrcMismatch { .. } => "CrcMismatch",
-            OssErrorKind::Io { .. } => "IoError",
             OssErrorKind::InvalidEndpoint { .. } => "InvalidEndpoint",
             OssErrorKind::InvalidRequest { .. } => "InvalidRequest",
             OssErrorKind::UnexpectedResponse { .. } => "UnexpectedResponse",
@@ -171,7 +167,6 @@ impl OssError {
         match &*self.0 {
             OssErrorKind::Service { message, .. } => message,
             OssErrorKind::Transport { detail, .. }
-            | OssErrorKind::Io { detail, .. }
             | OssErrorKind::InvalidEndpoint { detail, .. }
             | OssErrorKind::InvalidRequest { detail }
             | OssErrorKind::UnexpectedResponse { detail, .. } => detail,
@@ -211,9 +206,7 @@ impl OssError {
             }
             OssErrorKind::Transport { .. } | OssErrorKind::CrcMismatch { .. } => true,
             OssErrorKind::UnexpectedResponse { http_status, .. } => *http_status >= 500,
-            OssErrorKind::Io { .. }
-            | OssErrorKind::InvalidEndpoint { .. }
-            | OssErrorKind::InvalidRequest { .. } => false,
+            OssErrorKind::InvalidEndpoint { .. } | OssErrorKind::InvalidRequest { .. } => false,
         }
     }
 
@@ -228,13 +221,6 @@ impl OssError {
         OssError::from(OssErrorKind::Transport {
             kind,
             detail: crate::transport::describe(err),
-        })
-    }
-
-    pub(crate) fn io(path: &std::path::Path, err: &std::io::Error) -> Self {
-        OssError::from(OssErrorKind::Io {
-            path: path.display().to_string(),
-            detail: err.to_string(),
         })
     }
 }
@@ -411,11 +397,11 @@ mod tests {
         });
         assert!(crc.is_retryable());
         assert!(crc.to_string().contains("upload it again"));
-        let io = OssError::from(OssErrorKind::Io {
-            path: "/x".into(),
-            detail: "gone".into(),
+        let endpoint = OssError::from(OssErrorKind::InvalidEndpoint {
+            endpoint: "ftp://x".into(),
+            detail: "bad scheme".into(),
         });
-        assert!(!io.is_retryable());
+        assert!(!endpoint.is_retryable());
     }
 
     #[test]

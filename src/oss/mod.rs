@@ -9,7 +9,6 @@ mod error;
 mod mime;
 mod parts;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -116,35 +115,6 @@ impl OssClient {
     /// `https://`. The key is one opaque path segment with `/` as `%2F`, as oss2 sends it.
     pub fn object_url(&self, target: &ObjectTarget) -> Result<url::Url, OssError> {
         object_url(target)
-    }
-
-    /// Uploads a local file with one PutObject. The file is streamed (never read whole), sent with
-    /// its exact `Content-Length`, and its CRC-64 computed on the way is compared with the
-    /// `x-oss-hash-crc64ecma` OSS returns; a mismatch is a retryable `CrcMismatch` [`OssError`].
-    /// Content-Type is `content_type`, else guessed from the key's or file's extension.
-    pub async fn put_object_file(
-        &self,
-        target: &ObjectTarget,
-        creds: &OssCredentials,
-        path: &Path,
-        content_type: Option<&str>,
-        progress: Option<ProgressFn>,
-    ) -> Result<PutObjectOutput, OssError> {
-        let source = crate::source::OpenedSource::local(path)
-            .await
-            .map_err(|e| OssError::io(path, &e))?;
-        let len = source.len();
-        // The range stream ends in an error if the file shrinks while it is read.
-        let body = source
-            .range(0, len)
-            .await
-            .map_err(|e| OssError::io(path, &e))?;
-        let content_type = content_type
-            .map(str::to_owned)
-            .or_else(|| mime::from_name(&target.key))
-            .or_else(|| path.to_str().and_then(mime::from_name));
-        self.put_object_stream(target, creds, body, len, content_type.as_deref(), progress)
-            .await
     }
 
     /// The object's size, ETag, CRC-64 and type; `NoSuchKey` (404) when it does not exist.

@@ -32,6 +32,8 @@ pub enum JobError {
     SourceNotAllowed(PathBuf),
     #[error("{0}")]
     Corrupt(String),
+    #[error("each new {kind} asset's upload credential expired before its upload finished ({attempts} assets in one attempt): VOD cannot refresh image and attached-media credentials, so raise VOD_INGEST_PART_PARALLELISM or check the network to OSS, then retry the job")]
+    CredentialOutrun { kind: &'static str, attempts: u32 },
     #[error("{0}")]
     Playlist(#[from] super::m3u8::PlaylistError),
     #[error("database: {0}")]
@@ -73,6 +75,7 @@ impl JobError {
             JobError::Remote(e) => e.code().into(),
             JobError::SourceRead(_) => "SourceReadFailed".into(),
             JobError::Corrupt(_) => "CorruptJob".into(),
+            JobError::CredentialOutrun { .. } => "CredentialExpiredRepeatedly".into(),
             JobError::Playlist(e) => e.code().into(),
             JobError::Store(_) => "DatabaseError".into(),
             JobError::LeaseLost => "LeaseLost".into(),
@@ -94,7 +97,9 @@ impl JobError {
             JobError::Remote(e) => e.is_retryable(),
             JobError::SourceRead(_) => true,
             JobError::Playlist(e) => e.is_retryable(),
-            JobError::SourceNotAllowed(_) | JobError::Corrupt(_) => false,
+            JobError::SourceNotAllowed(_)
+            | JobError::Corrupt(_)
+            | JobError::CredentialOutrun { .. } => false,
             JobError::Store(_) | JobError::LeaseLost | JobError::ShuttingDown => true,
         }
     }

@@ -16,6 +16,9 @@ use crate::oss::{self, ObjectTarget, OssCredentials, OssError, ProgressFn, Uploa
 use crate::source::OpenedSource;
 use crate::vod::UploadTicket;
 
+/// How many new addresses (re-created image or attached-media assets) one attempt may use.
+const ADDRESS_ATTEMPTS: u32 = 3;
+
 /// How many times one part is sent before the job attempt gives up.
 const PART_ATTEMPTS: u32 = 5;
 
@@ -221,7 +224,7 @@ impl<'a> Session<'a> {
     /// Uploads the whole source, restarting on a new address when a non-video asset had to
     /// be re-created.
     pub async fn run(&self, source: &OpenedSource) -> Result<(), JobError> {
-        for _ in 0..3 {
+        for _ in 0..ADDRESS_ATTEMPTS {
             let outcome = if self.size >= self.worker.config.multipart_threshold {
                 self.multipart(source).await?
             } else {
@@ -236,9 +239,10 @@ impl<'a> Session<'a> {
                 }
             }
         }
-        Err(JobError::Corrupt(
-            "the upload address changed three times in one attempt; giving up".into(),
-        ))
+        Err(JobError::CredentialOutrun {
+            kind: self.job.kind().as_str(),
+            attempts: ADDRESS_ATTEMPTS,
+        })
     }
 
     async fn single_put(&self, source: &OpenedSource) -> Result<Outcome, JobError> {
