@@ -200,6 +200,23 @@ impl RunningApp {
 
 /// Starts the configured components and returns once they are running.
 pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
+    start_with(config, None).await
+}
+
+/// Like [`start`], with the HTTP listener already bound: the caller knows the port before the
+/// service starts (the demo and the tests hand it to the emulator as the callback URL) and no
+/// other process can take it in between.
+pub async fn start_with_listener(
+    config: AppConfig,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<RunningApp> {
+    start_with(config, Some(listener)).await
+}
+
+async fn start_with(
+    config: AppConfig,
+    bound: Option<std::net::TcpListener>,
+) -> anyhow::Result<RunningApp> {
     let concurrency = config.worker.as_ref().map_or(0, |w| w.concurrency) as u32;
     let pool = connect_database(&config.database_url, concurrency * 2 + 8).await?;
     let store = JobStore::new(pool);
@@ -285,9 +302,17 @@ pub async fn start(config: AppConfig) -> anyhow::Result<RunningApp> {
 
     let mut http_addr = None;
     if let Some(http) = config.http.clone() {
-        let listener = tokio::net::TcpListener::bind(http.addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (VOD_INGEST_HTTP_ADDR)", http.addr))?;
+        let listener = match bound {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(listener)?
+            }
+            None => tokio::net::TcpListener::bind(http.addr)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {} (VOD_INGEST_HTTP_ADDR)", http.addr)
+                })?,
+        };
         http_addr = Some(listener.local_addr()?);
         let amqp_for_ready = amqp.clone();
         let state = HttpState {

@@ -66,12 +66,6 @@ pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<Sam
     })
 }
 
-fn free_local_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let work_dir = std::env::temp_dir().join(format!("vod-ingest-demo-{}", std::process::id()));
@@ -99,7 +93,8 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         human_bytes(std::fs::metadata(&media.subtitle)?.len() as i64),
     );
 
-    let http_port = free_local_port()?;
+    let http_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let http_port = http_listener.local_addr()?.port();
     let callback_url = format!("http://127.0.0.1:{http_port}/callbacks/vod");
     let callback_key = hex::encode(rand::random::<[u8; 16]>());
     let mut emulator_config = crate::emulator::EmulatorConfig::new(work_dir.join("emulator"));
@@ -117,37 +112,40 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
     worker.concurrency = 3;
     worker.progress_interval = Duration::from_millis(200);
     let topology = Topology::new(args.amqp_prefix.clone());
-    let running = app::start(AppConfig {
-        database_url: args.db.database_url.clone(),
-        amqp_url: args.amqp_url.clone(),
-        topology: topology.clone(),
-        vod: VodSettings {
-            endpoint: endpoint.clone(),
-            sts_endpoint: endpoint,
-            region: emulator_config.region.clone(),
-            access_key_id: emulator_config.access_key_id.clone(),
-            access_key_secret: emulator_config.access_key_secret.clone(),
-            security_token: None,
-            role_arn: None,
-            role_session_name: "vod-ingest-demo".into(),
-            timeout: Duration::from_secs(30),
-        },
-        worker: Some(worker),
-        http: Some(HttpSettings {
-            addr: ([127, 0, 0, 1], http_port).into(),
-            auth: CallbackAuth {
-                urls: vec![callback_url.clone()],
-                keys: vec![Secret::new(callback_key)],
-                window: Duration::from_secs(300),
+    let running = app::start_with_listener(
+        AppConfig {
+            database_url: args.db.database_url.clone(),
+            amqp_url: args.amqp_url.clone(),
+            topology: topology.clone(),
+            vod: VodSettings {
+                endpoint: endpoint.clone(),
+                sts_endpoint: endpoint,
+                region: emulator_config.region.clone(),
+                access_key_id: emulator_config.access_key_id.clone(),
+                access_key_secret: emulator_config.access_key_secret.clone(),
+                security_token: None,
+                role_arn: None,
+                role_session_name: "vod-ingest-demo".into(),
+                timeout: Duration::from_secs(30),
             },
-            max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
-        }),
-        reconciler: Some(ReconcilerConfig {
-            grace: Duration::from_secs(10),
-            interval: Duration::from_secs(2),
-            batch: 100,
-        }),
-    })
+            worker: Some(worker),
+            http: Some(HttpSettings {
+                addr: ([127, 0, 0, 1], http_port).into(),
+                auth: CallbackAuth {
+                    urls: vec![callback_url.clone()],
+                    keys: vec![Secret::new(callback_key)],
+                    window: Duration::from_secs(300),
+                },
+                max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+            }),
+            reconciler: Some(ReconcilerConfig {
+                grace: Duration::from_secs(10),
+                interval: Duration::from_secs(2),
+                batch: 100,
+            }),
+        },
+        http_listener,
+    )
     .await?;
     println!("worker and webhook running; callbacks go to {callback_url} (signed)\n");
 

@@ -120,11 +120,8 @@ impl TestApp {
         let db = TestDb::new().await;
         let media = tempfile::tempdir().unwrap();
         let emulator_dir = tempfile::tempdir().unwrap();
-        let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let http_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let http_port = http_listener.local_addr().unwrap().port();
         let callback_url = format!("http://127.0.0.1:{http_port}/callbacks/vod");
         let mut config = EmulatorConfig::new(emulator_dir.path().to_owned());
         config.callback_url = Some(callback_url.clone());
@@ -143,41 +140,44 @@ impl TestApp {
             (options.tune_worker)(&mut w);
             w
         });
-        let app = app::start(AppConfig {
-            database_url: db.url.clone(),
-            amqp_url: amqp_url(),
-            topology: topology.clone(),
-            vod: VodSettings {
-                endpoint: endpoint.clone(),
-                sts_endpoint: endpoint,
-                region: config.region.clone(),
-                access_key_id: config.access_key_id.clone(),
-                access_key_secret: config.access_key_secret.clone(),
-                security_token: None,
-                role_arn: None,
-                role_session_name: "test".into(),
-                timeout: Duration::from_secs(10),
-            },
-            worker,
-            http: Some(HttpSettings {
-                addr: ([127, 0, 0, 1], http_port).into(),
-                auth: CallbackAuth {
-                    urls: vec![callback_url.clone()],
-                    keys: options
-                        .callback_keys
-                        .iter()
-                        .map(|k| Secret::from(*k))
-                        .collect(),
-                    window: Duration::from_secs(300),
+        let app = app::start_with_listener(
+            AppConfig {
+                database_url: db.url.clone(),
+                amqp_url: amqp_url(),
+                topology: topology.clone(),
+                vod: VodSettings {
+                    endpoint: endpoint.clone(),
+                    sts_endpoint: endpoint,
+                    region: config.region.clone(),
+                    access_key_id: config.access_key_id.clone(),
+                    access_key_secret: config.access_key_secret.clone(),
+                    security_token: None,
+                    role_arn: None,
+                    role_session_name: "test".into(),
+                    timeout: Duration::from_secs(10),
                 },
-                max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
-            }),
-            reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
-                grace,
-                interval: Duration::from_millis(200),
-                batch: 100,
-            }),
-        })
+                worker,
+                http: Some(HttpSettings {
+                    addr: ([127, 0, 0, 1], http_port).into(),
+                    auth: CallbackAuth {
+                        urls: vec![callback_url.clone()],
+                        keys: options
+                            .callback_keys
+                            .iter()
+                            .map(|k| Secret::from(*k))
+                            .collect(),
+                        window: Duration::from_secs(300),
+                    },
+                    max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+                }),
+                reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
+                    grace,
+                    interval: Duration::from_millis(200),
+                    batch: 100,
+                }),
+            },
+            http_listener,
+        )
         .await
         .unwrap();
         Self {
