@@ -1,0 +1,1 @@
+// The upload page script is being built.
