@@ -583,6 +583,17 @@ async fn browsers_get_cors_for_the_origins_their_key_lists() {
         resp.headers()["access-control-allow-origin"],
         "http://app.example"
     );
+    // The service's own upload page is same-origin: no entry in the key's list needed.
+    let resp = app
+        .http
+        .post(format!("{}/v1/uploads", app.http_base()))
+        .bearer_auth(&key)
+        .header("origin", app.http_base())
+        .json(&json!({"kind": "image", "file_name": "a.png", "file_size": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     app.stop().await;
 }
 
