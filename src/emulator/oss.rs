@@ -501,7 +501,7 @@ fn authorize(
 ) -> Result<(), OssError> {
     match principal {
         Principal::Root => Ok(()),
-        Principal::Sts(Scope::Api) => Err(OssError::new(
+        Principal::Sts(Scope::Api { .. }) => Err(OssError::new(
             403,
             "AccessDenied",
             "The bucket you access does not belong to you.",
