@@ -11,7 +11,8 @@
 //! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls,
 //!   narrowed by the session `Policy` if one was given (`policy`), for DurationSeconds (900 up
 //!   to `role_max_session_seconds`).
-//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`).
+//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`); CORS
+//!   preflights and headers for browser uploads from any origin (`cors`).
 //!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
 //! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
 //!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
@@ -24,6 +25,7 @@
 //!   `transcode_delay_ms`).
 
 mod callback;
+mod cors;
 mod errors;
 mod multipart;
 mod oss;
