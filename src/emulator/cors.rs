@@ -53,7 +53,7 @@ pub(crate) fn not_allowed() -> OssError {
     )
 }
 
-fn header_value<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a HeaderValue> {
+fn header_value(headers: &HeaderMap, name: header::HeaderName) -> Option<&HeaderValue> {
     headers.get(name).filter(|v| !v.is_empty())
 }
 
