@@ -70,7 +70,8 @@ pub(crate) fn preflight(headers: &HeaderMap) -> Result<Response, OssError> {
         Method::DELETE,
         Method::HEAD,
     ];
-    // Methods are case-sensitive tokens; browsers send them upper-case.
+    // Methods are case-sensitive tokens and browsers send them upper-case; whether OSS would
+    // take `put` for `PUT` is undocumented, and the emulator does not.
     if !allowed.iter().any(|m| m.as_str() == method) {
         return Err(not_allowed());
     }

@@ -140,28 +140,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
         }
     };
     if parts.method == Method::OPTIONS {
-        // Browsers send preflights unsigned: they are answered from the bucket's CORS rule.
-        shared.count("Options");
-        let result = if shared.known_bucket(&bucket) {
-            cors::preflight(&parts.headers)
-        } else {
-            Err(no_such_bucket(&bucket))
-        };
-        return match result {
-            Ok(mut resp) => {
-                oss_common_headers(&mut resp, &request_id);
-                resp
-            }
-            Err(e) => {
-                tracing::debug!(code = %e.code, "oss preflight rejected");
-                let mut resp = e.response(&request_id, &host_id, false);
-                if shared.known_bucket(&bucket) {
-                    resp.headers_mut()
-                        .insert(header::VARY, HeaderValue::from_static("Origin"));
-                }
-                resp
-            }
-        };
+        return preflight(&shared, &parts.headers, &bucket, &request_id, &host_id);
     }
     // CORS rules are the bucket's: another bucket (which does not exist) has none.
     let origin = shared
@@ -188,6 +167,32 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
         cors::decorate(&mut resp, origin.as_ref());
     }
     resp
+}
+
+/// Browsers send preflights unsigned: they are answered from the bucket's CORS rule.
+fn preflight(
+    shared: &Shared,
+    headers: &HeaderMap,
+    bucket: &str,
+    request_id: &str,
+    host_id: &str,
+) -> Response {
+    shared.count("Options");
+    if !shared.known_bucket(bucket) {
+        return no_such_bucket(bucket).response(request_id, host_id, false);
+    }
+    match cors::preflight(headers) {
+        Ok(mut resp) => {
+            oss_common_headers(&mut resp, request_id);
+            resp
+        }
+        Err(e) => {
+            tracing::debug!(code = %e.code, "oss preflight rejected");
+            let mut resp = e.response(request_id, host_id, false);
+            cors::decorate(&mut resp, None);
+            resp
+        }
+    }
 }
 
 fn no_such_bucket(bucket: &str) -> OssError {
