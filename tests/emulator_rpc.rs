@@ -1127,3 +1127,23 @@ async fn shutdown_is_graceful_and_frees_the_port() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[test]
+fn the_emulator_command_takes_the_roles_maximum_session_duration() {
+    use clap::Parser as _;
+    use vod_ingest::cli::{Cli, Command};
+    let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+        Command::Emulator(a) => a.role_max_session_duration,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(parse(&["vod-ingest", "emulator"]), 3600);
+    assert_eq!(
+        parse(&[
+            "vod-ingest",
+            "emulator",
+            "--role-max-session-duration",
+            "43200"
+        ]),
+        43200
+    );
+}
