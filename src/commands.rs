@@ -400,6 +400,7 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     config.access_key_id = args.access_key_id;
     config.access_key_secret = args.access_key_secret.into();
     config.credential_ttl = Duration::from_secs(args.credential_ttl);
+    config.role_max_session_seconds = args.role_max_session_duration;
     config.callback_url = args.callback_url;
     config.callback_key = args.callback_key.map(Into::into);
     config.region = args.region;
