@@ -90,7 +90,12 @@ impl VodSettings {
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// The public listener: VOD's callbacks, the client API and its page, `/healthz`.
     pub addr: SocketAddr,
+    /// The admin listener, for operators: `/readyz`, `/metrics`, `/v1/jobs/...`.
+    pub admin_addr: SocketAddr,
+    /// When set, the admin endpoints need `Authorization: Bearer <token>`.
+    pub admin_token: Option<Secret>,
     pub auth: CallbackAuth,
     pub max_callback_bytes: usize,
     /// STS tokens for client apps (`VOD_INGEST_STS_ROLE_ARN`); `None` hands out none.
@@ -184,7 +189,10 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
 
 /// A started service: stop it, or wait for a component to fail.
 pub struct RunningApp {
+    /// The public listener's address.
     pub http_addr: Option<SocketAddr>,
+    /// The admin listener's address.
+    pub admin_addr: Option<SocketAddr>,
     pub store: JobStore,
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
@@ -325,6 +333,7 @@ async fn start_with(
     }
 
     let mut http_addr = None;
+    let mut admin_addr = None;
     if let Some(http) = config.http.clone() {
         let listener = match bound {
             Some(listener) => {
@@ -377,6 +386,16 @@ async fn start_with(
                 ("api key usage pruner", Ok(()))
             });
         }
+        let admin_listener = tokio::net::TcpListener::bind(http.admin_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (VOD_INGEST_ADMIN_ADDR)",
+                    http.admin_addr
+                )
+            })?;
+        admin_addr = Some(admin_listener.local_addr()?);
+        let admin = webhook::admin_router(state.clone(), http.admin_token.clone());
         let router = webhook::router(state)
             .merge(api::router(api_state))
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -388,12 +407,21 @@ async fn start_with(
                 .context("the HTTP listener failed");
             ("http", result)
         });
-        tracing::info!(addr = %http_addr.unwrap(), "HTTP listener ready");
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let result = axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .context("the admin listener failed");
+            ("admin http", result)
+        });
+        tracing::info!(addr = %http_addr.unwrap(), admin_addr = %admin_addr.unwrap(), "HTTP listeners ready");
     }
     drop(transitions);
 
     Ok(RunningApp {
         http_addr,
+        admin_addr,
         store,
         shutdown,
         tasks,

@@ -206,9 +206,15 @@ impl TransferArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
-    /// Address of the HTTP listener (webhook, health, metrics, job API).
+    /// Address of the public HTTP listener (VOD callbacks, client API, upload page, /healthz).
     #[arg(long, env = "VOD_INGEST_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+    /// Address of the admin listener for operators (/readyz, /metrics, /v1/jobs).
+    #[arg(long, env = "VOD_INGEST_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
+    /// Token the admin endpoints require (`Authorization: Bearer ...`); unset: none.
+    #[arg(long, env = "VOD_INGEST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// The callback URL exactly as registered with VOD (it is part of what VOD signs);
     /// comma-separate several when per-job callback URLs are used.
     #[arg(long, env = "VOD_CALLBACK_URL", value_delimiter = ',')]
@@ -594,8 +600,18 @@ impl HttpArgs {
                 })
             }
         };
+        if self.admin_addr == self.http_addr {
+            bail!("VOD_INGEST_ADMIN_ADDR must differ from VOD_INGEST_HTTP_ADDR: the admin endpoints are for operators only");
+        }
         Ok(HttpSettings {
             addr: self.http_addr,
+            admin_addr: self.admin_addr,
+            admin_token: self
+                .admin_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::from),
             auth: CallbackAuth {
                 urls,
                 keys,

@@ -131,6 +131,8 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
             worker: Some(worker),
             http: Some(HttpSettings {
                 addr: ([127, 0, 0, 1], http_port).into(),
+                admin_addr: ([127, 0, 0, 1], 0).into(),
+                admin_token: None,
                 auth: CallbackAuth {
                     urls: vec![callback_url.clone()],
                     keys: vec![Secret::new(callback_key)],

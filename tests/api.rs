@@ -819,11 +819,19 @@ async fn the_openapi_document_is_served_and_every_path_in_it_is_routed() {
     );
     for (path, ops) in doc["paths"].as_object().unwrap() {
         let concrete = path.replace("{job_id}", "no-such-job");
-        for method in ops.as_object().unwrap().keys() {
+        for (method, op) in ops.as_object().unwrap() {
+            let base = if op["tags"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("admin")))
+            {
+                app.admin_base()
+            } else {
+                app.http_base()
+            };
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let status = app
                 .http
-                .request(method.clone(), format!("{}{concrete}", app.http_base()))
+                .request(method.clone(), format!("{base}{concrete}"))
                 .send()
                 .await
                 .unwrap()

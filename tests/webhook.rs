@@ -310,7 +310,19 @@ async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() 
 async fn operational_endpoints_answer() {
     let app = http_only(vec!["test-callback-key"]).await;
     uploaded_job(&app, "ops-1", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee").await;
-    let base = app.http_base();
+    let public = app.http_base();
+    let base = app.admin_base();
+    // Operators' endpoints are not on the public listener.
+    for path in ["/readyz", "/metrics", "/v1/jobs/ops-1"] {
+        let status = app
+            .http
+            .get(format!("{public}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path} on the public listener");
+    }
     let health = app
         .http
         .get(format!("{base}/healthz"))
@@ -364,5 +376,43 @@ async fn operational_endpoints_answer() {
         metrics.contains("vod_ingest_jobs{state=\"uploaded\"}"),
         "{metrics}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_can_require_a_token() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        admin_token: Some("ops-secret"),
+        ..Default::default()
+    })
+    .await;
+    let base = app.admin_base();
+    for auth in [None, Some("Bearer wrong"), Some("ops-secret")] {
+        let mut req = app.http.get(format!("{base}/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "InvalidOperatorToken");
+    }
+    let ok = app
+        .http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("ops-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Health needs no token (probes have none).
+    let health = app
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
     app.stop().await;
 }

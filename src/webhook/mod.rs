@@ -1,5 +1,6 @@
-//! The HTTP listener: VOD callbacks (`POST /callbacks/vod`) and the operational endpoints
-//! (`/healthz`, `/readyz`, `/metrics`, `/v1/jobs/{job_id}`).
+//! VOD callbacks (`POST /callbacks/vod`, on the public listener) and the operators' endpoints
+//! (`/readyz`, `/metrics`, `/v1/jobs/{job_id}`, on the private admin listener). Both answer
+//! `/healthz`.
 
 pub mod reconciler;
 mod verify;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::jobs::{Confirmation, JobKind, JobStore};
 use crate::queue::TransitionSender;
+use crate::secret::Secret;
 
 /// Callbacks larger than this are refused with 413; real ones are a few KB.
 pub const DEFAULT_MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -37,15 +39,18 @@ pub struct HttpState {
     pub record_sts_uploads: bool,
 }
 
-/// The routes this module serves, as the OpenAPI document names them.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/callbacks/vod"),
+/// The routes of the public listener, as the OpenAPI document names them.
+pub const ROUTES: &[(&str, &str)] = &[("post", "/callbacks/vod"), ("get", "/healthz")];
+
+/// The routes of the admin listener (operators only).
+pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/jobs/{job_id}"),
 ];
 
+/// The public listener's part: what VOD needs to reach.
 pub fn router(state: HttpState) -> Router {
     let max = state.max_callback_bytes;
     Router::new()
@@ -54,10 +59,43 @@ pub fn router(state: HttpState) -> Router {
             post(receive_callback).layer(DefaultBodyLimit::max(max)),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// The admin listener: for operators only, loopback by default, optionally behind a token.
+pub fn admin_router(state: HttpState, token: Option<Secret>) -> Router {
+    let protected = Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .route("/v1/jobs/{job_id}", get(get_job))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let token = token.clone();
+                async move {
+                    match &token {
+                        Some(t) if !operator_token_matches(req.headers(), t) => error_body(
+                            StatusCode::UNAUTHORIZED,
+                            "InvalidOperatorToken",
+                            "the admin endpoints need `Authorization: Bearer <VOD_INGEST_ADMIN_TOKEN>`",
+                        ),
+                        _ => next.run(req).await,
+                    }
+                }
+            },
+        ));
+    Router::new()
+        .merge(protected)
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
+}
+
+fn operator_token_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    let presented = header(headers, "authorization")
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    presented
+        .is_some_and(|p| crate::sign::constant_time_eq(p.as_bytes(), token.expose().as_bytes()))
 }
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> Response {

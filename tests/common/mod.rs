@@ -85,6 +85,8 @@ pub struct TestAppOptions {
     pub sts: Option<StsSettings>,
     /// The reconciler's client-upload timeout (with `reconcile_after`).
     pub client_upload_timeout: Duration,
+    /// The token the admin listener requires.
+    pub admin_token: Option<&'static str>,
 }
 
 impl Default for TestAppOptions {
@@ -102,6 +104,7 @@ impl Default for TestAppOptions {
                 max_duration: Duration::from_secs(3600),
             }),
             client_upload_timeout: Duration::from_secs(3600),
+            admin_token: None,
         }
     }
 }
@@ -170,6 +173,8 @@ impl TestApp {
                 worker,
                 http: Some(HttpSettings {
                     addr: ([127, 0, 0, 1], http_port).into(),
+                    admin_addr: ([127, 0, 0, 1], 0).into(),
+                    admin_token: options.admin_token.map(Secret::from),
                     auth: CallbackAuth {
                         urls: vec![callback_url.clone()],
                         keys: options
@@ -216,6 +221,11 @@ impl TestApp {
 
     pub fn http_base(&self) -> String {
         format!("http://{}", self.app.as_ref().unwrap().http_addr.unwrap())
+    }
+
+    /// The admin listener (`/readyz`, `/metrics`, `/v1/jobs`).
+    pub fn admin_base(&self) -> String {
+        format!("http://{}", self.app.as_ref().unwrap().admin_addr.unwrap())
     }
 
     /// Writes a source file under the allowed root.
