@@ -11,6 +11,8 @@
   const UPLOAD_STORAGE = 'vod-ingest.pending-upload';
   const PART_SIZE = 100 * 1024; // ali-oss's minimum part size
   const PARALLEL = 3;
+  const RETRY_DELAYS_MS = [500, 1000, 2000, 4000];
+  const EXPIRED_CODES = ['SecurityTokenExpired', 'InvalidAccessKeyId', 'InvalidSecurityToken'];
 
   const $ = (id) => document.getElementById(id);
   const form = $('upload-form');
@@ -222,7 +224,10 @@
     };
     if (auth.Region) options.region = auth.Region.startsWith('oss-') ? auth.Region : `oss-${auth.Region}`;
     if (refreshSTSToken) options.refreshSTSToken = refreshSTSToken;
-    return new window.OSS(options);
+    const client = new window.OSS(options);
+    // ali-oss counts the interval from its first request; the credential's life began earlier.
+    client.stsTokenFreshTime = new Date();
+    return client;
   }
 
   function describe(e) {
@@ -282,6 +287,10 @@
         : null;
 
     const client = newClient(address, auth, refresh);
+    let live = checkpoint; // ali-oss's own checkpoint object, with the File in it
+    let doneBefore = checkpoint ? checkpoint.doneParts.length : 0;
+    let retries = 0;
+    let restarted = false;
     const options = {
       parallel: PARALLEL,
       partSize: PART_SIZE,
@@ -293,29 +302,59 @@
             e.code = 'etag_hidden';
             throw e;
           }
+          if (cpt.doneParts.length > doneBefore) retries = 0; // progress: a full set of retries again
+          doneBefore = cpt.doneParts.length;
+          live = cpt;
           record.checkpoint = storableCheckpoint(cpt);
           save(record);
         }
         setProgress(p);
       },
     };
-    if (checkpoint) options.checkpoint = checkpoint;
 
     setState('uploading');
     setStatus(checkpoint ? `Resuming ${file.name}…` : `Uploading ${file.name}…`);
-    try {
-      await client.multipartUpload(address.FileName, file, options);
-    } catch (e) {
-      // The multipart upload the checkpoint named is gone (aborted or expired): start it again.
-      if (checkpoint && (e.name === 'abort' || e.code === 'NoSuchUpload')) {
-        record.checkpoint = null;
-        save(record);
-        setProgress(0);
-        setStatus(`The stored parts are gone; uploading ${file.name} from the start…`);
-        delete options.checkpoint;
+    let renew = false;
+    for (;;) {
+      if (live) options.checkpoint = live;
+      else delete options.checkpoint;
+      try {
+        if (renew) {
+          // Renew now, before any request: ali-oss renews lazily in one request while the
+          // others still go out with the old credential.
+          renew = false;
+          Object.assign(client.options, await refresh());
+          client.stsTokenFreshTime = new Date();
+        }
         await client.multipartUpload(address.FileName, file, options);
-      } else {
-        throw e;
+        break;
+      } catch (e) {
+        if (live && (e.name === 'abort' || e.code === 'NoSuchUpload') && !restarted) {
+          // The multipart upload the checkpoint named is gone (aborted or expired): start again.
+          restarted = true;
+          live = null;
+          record.checkpoint = null;
+          save(record);
+          setProgress(0);
+          setStatus(`The stored parts are gone; uploading ${file.name} from the start…`);
+          continue;
+        }
+        const expired = EXPIRED_CODES.includes(e.code);
+        const transient = e.apiError
+          ? e.code === 'network_error' || e.status === 429 || e.status >= 500 // from a refresh
+          : [-2, -1, 0].includes(e.status) ||
+            e.status >= 500 ||
+            ['RequestError', 'ConnectionTimeoutError', 'ResponseTimeoutError'].includes(e.name);
+        if (!((expired && refresh) || transient) || retries >= RETRY_DELAYS_MS.length) throw e;
+        // The credential ran out under an in-flight request (a sleeping laptop, a slow part):
+        // renew it before the next request, then go on from the checkpoint.
+        if (expired) renew = true;
+        const retryAfterMs = Number(e.retryAfter) * 1000;
+        const delay = retryAfterMs > 0 ? Math.min(retryAfterMs, 60000) : RETRY_DELAYS_MS[retries];
+        retries += 1;
+        setStatus(`${describe(e)}; retrying (${retries}/${RETRY_DELAYS_MS.length})…`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        setStatus(`Uploading ${file.name}…`);
       }
     }
 
