@@ -2,6 +2,7 @@
 //! Built so it can be started on port 0 with a fresh database (the tests do exactly that).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,12 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
 use crate::jobs::{JobStore, MIGRATOR};
 use crate::oss::OssClient;
 use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
 use crate::secret::Secret;
-use crate::vod::{CredentialProvider, StsClient, VodClient, VodConfig};
+use crate::vod::{CredentialProvider, Credentials, StsClient, VodClient, VodConfig};
 use crate::webhook::reconciler::{self, ReconcilerConfig};
 use crate::webhook::{self, CallbackAuth, HttpState};
 use crate::worker::{Worker, WorkerConfig};
@@ -69,11 +71,32 @@ impl VodSettings {
     }
 }
 
+impl VodSettings {
+    /// The service's own credentials, without a role: what signs AssumeRole for client tokens.
+    pub fn base_credentials(&self) -> Credentials {
+        match &self.security_token {
+            Some(token) => Credentials::StsToken {
+                access_key_id: self.access_key_id.clone(),
+                access_key_secret: self.access_key_secret.clone(),
+                security_token: token.clone(),
+            },
+            None => Credentials::AccessKey {
+                access_key_id: self.access_key_id.clone(),
+                access_key_secret: self.access_key_secret.clone(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
     pub auth: CallbackAuth,
     pub max_callback_bytes: usize,
+    /// STS tokens for client apps (`VOD_INGEST_STS_ROLE_ARN`); `None` hands out none.
+    pub sts: Option<StsSettings>,
+    /// Holds `node_modules/ali-oss` for the upload page (`VOD_INGEST_WEB_DIR`).
+    pub web_dir: PathBuf,
 }
 
 /// Everything a service process needs.
@@ -255,6 +278,7 @@ async fn start_with(
         .build()
         .context("building the HTTP client failed")?;
     let vod = config.vod.client(http_client.clone());
+    let api_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {
         let (store, vod, transitions, token) = (
             store.clone(),
@@ -322,8 +346,40 @@ async fn start_with(
             amqp_ready: Arc::new(move || amqp_for_ready.status().connected()),
             metrics: crate::telemetry::prometheus(),
             max_callback_bytes: http.max_callback_bytes,
+            record_sts_uploads: http.sts.is_some(),
         };
-        let router = webhook::router(state);
+        let keys = KeyStore::new(store.pool().clone());
+        let tokens = http.sts.clone().map(|settings| {
+            let sts = StsClient::new(
+                config.vod.sts_endpoint.clone(),
+                config.vod.region.clone(),
+                http_client.clone(),
+            );
+            Arc::new(TokenIssuer::new(
+                settings,
+                sts,
+                config.vod.base_credentials(),
+            ))
+        });
+        let api_state = ApiState {
+            store: store.clone(),
+            keys: keys.clone(),
+            vod: api_vod,
+            tokens,
+            transitions: transitions.clone(),
+            region: config.vod.region.clone(),
+            web_dir: http.web_dir.clone(),
+        };
+        {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                prune_key_usage(keys, token).await;
+                ("api key usage pruner", Ok(()))
+            });
+        }
+        let router = webhook::router(state)
+            .merge(api::router(api_state))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let token = shutdown.clone();
         tasks.spawn(async move {
             let result = axum::serve(listener, router)
@@ -342,6 +398,19 @@ async fn start_with(
         shutdown,
         tasks,
     })
+}
+
+/// Forgets per-minute request counters an hour old, every ten minutes.
+async fn prune_key_usage(keys: KeyStore, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = keys.prune_usage().await {
+            tracing::warn!(error = %e, "pruning API key usage failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
 }
 
 /// Keeps a jobs consumer running: on a broker or channel failure it reconnects with backoff.

@@ -40,6 +40,9 @@ pub enum Command {
     Cancel(JobIdArgs),
     /// Upload one file now, in this process, without the queue (prints the media id).
     Upload(UploadArgs),
+    /// Create, list and revoke the API keys client apps use (`/v1/uploads`, `/v1/sts-token`).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Run the local VOD + STS + OSS emulator.
     Emulator(EmulatorArgs),
     /// Run emulator, worker and webhook in one process on generated sample media.
@@ -221,6 +224,18 @@ pub struct HttpArgs {
     /// Largest accepted clock difference for X-VOD-TIMESTAMP, in seconds.
     #[arg(long, env = "VOD_CALLBACK_WINDOW_SECS", default_value_t = 300)]
     pub callback_window_secs: u64,
+    /// RAM role whose STS tokens client apps get from POST /v1/sts-token (unset: none).
+    #[arg(long, env = "VOD_INGEST_STS_ROLE_ARN")]
+    pub sts_role_arn: Option<String>,
+    /// Lifetime of those tokens when the client asks for none, in seconds.
+    #[arg(long, env = "VOD_INGEST_STS_DURATION_SECS", default_value_t = 3600)]
+    pub sts_duration_secs: u64,
+    /// The role's MaxSessionDuration, in seconds (3600 unless raised in RAM, up to 43200).
+    #[arg(long, env = "VOD_INGEST_STS_MAX_DURATION_SECS", default_value_t = 3600)]
+    pub sts_max_duration_secs: u64,
+    /// Directory holding node_modules/ali-oss for the upload page (`npm ci --prefix web`).
+    #[arg(long, env = "VOD_INGEST_WEB_DIR", default_value = "web")]
+    pub web_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -247,6 +262,14 @@ pub struct RunArgs {
     /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
     #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
     pub reconcile_after_secs: u64,
+    /// Seconds a client upload may go without completing, counted from its last credential,
+    /// before the reconciler ends it (completed if VOD has the file, else UploadAbandoned).
+    #[arg(
+        long,
+        env = "VOD_INGEST_CLIENT_UPLOAD_TIMEOUT_SECS",
+        default_value_t = 86400
+    )]
+    pub client_upload_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -333,6 +356,54 @@ pub struct JobsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct JobIdArgs {
     pub job_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it (once: only its hash is stored).
+    Create(ApiKeyCreateArgs),
+    /// List the keys and their limits (never the keys themselves).
+    List(DbArgs),
+    /// Revoke a key: it is refused from now on.
+    Revoke(KeyIdArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyIdArgs {
+    /// The key's id, as `api-key list` shows it (not the key itself).
+    pub key_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiKeyCreateArgs {
+    /// Who the key is for (shown in `api-key list`).
+    #[arg(long)]
+    pub name: String,
+    /// Kinds it may upload (comma-separated: video, image, attached_media).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "video,image,attached_media"
+    )]
+    pub kinds: Vec<String>,
+    /// Largest file it may upload (K/M/G suffixes allowed).
+    #[arg(long, default_value = "10G", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Requests it may make per minute.
+    #[arg(long, default_value_t = 60)]
+    pub requests_per_minute: u32,
+    /// Browser origins allowed to use it (comma-separated or repeated; `*` for any), e.g.
+    /// https://app.example.com. Calls without an Origin header (mobile apps, servers) are
+    /// always allowed.
+    #[arg(long = "origin", value_delimiter = ',')]
+    pub origins: Vec<String>,
+    /// May get STS tokens (POST /v1/sts-token).
+    #[arg(long)]
+    pub allow_sts: bool,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -499,6 +570,26 @@ impl HttpArgs {
                 "VOD_CALLBACK_AUTH_KEYS is empty: callbacks are accepted without verification"
             );
         }
+        let sts = match self.sts_role_arn.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(role_arn) => {
+                if !role_arn.starts_with("acs:ram::") || !role_arn.contains(":role/") {
+                    bail!("VOD_INGEST_STS_ROLE_ARN {role_arn:?} is not a role ARN (acs:ram::<account id>:role/<role name>)");
+                }
+                let max = self.sts_max_duration_secs;
+                if !(3600..=43200).contains(&max) {
+                    bail!("VOD_INGEST_STS_MAX_DURATION_SECS must be between 3600 and 43200 (RAM's range for a role's MaxSessionDuration)");
+                }
+                if !(900..=max).contains(&self.sts_duration_secs) {
+                    bail!("VOD_INGEST_STS_DURATION_SECS must be between 900 and VOD_INGEST_STS_MAX_DURATION_SECS ({max})");
+                }
+                Some(crate::api::StsSettings {
+                    role_arn: role_arn.to_owned(),
+                    default_duration: Duration::from_secs(self.sts_duration_secs),
+                    max_duration: Duration::from_secs(max),
+                })
+            }
+        };
         Ok(HttpSettings {
             addr: self.http_addr,
             auth: CallbackAuth {
@@ -507,6 +598,8 @@ impl HttpArgs {
                 window: Duration::from_secs(self.callback_window_secs),
             },
             max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+            sts,
+            web_dir: self.web_dir.clone(),
         })
     }
 }
@@ -544,6 +637,7 @@ impl RunArgs {
             },
             reconciler: (!self.no_reconciler).then(|| ReconcilerConfig {
                 grace: Duration::from_secs(self.reconcile_after_secs),
+                client_upload_timeout: Duration::from_secs(self.client_upload_timeout_secs),
                 ..Default::default()
             }),
         })

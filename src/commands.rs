@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
+use crate::api::{KeyLimits, KeyStore};
 use crate::app;
 use crate::cli::{
-    Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs, StatusArgs,
-    UploadArgs,
+    ApiKeyCommand, Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs,
+    StatusArgs, UploadArgs,
 };
 use crate::jobs::{Job, JobEvent, JobMessage, JobState, JobStore};
 use crate::queue::{self, Topology};
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(args) => operator(args, true).await,
         Command::Cancel(args) => operator(args, false).await,
         Command::Upload(args) => upload(args).await,
+        Command::ApiKey(command) => api_key(command).await,
         Command::Emulator(args) => emulator(args).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
@@ -56,6 +58,106 @@ async fn store(db: &DbArgs) -> anyhow::Result<JobStore> {
     Ok(JobStore::new(
         app::connect_database(&db.database_url, 2).await?,
     ))
+}
+
+async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create(args) => {
+            let kinds = args
+                .kinds
+                .iter()
+                .map(|k| k.trim())
+                .filter(|k| !k.is_empty())
+                .map(|k| {
+                    k.parse()
+                        .map_err(|e: String| anyhow::anyhow!("--kinds: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<crate::jobs::JobKind>>>()?;
+            if kinds.is_empty() {
+                bail!("--kinds is empty: name at least one of video, image, attached_media");
+            }
+            if args.requests_per_minute == 0 {
+                bail!("--requests-per-minute must be at least 1");
+            }
+            if args.max_file_size == 0 {
+                bail!("--max-file-size must be at least 1 byte");
+            }
+            let origins: Vec<String> = args
+                .origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+            for o in &origins {
+                let ok = o == "*"
+                    || url::Url::parse(o)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");
+                if !ok {
+                    bail!("--origin {o:?} is not an origin: give scheme, host and port only (https://app.example.com), or *");
+                }
+            }
+            let limits = KeyLimits {
+                kinds,
+                max_file_size: args.max_file_size,
+                requests_per_minute: args.requests_per_minute,
+                allowed_origins: origins,
+                allow_sts: args.allow_sts,
+            };
+            app::ensure_database(&args.db.database_url).await?;
+            let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
+            let (key, secret) = keys.create(args.name.trim(), &limits).await?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "created API key {} for {:?}; it is shown only this once: store it now",
+                key.key_id, key.name
+            );
+            Ok(())
+        }
+        ApiKeyCommand::List(db) => {
+            let keys = KeyStore::new(app::connect_database(&db.database_url, 1).await?);
+            println!(
+                "{:<12}  {:<20}  {:<28}  {:>9}  {:>7}  {:<4}  {:<8}  origins",
+                "KEY ID", "NAME", "KINDS", "MAX SIZE", "REQ/MIN", "STS", "STATUS"
+            );
+            for key in keys.list().await? {
+                let l = &key.limits;
+                let kinds: Vec<&str> = l.kinds.iter().map(|k| k.as_str()).collect();
+                println!(
+                    "{:<12}  {:<20}  {:<28}  {:>9}  {:>7}  {:<4}  {:<8}  {}",
+                    key.key_id,
+                    key.name,
+                    kinds.join(","),
+                    human_bytes(l.max_file_size.min(i64::MAX as u64) as i64),
+                    l.requests_per_minute,
+                    if l.allow_sts { "yes" } else { "no" },
+                    if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    if l.allowed_origins.is_empty() {
+                        "(none: apps and servers only)".to_owned()
+                    } else {
+                        l.allowed_origins.join(",")
+                    }
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Revoke(args) => {
+            let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
+            match keys.revoke(&args.key_id).await? {
+                Some(key) => {
+                    println!("revoked API key {} ({:?})", key.key_id, key.name);
+                    Ok(())
+                }
+                None => bail!(
+                    "no API key with id {:?}: `vod-ingest api-key list` shows the ids",
+                    args.key_id
+                ),
+            }
+        }
+    }
 }
 
 async fn migrate(args: DbArgs) -> anyhow::Result<()> {
@@ -368,7 +470,7 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
     .validate(std::slice::from_ref(&dir))?;
     app::ensure_database(&args.db.database_url).await?;
     let store = JobStore::new(app::connect_database(&args.db.database_url, 4).await?);
-    store.insert(&spec, "cli").await?;
+    store.insert(&spec, crate::jobs::Origin::Cli).await?;
     let mut config = crate::worker::WorkerConfig::new(vec![dir]);
     args.transfer.apply(&mut config)?;
     let http = reqwest::Client::builder()

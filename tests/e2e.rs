@@ -166,7 +166,10 @@ async fn a_source_that_vanishes_fails_the_job_with_an_actionable_error() {
     .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
     .unwrap();
     std::fs::remove_file(&path).unwrap();
-    store.insert(&spec, "queue").await.unwrap();
+    store
+        .insert(&spec, vod_ingest::jobs::Origin::Queue)
+        .await
+        .unwrap();
     let job = app.wait_for_state("gone", JobState::Failed).await;
     assert_eq!(job.last_error_code.as_deref(), Some("SourceNotFound"));
     assert!(job.last_error_message.unwrap().contains("gone.mp4"));

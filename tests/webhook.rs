@@ -30,7 +30,10 @@ async fn claimed_with_media(app: &TestApp, job_id: &str, media_id: &str) -> i64 
     }
     .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
     .unwrap();
-    store.insert(&spec, "queue").await.unwrap();
+    store
+        .insert(&spec, vod_ingest::jobs::Origin::Queue)
+        .await
+        .unwrap();
     let (lease, _) = store
         .claim_job(job_id, "test", std::time::Duration::from_secs(60))
         .await

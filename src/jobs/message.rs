@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::model::JobKind;
+use crate::vod::{
+    CreateUpload, CreateUploadAttachedMediaRequest, CreateUploadImageRequest,
+    CreateUploadVideoRequest,
+};
 
 /// Video and audio extensions VOD accepts (`vod_api.md` §7).
 const VIDEO_EXTENSIONS: &[&str] = &[
@@ -110,6 +114,23 @@ pub struct JobSpec {
     pub message: JobMessage,
 }
 
+/// A client upload's validated metadata (no source: the client app holds the file).
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub kind: JobKind,
+    pub title: String,
+    pub file_name: String,
+    pub extension: String,
+    /// With defaults filled in and `callback_url` folded into `user_data`.
+    pub message: JobMessage,
+}
+
+struct Metadata {
+    title: String,
+    file_name: String,
+    extension: String,
+}
+
 /// Why a message is not a valid job. The text is what goes into the dead-letter header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -180,6 +201,105 @@ impl JobMessage {
                 })
                 .unwrap_or_default(),
         };
+        let Metadata {
+            title,
+            file_name,
+            extension,
+        } = self.validate_metadata(kind, &base_name)?;
+        Ok(JobSpec {
+            job_id,
+            kind,
+            source,
+            title,
+            file_name,
+            extension,
+            message: self,
+        })
+    }
+    /// The CreateUpload* call for this (validated) message and a file of `size` bytes.
+    pub fn vod_request(&self, kind: JobKind, size: u64) -> CreateUpload {
+        let m = self;
+        match kind {
+            JobKind::Video => CreateUpload::Video(CreateUploadVideoRequest {
+                title: m.title.clone().unwrap_or_default(),
+                file_name: m.file_name.clone().unwrap_or_default(),
+                file_size: Some(size),
+                description: m.description.clone(),
+                tags: m.tags.clone(),
+                cate_id: m.cate_id,
+                cover_url: m.cover_url.clone(),
+                template_group_id: m.template_group_id.clone(),
+                workflow_id: m.workflow_id.clone(),
+                storage_location: m.storage_location.clone(),
+                app_id: m.app_id.clone(),
+                user_data: m.user_data.clone(),
+            }),
+            JobKind::Image => CreateUpload::Image(CreateUploadImageRequest {
+                image_type: m.image_type.clone().unwrap_or_else(|| "default".into()),
+                image_ext: m.image_ext.clone(),
+                title: m.title.clone(),
+                description: m.description.clone(),
+                tags: m.tags.clone(),
+                cate_id: m.cate_id,
+                storage_location: m.storage_location.clone(),
+                app_id: m.app_id.clone(),
+                user_data: m.user_data.clone(),
+                original_file_name: m.file_name.clone(),
+            }),
+            JobKind::AttachedMedia => {
+                CreateUpload::AttachedMedia(CreateUploadAttachedMediaRequest {
+                    business_type: m.business_type.clone().unwrap_or_default(),
+                    media_ext: m.media_ext.clone(),
+                    file_name: m.file_name.clone(),
+                    file_size: Some(size),
+                    title: m.title.clone(),
+                    description: m.description.clone(),
+                    tags: m.tags.clone(),
+                    cate_ids: m.cate_id.into_iter().collect(),
+                    storage_location: m.storage_location.clone(),
+                    app_id: m.app_id.clone(),
+                    user_data: m.user_data.clone(),
+                })
+            }
+        }
+    }
+
+    /// A client upload's metadata (`POST /v1/uploads`): everything but the source, which the
+    /// client holds. `file_name` is required: VOD needs its extension.
+    pub fn validate_client(mut self) -> Result<ClientSpec, InvalidJob> {
+        let kind: JobKind = self.kind.parse().map_err(invalid)?;
+        let base_name = non_empty(self.file_name.clone()).ok_or_else(|| {
+            invalid(
+                "file_name is required: the name of the file with its extension (e.g. clip.mp4)",
+            )
+        })?;
+        if base_name.contains('/') || base_name.contains('\\') {
+            return Err(invalid(format!(
+                "file_name {base_name:?} must be a file name, not a path"
+            )));
+        }
+        let Metadata {
+            title,
+            file_name,
+            extension,
+        } = self.validate_metadata(kind, &base_name)?;
+        Ok(ClientSpec {
+            kind,
+            title,
+            file_name,
+            extension,
+            message: self,
+        })
+    }
+
+    /// Checks and completes everything but the source and the job id: title, file name and
+    /// extension, kind-specific fields, tags, user data.
+    fn validate_metadata(
+        &mut self,
+        kind: JobKind,
+        base_name: &str,
+    ) -> Result<Metadata, InvalidJob> {
+        let base_name = base_name.to_owned();
         let file_name = non_empty(self.file_name.take()).unwrap_or_else(|| base_name.clone());
         self.file_name = Some(file_name.clone());
 
@@ -274,15 +394,10 @@ impl JobMessage {
         }
 
         self.user_data = build_user_data(self.user_data.take(), self.callback_url.take())?;
-
-        Ok(JobSpec {
-            job_id,
-            kind,
-            source,
+        Ok(Metadata {
             title,
             file_name,
             extension,
-            message: self,
         })
     }
 }

@@ -7,10 +7,13 @@ mod store;
 
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use message::{
-    attached_media_extensions, validate_job_id, InvalidJob, JobMessage, JobSpec, Source,
+    attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,
 };
-pub use model::{JobKind, JobState};
-pub use store::{Inserted, Job, JobEvent, JobStore, Lease, OutboxError, StoreError, Transition};
+pub use model::{JobKind, JobState, Origin};
+pub use store::{
+    ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, NewClientUpload,
+    OutboxError, StoreError, Transition,
+};
 
 /// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

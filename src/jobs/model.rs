@@ -9,6 +9,12 @@
 //!   |                 +--retryable error--> retrying
 //!   |                 +--fatal error / attempts exhausted--> failed
 //! retry (operator) <-- failed | cancelled
+//!
+//! client apps (the authorization API):
+//! awaiting_upload --callback--> completed          (size within the key's limit)
+//!        |          --callback--> failed             (UploadTooLarge)
+//!        |          --callback without a size--> uploaded --reconciler--> completed | failed
+//!        +--reconciler, after the client-upload timeout--> completed (callback lost) | failed (UploadAbandoned)
 //! ```
 
 use std::fmt;
@@ -17,7 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// What VOD asset a job creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Audio or video: CreateUploadVideo, refreshable with RefreshUploadVideo.
@@ -67,12 +73,56 @@ impl FromStr for JobKind {
     }
 }
 
+/// Who started an upload (`ingest_jobs.origin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A producer's message on the jobs queue.
+    Queue,
+    /// `vod-ingest upload`.
+    Cli,
+    /// A client app that got an upload credential from `POST /v1/uploads`.
+    Client,
+    /// A client app that holds an STS token and called CreateUpload* itself; known to us only
+    /// from VOD's callback.
+    Sts,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Queue => "queue",
+            Origin::Cli => "cli",
+            Origin::Client => "client",
+            Origin::Sts => "sts",
+        }
+    }
+
+    /// Whether the service itself moves the bytes (and so can retry the job).
+    pub fn worker_uploads(self) -> bool {
+        matches!(self, Origin::Queue | Origin::Cli)
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Origin::Queue, Origin::Cli, Origin::Client, Origin::Sts]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("unknown origin {s:?}"))
+    }
+}
+
 /// Where a job is in its life. The comment on each state says who moves it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Recorded from the queue; waits for a worker to claim it.
     Queued,
+    /// A client app holds an upload credential and uploads the bytes itself; VOD's callback
+    /// (or the reconciler) moves it on. No worker ever claims it.
+    AwaitingUpload,
     /// Leased by a worker that is getting credentials or uploading. If the worker dies, any
     /// worker rescues it once the lease expires.
     Uploading,
@@ -89,8 +139,9 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Queued,
+        JobState::AwaitingUpload,
         JobState::Uploading,
         JobState::Retrying,
         JobState::Uploaded,
@@ -102,6 +153,7 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
+            JobState::AwaitingUpload => "awaiting_upload",
             JobState::Uploading => "uploading",
             JobState::Retrying => "retrying",
             JobState::Uploaded => "uploaded",

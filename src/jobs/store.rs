@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, Transaction as PgTx};
 
 use super::message::JobSpec;
-use super::model::{JobKind, JobState};
+use super::model::{JobKind, JobState, Origin};
 
 /// A job row as operators and workers see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -44,6 +44,11 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub uploaded_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Client uploads: the API key that asked, and its size limit at the time.
+    pub api_key_id: Option<String>,
+    pub max_file_size: Option<i64>,
+    /// Client uploads: when the last credential handed out expires.
+    pub credential_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -54,6 +59,51 @@ impl Job {
     pub fn state(&self) -> JobState {
         self.state.parse().expect("the state column is constrained")
     }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+            .parse()
+            .expect("the origin column is constrained")
+    }
+}
+
+/// A client upload as recorded when its first credential is handed out.
+#[derive(Debug, Clone)]
+pub struct NewClientUpload {
+    pub job_id: String,
+    pub kind: JobKind,
+    pub title: String,
+    pub file_name: String,
+    /// The validated metadata (never secrets).
+    pub request: serde_json::Value,
+    pub media_id: String,
+    pub upload_endpoint: String,
+    pub upload_bucket: String,
+    pub upload_key: String,
+    /// The size the client declared.
+    pub declared_size: u64,
+    pub api_key_id: String,
+    pub max_file_size: u64,
+    pub credential_expires_at: DateTime<Utc>,
+}
+
+/// A fresh credential for a client upload: the same media (a video) or a new asset.
+#[derive(Debug, Clone)]
+pub struct ClientRefresh {
+    pub media_id: String,
+    pub upload_endpoint: String,
+    pub upload_bucket: String,
+    pub upload_key: String,
+    pub credential_expires_at: DateTime<Utc>,
+}
+
+/// The upload VOD reported complete, as the webhook or reconciler saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmation<'a> {
+    /// `FileUploadComplete`, `reconciler`, ...
+    pub via: &'a str,
+    /// The size VOD reports for the stored file, when it reports one.
+    pub size: Option<u64>,
 }
 
 /// One row of a job's history.
@@ -181,7 +231,7 @@ impl JobStore {
     }
 
     /// Records a validated job as `queued`; idempotent on `job_id`.
-    pub async fn insert(&self, spec: &JobSpec, origin: &str) -> Result<Inserted, sqlx::Error> {
+    pub async fn insert(&self, spec: &JobSpec, origin: Origin) -> Result<Inserted, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let request = serde_json::to_value(&spec.message).expect("a message serializes");
         let job: Option<Job> = sqlx::query_as(
@@ -192,7 +242,7 @@ impl JobStore {
         )
         .bind(&spec.job_id)
         .bind(spec.kind.as_str())
-        .bind(origin)
+        .bind(origin.as_str())
         .bind(spec.source.display())
         .bind(&spec.title)
         .bind(&spec.file_name)
@@ -466,8 +516,15 @@ impl JobStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(event_id) = early {
-            if let Some(t) =
-                Self::complete_by_media_in(&mut tx, media_id, kind.completion_event()).await?
+            if let Some(t) = Self::complete_by_media_in(
+                &mut tx,
+                media_id,
+                Confirmation {
+                    via: kind.completion_event(),
+                    size: None,
+                },
+            )
+            .await?
             {
                 sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
                     .bind(event_id)
@@ -539,60 +596,324 @@ impl JobStore {
         .await
     }
 
-    /// VOD confirmed the upload of `media_id` (callback or reconciler). Only a job in
-    /// `uploaded` moves on: until then the worker has not verified the object's CRC-64, and a
-    /// confirmation that arrives early is kept and applied by [`JobStore::mark_uploaded`].
-    /// Runs inside the caller's transaction so the stored callback and its effect commit
-    /// together.
+    /// VOD confirmed the upload of `media_id` (callback or reconciler). A worker's job moves on
+    /// only from `uploaded`: until then the worker has not verified the object's CRC-64, and a
+    /// confirmation that arrives early is kept and applied by [`JobStore::mark_uploaded`]. A
+    /// client upload moves on from `awaiting_upload`: its size is checked against the key's
+    /// limit (`UploadTooLarge`), and without a reported size it waits in `uploaded` for the
+    /// reconciler to read the size from VOD. Runs inside the caller's transaction so the stored
+    /// callback and its effect commit together.
     pub async fn complete_by_media_in(
         tx: &mut PgTx<'_, Postgres>,
         media_id: &str,
-        via: &str,
+        confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT job_id, state FROM ingest_jobs WHERE media_id = $1 FOR UPDATE")
-                .bind(media_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let Some((job_id, previous)) = row else {
+        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT job_id, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
+        )
+        .bind(media_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((job_id, previous, max_file_size)) = row else {
             return Ok(None);
         };
         let previous: JobState = previous.parse().expect("constrained");
-        if previous != JobState::Uploaded {
-            return Ok(None);
+        let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
+        match (previous, max_file_size, confirmation.size) {
+            (JobState::Uploaded | JobState::AwaitingUpload, Some(max), Some(size))
+                if size > max as u64 =>
+            {
+                let message = format!(
+                    "the uploaded file is {size} bytes, over the API key's limit of {max} bytes; \
+                     the media stays in VOD: delete it there, or raise the key's limit and complete the job by hand"
+                );
+                let t = Self::move_in(
+                    tx,
+                    &job_id,
+                    previous,
+                    JobState::Failed,
+                    EventFields {
+                        error_code: Some("UploadTooLarge"),
+                        error_message: Some(&message),
+                        detail: Some(via),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                Ok(Some(t))
+            }
+            (JobState::AwaitingUpload, Some(_), None) => {
+                let t = Self::move_in(
+                    tx,
+                    &job_id,
+                    previous,
+                    JobState::Uploaded,
+                    EventFields {
+                        detail: Some(via),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                Ok(Some(t))
+            }
+            (JobState::Uploaded | JobState::AwaitingUpload, _, _) => {
+                let t = Self::move_in(
+                    tx,
+                    &job_id,
+                    previous,
+                    JobState::Completed,
+                    EventFields {
+                        detail: Some(via),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                Ok(Some(t))
+            }
+            _ => Ok(None),
         }
+    }
+
+    /// Moves a job that no worker holds from `from` to `to` (the caller holds its row lock).
+    async fn move_in(
+        tx: &mut PgTx<'_, Postgres>,
+        job_id: &str,
+        from: JobState,
+        to: JobState,
+        fields: EventFields<'_>,
+    ) -> Result<Transition, sqlx::Error> {
         let job: Job = sqlx::query_as(
-            "UPDATE ingest_jobs SET state = 'completed', completed_at = now(), updated_at = now(),
+            "UPDATE ingest_jobs SET state = $3, updated_at = now(),
                 lease_owner = NULL, lease_expires_at = NULL,
-                bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
-             WHERE job_id = $1 RETURNING *",
+                completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END,
+                uploaded_at = CASE WHEN $3 = 'uploaded' THEN now() ELSE uploaded_at END,
+                bytes_uploaded = CASE WHEN $3 IN ('completed', 'uploaded')
+                                 THEN COALESCE(bytes_total, bytes_uploaded) ELSE bytes_uploaded END,
+                last_error_code = COALESCE($4, last_error_code),
+                last_error_message = COALESCE($5, last_error_message)
+             WHERE job_id = $1 AND state = $2 RETURNING *",
         )
-        .bind(&job_id)
+        .bind(job_id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(fields.error_code)
+        .bind(fields.error_message)
         .fetch_one(&mut **tx)
         .await?;
-        let transition = record(
-            tx,
-            &job,
-            Some(previous),
-            EventFields {
-                detail: Some(serde_json::json!({ "via": via })),
-                ..Default::default()
-            },
-        )
-        .await?;
-        Ok(Some(transition))
+        record(tx, &job, Some(from), fields).await
     }
 
     /// Completes the job that owns `media_id`, if it is not already final.
     pub async fn complete_by_media(
         &self,
         media_id: &str,
-        via: &str,
+        confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let t = Self::complete_by_media_in(&mut tx, media_id, via).await?;
+        let t = Self::complete_by_media_in(&mut tx, media_id, confirmation).await?;
         tx.commit().await?;
         Ok(t)
+    }
+
+    /// Records a client upload whose credential was just handed out, as `awaiting_upload`.
+    pub async fn insert_client_upload(
+        &self,
+        upload: &NewClientUpload,
+    ) -> Result<Transition, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let job: Job = sqlx::query_as(
+            "INSERT INTO ingest_jobs (job_id, kind, state, origin, source, title, file_name, request,
+                 media_id, upload_endpoint, upload_bucket, upload_key, bytes_total, attempts,
+                 api_key_id, max_file_size, credential_expires_at)
+             VALUES ($1, $2, 'awaiting_upload', 'client', $3, $4, $5, $6, $7, $8, $9, $10, $11, 1,
+                 $12, $13, $14)
+             RETURNING *",
+        )
+        .bind(&upload.job_id)
+        .bind(upload.kind.as_str())
+        .bind(format!("client:{}", upload.file_name))
+        .bind(&upload.title)
+        .bind(&upload.file_name)
+        .bind(&upload.request)
+        .bind(&upload.media_id)
+        .bind(&upload.upload_endpoint)
+        .bind(&upload.upload_bucket)
+        .bind(&upload.upload_key)
+        .bind(upload.declared_size as i64)
+        .bind(&upload.api_key_id)
+        .bind(upload.max_file_size as i64)
+        .bind(upload.credential_expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let transition = record(
+            &mut tx,
+            &job,
+            None,
+            EventFields {
+                detail: Some(serde_json::json!({
+                    "api_key_id": upload.api_key_id,
+                    "declared_size": upload.declared_size,
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(transition)
+    }
+
+    /// The client upload named by its job id or by its current media id (the official JS SDK
+    /// knows only the VideoId after a page reload).
+    pub async fn find_client_upload(&self, id: &str) -> Result<Option<Job>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM ingest_jobs WHERE origin = 'client' AND (job_id = $1 OR media_id = $1)
+             ORDER BY (job_id = $1) DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Records a fresh credential for a client upload that is still `awaiting_upload`. A new
+    /// media id supersedes the old one (images and attached media cannot be refreshed).
+    /// `None` when the job is no longer waiting for its upload.
+    pub async fn refresh_client_upload(
+        &self,
+        job_id: &str,
+        refresh: &ClientRefresh,
+    ) -> Result<Option<Job>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let previous: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT media_id FROM ingest_jobs WHERE job_id = $1 AND state = 'awaiting_upload' FOR UPDATE",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let superseded = previous.filter(|old| *old != refresh.media_id);
+        let job: Job = sqlx::query_as(
+            "UPDATE ingest_jobs SET media_id = $2, upload_endpoint = $3, upload_bucket = $4,
+                upload_key = $5, credential_expires_at = $6, attempts = attempts + 1,
+                updated_at = now(),
+                superseded_media_ids = CASE WHEN $7::text IS NULL THEN superseded_media_ids
+                                       ELSE array_append(superseded_media_ids, $7) END
+             WHERE job_id = $1 RETURNING *",
+        )
+        .bind(job_id)
+        .bind(&refresh.media_id)
+        .bind(&refresh.upload_endpoint)
+        .bind(&refresh.upload_bucket)
+        .bind(&refresh.upload_key)
+        .bind(refresh.credential_expires_at)
+        .bind(&superseded)
+        .fetch_one(&mut *tx)
+        .await?;
+        // A history note (same state on both sides): not published as a transition.
+        record(
+            &mut tx,
+            &job,
+            Some(JobState::AwaitingUpload),
+            EventFields {
+                detail: Some(serde_json::json!({
+                    "credential": "refreshed",
+                    "superseded_media_id": superseded,
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    /// An upload a client made with an STS token (it called CreateUpload* itself), recorded
+    /// when VOD's callback reports it, so operators see it. Nothing when the media is known.
+    pub async fn record_sts_upload_in(
+        tx: &mut PgTx<'_, Postgres>,
+        kind: JobKind,
+        media_id: &str,
+        size: Option<u64>,
+        via: &str,
+    ) -> Result<Option<Transition>, sqlx::Error> {
+        let job: Option<Job> = sqlx::query_as(
+            "INSERT INTO ingest_jobs (job_id, kind, state, origin, source, request, media_id,
+                 bytes_total, bytes_uploaded, uploaded_at, completed_at)
+             VALUES ($1, $2, 'completed', 'sts', 'sts', '{}', $3, $4, COALESCE($4, 0), now(), now())
+             ON CONFLICT DO NOTHING
+             RETURNING *",
+        )
+        .bind(format!("sts:{media_id}"))
+        .bind(kind.as_str())
+        .bind(media_id)
+        .bind(size.map(|s| s as i64))
+        .fetch_optional(&mut **tx)
+        .await?;
+        match job {
+            Some(job) => {
+                let fields = EventFields {
+                    detail: Some(serde_json::json!({ "via": via, "size": size })),
+                    ..Default::default()
+                };
+                Ok(Some(record(tx, &job, None, fields).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Client uploads with no activity (no credential handed out) for `idle`: the reconciler
+    /// asks VOD about them.
+    pub async fn idle_client_uploads(
+        &self,
+        idle: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM ingest_jobs WHERE state = 'awaiting_upload'
+               AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind(idle.as_secs_f64())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Ends a job no worker holds as `failed` (a client upload that never came, ...), if it is
+    /// still in `from`.
+    pub async fn fail_unleased(
+        &self,
+        job_id: &str,
+        from: JobState,
+        error_code: &str,
+        error_message: &str,
+    ) -> Result<Option<Transition>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let locked: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM ingest_jobs WHERE job_id = $1 AND state = $2 FOR UPDATE",
+        )
+        .bind(job_id)
+        .bind(from.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if locked.is_none() {
+            return Ok(None);
+        }
+        let t = Self::move_in(
+            &mut tx,
+            job_id,
+            from,
+            JobState::Failed,
+            EventFields {
+                error_code: Some(error_code),
+                error_message: Some(error_message),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(t))
     }
 
     /// Operator: stop a job that is not final. A worker holding it loses its lease.
@@ -600,7 +921,13 @@ impl JobStore {
         self.operator_move(
             job_id,
             JobState::Cancelled,
-            &["queued", "uploading", "retrying", "uploaded"],
+            &[
+                "queued",
+                "awaiting_upload",
+                "uploading",
+                "retrying",
+                "uploaded",
+            ],
         )
         .await
     }
@@ -618,14 +945,21 @@ impl JobStore {
         from: &[&str],
     ) -> Result<Result<Transition, String>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT state FROM ingest_jobs WHERE job_id = $1 FOR UPDATE")
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT state, origin FROM ingest_jobs WHERE job_id = $1 FOR UPDATE")
                 .bind(job_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(current) = current else {
+        let Some((current, origin)) = current else {
             return Ok(Err(format!("no job with id {job_id:?}")));
         };
+        let origin: Origin = origin.parse().expect("constrained");
+        if to == JobState::Queued && !origin.worker_uploads() {
+            return Ok(Err(format!(
+                "job {job_id} was uploaded by a client app ({}), so the service cannot upload it again: the app must ask for a new upload",
+                origin.as_str()
+            )));
+        }
         if !from.contains(&current.as_str()) {
             return Ok(Err(format!(
                 "job {job_id} is {current}; only a job that is {} can become {to}",

@@ -94,7 +94,7 @@ async fn handle_delivery(
     // requeueing it towards the delivery limit.
     let mut backoff = Duration::from_millis(200);
     let inserted = loop {
-        match store.insert(&spec, "queue").await {
+        match store.insert(&spec, crate::jobs::Origin::Queue).await {
             Ok(inserted) => break inserted,
             Err(e) if backoff < Duration::from_secs(30) => {
                 tracing::warn!(job_id = %spec.job_id, error = %e, "could not record job; retrying");

@@ -95,6 +95,14 @@ pub struct CreateUploadAttachedMediaRequest {
     pub user_data: Option<serde_json::Value>,
 }
 
+/// One of the three CreateUpload* calls.
+#[derive(Debug, Clone)]
+pub enum CreateUpload {
+    Video(CreateUploadVideoRequest),
+    Image(CreateUploadImageRequest),
+    AttachedMedia(CreateUploadAttachedMediaRequest),
+}
+
 /// What CreateUpload*/RefreshUploadVideo return, decoded. `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct UploadTicket {
@@ -202,6 +210,15 @@ impl VodClient {
     }
 
     /// A new credential for an existing video; the upload address stays the same.
+    /// CreateUploadVideo, CreateUploadImage or CreateUploadAttachedMedia.
+    pub async fn create_upload(&self, request: &CreateUpload) -> Result<UploadTicket, VodError> {
+        match request {
+            CreateUpload::Video(r) => self.create_upload_video(r).await,
+            CreateUpload::Image(r) => self.create_upload_image(r).await,
+            CreateUpload::AttachedMedia(r) => self.create_upload_attached_media(r).await,
+        }
+    }
+
     pub async fn refresh_upload_video(&self, video_id: &str) -> Result<UploadTicket, VodError> {
         let wire: UploadWire = self
             .call(

@@ -13,7 +13,7 @@ mod sts;
 mod types;
 
 pub use client::{
-    truncate_utf8, CreateUploadAttachedMediaRequest, CreateUploadImageRequest,
+    truncate_utf8, CreateUpload, CreateUploadAttachedMediaRequest, CreateUploadImageRequest,
     CreateUploadVideoRequest, ImageInfo, UploadTicket, VideoInfo, VodClient, VodConfig,
     MAX_DESCRIPTION_BYTES, MAX_TITLE_BYTES,
 };

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::{JobKind, JobStore};
+use crate::jobs::{Confirmation, JobKind, JobStore};
 use crate::queue::TransitionSender;
 
 /// Callbacks larger than this are refused with 413; real ones are a few KB.
@@ -32,7 +32,19 @@ pub struct HttpState {
     pub amqp_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub max_callback_bytes: usize,
+    /// Record uploads VOD reports that no job knows of (clients with STS tokens create their
+    /// own media) as jobs of origin `sts`.
+    pub record_sts_uploads: bool,
 }
+
+/// The routes this module serves, as the OpenAPI document names them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/callbacks/vod"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/jobs/{job_id}"),
+];
 
 pub fn router(state: HttpState) -> Router {
     let max = state.max_callback_bytes;
@@ -131,6 +143,8 @@ struct ParsedEvent {
     event_type: String,
     media_id: Option<String>,
     succeeded: bool,
+    /// `Size` of the uploaded file, a number or a numeric string.
+    size: Option<u64>,
 }
 
 fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
@@ -145,17 +159,24 @@ fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
         .get("Status")
         .and_then(|s| s.as_str())
         .is_none_or(|s| s.eq_ignore_ascii_case("success"));
+    let size = value.get("Size").and_then(|v| match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
     Some(ParsedEvent {
         event_type,
         media_id,
         succeeded,
+        size,
     })
 }
 
-fn completes_upload(event_type: &str) -> bool {
+/// The kind whose upload this event reports complete, if it is such an event.
+fn completed_kind(event_type: &str) -> Option<JobKind> {
     [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
-        .iter()
-        .any(|k| k.completion_event() == event_type)
+        .into_iter()
+        .find(|k| k.completion_event() == event_type)
 }
 
 async fn receive_callback(
@@ -249,10 +270,27 @@ async fn store_and_apply(
     };
     let mut outcome = Outcome::Stored;
     let mut transition = None;
-    if completes_upload(&event.event_type) && event.succeeded {
-        if let Some(media_id) = &event.media_id {
-            transition =
-                JobStore::complete_by_media_in(&mut tx, media_id, &event.event_type).await?;
+    if let (Some(kind), true, Some(media_id)) = (
+        completed_kind(&event.event_type),
+        event.succeeded,
+        &event.media_id,
+    ) {
+        {
+            let confirmation = Confirmation {
+                via: &event.event_type,
+                size: event.size,
+            };
+            transition = JobStore::complete_by_media_in(&mut tx, media_id, confirmation).await?;
+            if transition.is_none() && state.record_sts_uploads {
+                transition = JobStore::record_sts_upload_in(
+                    &mut tx,
+                    kind,
+                    media_id,
+                    event.size,
+                    &event.event_type,
+                )
+                .await?;
+            }
             if let Some(t) = &transition {
                 sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
                     .bind(id)

@@ -26,10 +26,7 @@ use crate::jobs::{
 use crate::oss::{ObjectTarget, OssClient, OssCredentials};
 use crate::queue::TransitionSender;
 use crate::source::OpenedSource;
-use crate::vod::{
-    CreateUploadAttachedMediaRequest, CreateUploadImageRequest, CreateUploadVideoRequest,
-    UploadTicket, VodClient,
-};
+use crate::vod::{UploadTicket, VodClient};
 
 /// How a worker process behaves.
 #[derive(Debug, Clone)]
@@ -416,60 +413,7 @@ impl Worker {
         m: &JobMessage,
         size: u64,
     ) -> Result<UploadTicket, JobError> {
-        let title = m.title.clone();
-        let ticket = match kind {
-            JobKind::Video => {
-                self.vod
-                    .create_upload_video(&CreateUploadVideoRequest {
-                        title: title.unwrap_or_default(),
-                        file_name: m.file_name.clone().unwrap_or_default(),
-                        file_size: Some(size),
-                        description: m.description.clone(),
-                        tags: m.tags.clone(),
-                        cate_id: m.cate_id,
-                        cover_url: m.cover_url.clone(),
-                        template_group_id: m.template_group_id.clone(),
-                        workflow_id: m.workflow_id.clone(),
-                        storage_location: m.storage_location.clone(),
-                        app_id: m.app_id.clone(),
-                        user_data: m.user_data.clone(),
-                    })
-                    .await?
-            }
-            JobKind::Image => {
-                self.vod
-                    .create_upload_image(&CreateUploadImageRequest {
-                        image_type: m.image_type.clone().unwrap_or_else(|| "default".into()),
-                        image_ext: m.image_ext.clone(),
-                        title,
-                        description: m.description.clone(),
-                        tags: m.tags.clone(),
-                        cate_id: m.cate_id,
-                        storage_location: m.storage_location.clone(),
-                        app_id: m.app_id.clone(),
-                        user_data: m.user_data.clone(),
-                        original_file_name: m.file_name.clone(),
-                    })
-                    .await?
-            }
-            JobKind::AttachedMedia => {
-                self.vod
-                    .create_upload_attached_media(&CreateUploadAttachedMediaRequest {
-                        business_type: m.business_type.clone().unwrap_or_default(),
-                        media_ext: m.media_ext.clone(),
-                        file_name: m.file_name.clone(),
-                        file_size: Some(size),
-                        title,
-                        description: m.description.clone(),
-                        tags: m.tags.clone(),
-                        cate_ids: m.cate_id.into_iter().collect(),
-                        storage_location: m.storage_location.clone(),
-                        app_id: m.app_id.clone(),
-                        user_data: m.user_data.clone(),
-                    })
-                    .await?
-            }
-        };
+        let ticket = self.vod.create_upload(&m.vod_request(kind, size)).await?;
         tracing::info!(media_id = %ticket.media_id, request_id = %ticket.request_id, "VOD issued an upload address");
         Ok(ticket)
     }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lapin::options::BasicGetOptions;
+use vod_ingest::api::{KeyLimits, KeyStore, StsSettings};
 use vod_ingest::app::{self, AppConfig, HttpSettings, RunningApp, VodSettings};
 use vod_ingest::emulator::{EmulatorConfig, RunningEmulator};
-use vod_ingest::jobs::{Job, JobState, JobStore};
+use vod_ingest::jobs::{Job, JobKind, JobState, JobStore};
 use vod_ingest::queue::{self, Topology};
 use vod_ingest::secret::Secret;
 use vod_ingest::webhook::reconciler::ReconcilerConfig;
@@ -80,6 +81,10 @@ pub struct TestAppOptions {
     pub allow_private_sources: bool,
     /// Adjusts the worker's configuration (part sizes, leases, remote-source policy...).
     pub tune_worker: fn(&mut WorkerConfig),
+    /// STS tokens for client apps; `None` hands out none.
+    pub sts: Option<StsSettings>,
+    /// The reconciler's client-upload timeout (with `reconcile_after`).
+    pub client_upload_timeout: Duration,
 }
 
 impl Default for TestAppOptions {
@@ -91,6 +96,12 @@ impl Default for TestAppOptions {
             reconcile_after: None,
             allow_private_sources: false,
             tune_worker: |_| {},
+            sts: Some(StsSettings {
+                role_arn: "acs:ram::1234567890123456:role/vod-client-upload".into(),
+                default_duration: Duration::from_secs(3600),
+                max_duration: Duration::from_secs(3600),
+            }),
+            client_upload_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -169,11 +180,14 @@ impl TestApp {
                         window: Duration::from_secs(300),
                     },
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+                    sts: options.sts.clone(),
+                    web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
                 }),
                 reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
                     grace,
                     interval: Duration::from_millis(200),
                     batch: 100,
+                    client_upload_timeout: options.client_upload_timeout,
                 }),
             },
             http_listener,
@@ -313,6 +327,30 @@ impl TestApp {
         std::fs::read(&path).unwrap_or_else(|e| panic!("object {} missing: {e}", path.display()))
     }
 
+    /// Creates an API key with these limits and returns it.
+    pub async fn api_key(&self, limits: KeyLimits) -> String {
+        let keys = KeyStore::new(self.store().pool().clone());
+        let (_, secret) = keys.create("test", &limits).await.unwrap();
+        secret.expose().to_owned()
+    }
+
+    /// POSTs JSON to the public listener with `key` as the bearer token.
+    pub async fn api_post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: serde_json::Value,
+    ) -> ApiResponse {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.http_base()))
+            .json(&body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        ApiResponse::read(req.send().await.unwrap()).await
+    }
+
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await;
@@ -346,6 +384,54 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+/// Limits that allow everything a test normally needs.
+pub fn open_limits() -> KeyLimits {
+    KeyLimits {
+        kinds: vec![JobKind::Video, JobKind::Image, JobKind::AttachedMedia],
+        max_file_size: 1 << 30,
+        requests_per_minute: 1000,
+        allowed_origins: vec!["http://app.example".into()],
+        allow_sts: true,
+    }
+}
+
+/// An API answer: status, headers and the JSON body.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl ApiResponse {
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts a refusal: status and code.
+    #[track_caller]
+    pub fn refused(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "{self:#?}"
+        );
+        assert!(
+            !self.body["message"].as_str().unwrap_or_default().is_empty(),
+            "a refusal says why: {self:#?}"
+        );
+        self
     }
 }
 

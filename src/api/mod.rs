@@ -1,0 +1,434 @@
+//! The client authorization API: VOD's "application server" role. Browser and mobile apps
+//! upload straight to OSS; they ask here, with an API key, for an upload URL and credential
+//! (`POST /v1/uploads`, `POST /v1/uploads/{job_id}/refresh`) or for an STS token
+//! (`POST /v1/sts-token`). Credential uploads get a job row (origin `client`) that VOD's
+//! callback completes; STS uploads are recorded when their callback arrives (origin `sts`).
+//!
+//! Also here: the browser upload page (`/upload`) and the API's OpenAPI document
+//! (`/openapi.json`).
+
+pub mod keys;
+mod page;
+pub mod sts;
+mod uploads;
+
+pub use keys::{ApiKey, KeyLimits, KeyStore};
+pub use sts::{StsSettings, TokenIssuer};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::jobs::JobStore;
+use crate::queue::TransitionSender;
+use crate::vod::{VodClient, VodError};
+use keys::{audit, AuditEntry, Budget, KeyRejection};
+
+/// Request bodies are small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The routes this module serves, as the OpenAPI document names them (a test keeps the two
+/// in step).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/uploads"),
+    ("post", "/v1/uploads/{job_id}/refresh"),
+    ("post", "/v1/sts-token"),
+    ("get", "/upload"),
+    ("get", "/openapi.json"),
+];
+
+/// The OpenAPI 3 document of the public HTTP API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: JobStore,
+    pub keys: KeyStore,
+    pub vod: VodClient,
+    /// `None` when `VOD_INGEST_STS_ROLE_ARN` is not set: STS tokens are not handed out.
+    pub tokens: Option<Arc<TokenIssuer>>,
+    pub transitions: TransitionSender,
+    pub region: String,
+    /// Where the page's third-party assets (the ali-oss browser bundle) are read from.
+    pub web_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("tokens", &self.tokens)
+            .field("web_dir", &self.web_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/v1/uploads", post(uploads::create))
+        .route("/v1/uploads/{job_id}/refresh", post(uploads::refresh))
+        .route("/v1/sts-token", post(uploads::sts_token))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), cors));
+    Router::new()
+        .merge(api)
+        .route("/upload", get(page::index))
+        .route("/upload/upload.js", get(page::script))
+        .route("/upload/vendor/aliyun-oss-sdk.min.js", get(page::ali_oss))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .with_state(state)
+}
+
+/// An API refusal: `{code, message}` with a status that says who must act.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn store_unavailable(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "the client API cannot reach PostgreSQL");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StoreUnavailable",
+            "the service cannot record the upload right now; try again shortly",
+        );
+        err.retry_after_secs = Some(5);
+        err
+    }
+
+    /// VOD or STS refused or failed. A refusal caused by what the client sent (a bad
+    /// extension, a title too long) is passed on as 400 with VOD's own code and message;
+    /// a transient failure is 503 with `Retry-After`; anything else is the service's own
+    /// problem (credentials, permissions) and is 502 without VOD's details, which go to the log.
+    fn from_vod(action: &str, e: &VodError) -> Self {
+        if caused_by_request(e.code()) {
+            return Self::bad_request(e.code(), e.message());
+        }
+        if e.is_retryable() {
+            tracing::warn!(action, error = %e, "VOD failed transiently");
+            let mut err = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "VodUnavailable",
+                format!(
+                    "{action} failed for a reason that should pass ({}); try again",
+                    e.code()
+                ),
+            );
+            err.retry_after_secs = Some(5);
+            return err;
+        }
+        tracing::error!(action, error = %e, "VOD refused the service's request");
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "VodRefused",
+            format!(
+                "VOD refused the service's {action} call ({}); this is the service's configuration, not your request: its operators have the details in their logs",
+                e.code()
+            ),
+        )
+    }
+}
+
+/// VOD codes that describe the request's own parameters (`vod_api.md` §1, §5.2), as opposed
+/// to the service's credentials, permissions or VOD's health.
+fn caused_by_request(code: &str) -> bool {
+    let about_the_caller = code.starts_with("InvalidAccessKey")
+        || code.starts_with("InvalidSecurityToken")
+        || code.starts_with("InvalidTimeStamp")
+        || code.starts_with("InvalidSignature")
+        || code == "InvalidApi.NotFound"
+        || code == "InvalidVersion";
+    let about_the_request = code.starts_with("Invalid")
+        || code.starts_with("Missing")
+        || matches!(
+            code,
+            "IllegalCharacters" | "LengthExceededMax" | "TagsExceededMax"
+        );
+    about_the_request && !about_the_caller
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// The request's origin and peer, for the audit and CORS.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+    pub origin: Option<String>,
+    pub addr: Option<String>,
+}
+
+impl Caller {
+    async fn audit(
+        &self,
+        state: &ApiState,
+        action: &str,
+        job_id: Option<&str>,
+        media_id: Option<&str>,
+        outcome: &str,
+    ) {
+        let entry = AuditEntry {
+            key_id: &self.key.key_id,
+            action,
+            job_id,
+            media_id,
+            client_addr: self.addr.clone(),
+            http_origin: self.origin.as_deref(),
+            outcome,
+        };
+        // The credential is already issued; a missing audit row is logged, not fatal.
+        if let Err(e) = audit(state.store.pool(), &entry).await {
+            tracing::error!(error = %e, action, key_id = %self.key.key_id, "could not write the audit record");
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+/// Authenticates the key, checks the origin against it and counts the request.
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let key = match state
+            .keys
+            .authenticate(bearer(&parts.headers))
+            .await
+            .map_err(ApiError::store_unavailable)?
+        {
+            Ok(key) => key,
+            Err(rejection) => {
+                let (code, message) = match rejection {
+                    KeyRejection::Missing => (
+                        "MissingApiKey",
+                        "send the API key as `Authorization: Bearer vik_...` (operators create keys with `vod-ingest api-key create`)",
+                    ),
+                    KeyRejection::Invalid => (
+                        "InvalidApiKey",
+                        "the API key is not valid: check that it was copied whole",
+                    ),
+                    KeyRejection::Revoked => (
+                        "ApiKeyRevoked",
+                        "the API key was revoked: ask the service's operators for a new one",
+                    ),
+                };
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, code, message));
+            }
+        };
+        if let Some(o) = &origin {
+            if !key.allows_origin(o) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "OriginNotAllowed",
+                    format!("this API key may not be used from {o}: add the origin to the key (api-key create --origin)"),
+                ));
+            }
+        }
+        let caller = Caller { key, origin, addr };
+        match state
+            .keys
+            .count_request(&caller.key)
+            .await
+            .map_err(ApiError::store_unavailable)?
+        {
+            Budget::Within => Ok(caller),
+            Budget::Exceeded { retry_after_secs } => {
+                caller
+                    .audit(state, "Request", None, None, "RateLimited")
+                    .await;
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RateLimited",
+                    format!(
+                        "this API key may make {} requests a minute; try again in {retry_after_secs} s",
+                        caller.key.limits.requests_per_minute
+                    ),
+                );
+                err.retry_after_secs = Some(retry_after_secs);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// CORS for the API. A preflight carries no key, so it is answered for an origin that some
+/// active key allows; the actual request is then held to its own key's list (see [`Caller`]).
+async fn cors(State(state): State<ApiState>, req: axum::extract::Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let allowed = match state.keys.any_allows_origin(&origin).await {
+        Ok(allowed) => allowed,
+        Err(e) => return ApiError::store_unavailable(e).into_response(),
+    };
+    let is_preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if is_preflight {
+        if !allowed {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "OriginNotAllowed",
+                format!("no API key may be used from {origin}"),
+            )
+            .into_response();
+        }
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let h = response.headers_mut();
+        set_cors_headers(h, &origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        return response;
+    }
+    let mut response = next.run(req).await;
+    // Error bodies too, so a browser app can show why it was refused.
+    if allowed {
+        set_cors_headers(response.headers_mut(), &origin);
+    }
+    response
+}
+
+fn set_cors_headers(h: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after"),
+    );
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vod_refusals_are_the_clients_only_when_they_are_about_its_request() {
+        for code in [
+            "InvalidFileName.Extension",
+            "IllegalCharacters",
+            "LengthExceededMax",
+            "TagsExceededMax",
+            "InvalidTemplateGroupId.NotFound",
+            "InvalidStorage.NotFound",
+            "MissingTitle",
+        ] {
+            assert!(caused_by_request(code), "{code}");
+        }
+        for code in [
+            "InvalidAccessKeyId.NotFound",
+            "InvalidSecurityToken.Expired",
+            "InvalidTimeStamp.Expired",
+            "SignatureDoesNotMatch",
+            "Forbidden.RAM",
+            "ServiceUnavailable",
+            "InvalidApi.NotFound",
+        ] {
+            assert!(!caused_by_request(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|m| *m != "parameters")
+                    .map(|m| (m.clone(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|(_, path)| !crate::webhook::ROUTES.iter().any(|(_, p)| p == path))
+            .collect();
+        documented.sort();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+        for (method, path) in crate::webhook::ROUTES {
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} is not documented"
+            );
+        }
+    }
+}
