@@ -236,7 +236,10 @@
       const retry = e.retryAfter ? ` (retry after ${e.retryAfter} s)` : '';
       return `${e.code}: ${e.detail}${retry}`;
     }
-    const message = String(e.message || e).replace(/^Failed to upload some parts with error: /, '');
+    const message = String(e.message || e)
+      .split('\n')[0]
+      .replace(/^Failed to upload some parts with error: /, '')
+      .replace(/ -1 \(connected: .*$/, '');
     if (e.code === 'etag_hidden') return `etag_hidden: ${message}`;
     if (e.status === -1 || e.status === 0 || e.name === 'RequestError' || e.name === 'ConnectionTimeoutError') {
       return (
@@ -313,7 +316,11 @@
     };
 
     setState('uploading');
-    setStatus(checkpoint ? `Resuming ${file.name}…` : `Uploading ${file.name}…`);
+    setStatus(
+      checkpoint
+        ? `Resuming ${file.name}: ${checkpoint.doneParts.length} of ${partCount(checkpoint)} parts were already stored…`
+        : `Uploading ${file.name}…`,
+    );
     let renew = false;
     for (;;) {
       if (live) options.checkpoint = live;
