@@ -233,7 +233,7 @@
   function describe(e) {
     if (!e) return 'unknown_error: the upload failed';
     if (e.apiError) {
-      const retry = e.retryAfter ? ` (retry after ${e.retryAfter} s)` : '';
+      const retry = e.retryAfter && !/try again/i.test(e.detail) ? ` (retry after ${e.retryAfter} s)` : '';
       return `${e.code}: ${e.detail}${retry}`;
     }
     const message = String(e.message || e)
