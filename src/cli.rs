@@ -423,6 +423,10 @@ pub struct EmulatorArgs {
     /// Lifetime of the upload credentials it hands out, in seconds.
     #[arg(long, default_value_t = 3000)]
     pub credential_ttl: u64,
+    /// The assumed role's MaxSessionDuration, in seconds (3600 to 43200): AssumeRole accepts
+    /// DurationSeconds from 900 up to this.
+    #[arg(long, default_value_t = 3600)]
+    pub role_max_session_duration: u64,
     /// Where objects are stored [default: a new temporary directory].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

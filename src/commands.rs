@@ -10,7 +10,8 @@ use crate::cli::{
     ApiKeyCommand, Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs,
     StatusArgs, UploadArgs,
 };
-use crate::jobs::{Job, JobEvent, JobMessage, JobState, JobStore};
+use crate::display::{describe_event, human_bytes, jobs_table, print_job};
+use crate::jobs::{JobMessage, JobState, JobStore};
 use crate::queue::{self, Topology};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -267,113 +268,6 @@ async fn follow(store: &JobStore, job_id: &str, timeout: Duration) -> anyhow::Re
     }
 }
 
-fn describe_event(e: &JobEvent) -> String {
-    let mut line = format!(
-        "{}  {} -> {}",
-        e.at.format("%H:%M:%S%.3f"),
-        e.from_state.as_deref().unwrap_or("-"),
-        e.to_state
-    );
-    if let Some(m) = &e.media_id {
-        line.push_str(&format!("  media_id={m}"));
-    }
-    if let Some(c) = &e.error_code {
-        line.push_str(&format!(
-            "  error={c}: {}",
-            e.error_message.as_deref().unwrap_or("")
-        ));
-    }
-    if let Some(d) = &e.detail {
-        line.push_str(&format!("  {d}"));
-    }
-    line
-}
-
-/// Bytes per second of the current (or last) attempt: from its claim to the last progress
-/// write, or to `uploaded`.
-pub fn throughput(job: &Job, history: &[JobEvent]) -> Option<f64> {
-    let started = history
-        .iter()
-        .rev()
-        .find(|e| e.to_state == "uploading" && e.from_state.as_deref() != Some("uploading"))?
-        .at;
-    let until = job.uploaded_at.unwrap_or(job.updated_at);
-    let secs = (until - started).num_milliseconds() as f64 / 1000.0;
-    (secs > 0.0 && job.bytes_uploaded > 0).then(|| job.bytes_uploaded as f64 / secs)
-}
-
-/// `[#######-------]  45.0%  12.3 MiB / 27.3 MiB`
-pub fn progress_bar(done: i64, total: Option<i64>) -> String {
-    let width = 24;
-    match total {
-        Some(total) if total > 0 => {
-            let ratio = (done as f64 / total as f64).clamp(0.0, 1.0);
-            let filled = (ratio * width as f64).round() as usize;
-            format!(
-                "[{}{}] {:5.1}%  {} / {}",
-                "#".repeat(filled),
-                "-".repeat(width - filled),
-                ratio * 100.0,
-                human_bytes(done),
-                human_bytes(total)
-            )
-        }
-        _ => format!("[{}] {}", "?".repeat(width), human_bytes(done)),
-    }
-}
-
-pub fn human_bytes(bytes: i64) -> String {
-    let b = bytes as f64;
-    if b >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
-    } else if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / (1024.0 * 1024.0))
-    } else if b >= 1024.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
-fn print_job(job: &Job, history: &[JobEvent]) {
-    println!("job_id:     {}", job.job_id);
-    println!("kind:       {}", job.kind);
-    println!("state:      {}", job.state);
-    println!("media_id:   {}", job.media_id.as_deref().unwrap_or("-"));
-    if !job.superseded_media_ids.is_empty() {
-        println!("superseded: {}", job.superseded_media_ids.join(", "));
-    }
-    println!("source:     {}", job.source);
-    println!(
-        "progress:   {}{}",
-        progress_bar(job.bytes_uploaded, job.bytes_total),
-        throughput(job, history)
-            .map(|r| format!("  {}/s", human_bytes(r as i64)))
-            .unwrap_or_default()
-    );
-    println!("attempts:   {}/{}", job.attempts, job.max_attempts);
-    if let Some(code) = &job.last_error_code {
-        println!(
-            "last error: {code}: {}",
-            job.last_error_message.as_deref().unwrap_or("")
-        );
-    }
-    println!(
-        "created:    {}",
-        job.created_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    println!(
-        "updated:    {}",
-        job.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    if !history.is_empty() {
-        println!("history:");
-        for e in history {
-            println!("  {}", describe_event(e));
-        }
-    }
-}
-
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let store = store(&args.db).await?;
     let Some(job) = store.get(&args.job_id).await? else {
@@ -391,32 +285,6 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         print_job(&job, &history);
     }
     Ok(())
-}
-
-/// A fixed-width table of jobs.
-pub fn jobs_table(jobs: &[Job]) -> String {
-    let mut out = format!(
-        "{:<38} {:<15} {:<10} {:<34} {}\n",
-        "JOB_ID", "KIND", "STATE", "MEDIA_ID", "PROGRESS / ERROR"
-    );
-    for job in jobs {
-        let tail = match (&job.last_error_code, job.state()) {
-            (Some(code), JobState::Failed | JobState::Retrying) => format!(
-                "{code}: {}",
-                job.last_error_message.as_deref().unwrap_or("")
-            ),
-            _ => progress_bar(job.bytes_uploaded, job.bytes_total),
-        };
-        out.push_str(&format!(
-            "{:<38} {:<15} {:<10} {:<34} {}\n",
-            job.job_id,
-            job.kind,
-            job.state,
-            job.media_id.as_deref().unwrap_or("-"),
-            tail
-        ));
-    }
-    out
 }
 
 async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
@@ -532,6 +400,7 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     config.access_key_id = args.access_key_id;
     config.access_key_secret = args.access_key_secret.into();
     config.credential_ttl = Duration::from_secs(args.credential_ttl);
+    config.role_max_session_seconds = args.role_max_session_duration;
     config.callback_url = args.callback_url;
     config.callback_key = args.callback_key.map(Into::into);
     config.region = args.region;

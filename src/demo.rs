@@ -10,7 +10,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use crate::app::{self, AppConfig, HttpSettings, VodSettings};
 use crate::cli::DemoArgs;
-use crate::commands::{human_bytes, jobs_table, progress_bar};
+use crate::display::{human_bytes, jobs_table, progress_bar};
 use crate::jobs::{JobMessage, JobState};
 use crate::queue::{self, Topology};
 use crate::secret::Secret;

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod crc64;
 pub mod demo;
+pub mod display;
 pub mod emulator;
 pub mod jobs;
 pub mod oss;

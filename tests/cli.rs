@@ -105,3 +105,100 @@ async fn a_bad_setting_stops_start_up_with_one_line_that_names_it() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_listed_without_secrets_and_revoked() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let out = vod_ingest(&app)
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "mobile app",
+            "--kinds",
+            "video,image",
+        ])
+        .args(["--max-file-size", "2G", "--requests-per-minute", "30"])
+        .args(["--origin", "https://app.example.com", "--allow-sts"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("vik_") && key.len() == 49, "{key}");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains("shown only this once"), "{note}");
+
+    // The key works, then is listed without its secret.
+    let r = app
+        .api_post(
+            "/v1/uploads",
+            Some(&key),
+            serde_json::json!({"kind": "image", "file_name": "a.png", "file_size": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:#?}");
+    let out = vod_ingest(&app).args(["api-key", "list"]).output().unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let key_id = &key[4..16];
+    assert!(
+        listing.contains(key_id) && listing.contains("mobile app"),
+        "{listing}"
+    );
+    assert!(listing.contains("video,image") && listing.contains("https://app.example.com"));
+    assert!(
+        listing.contains("active") && !listing.contains(&key[17..]),
+        "{listing}"
+    );
+
+    let out = vod_ingest(&app)
+        .args(["api-key", "revoke", key_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = vod_ingest(&app).args(["api-key", "list"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("revoked"));
+    app.api_post(
+        "/v1/uploads",
+        Some(&key),
+        serde_json::json!({"kind": "image", "file_name": "a.png", "file_size": 1}),
+    )
+    .await
+    .refused(401, "ApiKeyRevoked");
+
+    // Mistakes get one line that says what to do.
+    for (args, expected) in [
+        (
+            vec!["api-key", "revoke", "nope"],
+            "no API key with id \"nope\"",
+        ),
+        (
+            vec!["api-key", "create", "--name", "x", "--kinds", "films"],
+            "--kinds: unknown kind \"films\"",
+        ),
+        (
+            vec![
+                "api-key",
+                "create",
+                "--name",
+                "x",
+                "--origin",
+                "https://a.example/path",
+            ],
+            "is not an origin",
+        ),
+    ] {
+        let out = vod_ingest(&app).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    app.stop().await;
+}

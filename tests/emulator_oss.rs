@@ -1130,3 +1130,343 @@ async fn ranged_reads() {
     let f = assert_oss_error(get("bytes=2000-3000", true).await, 416, "InvalidRange").await;
     assert_eq!(f["ActualObjectSize"], "1000");
 }
+
+// ---------------------------------------------------------------------------------------------
+// CORS and browser-style requests
+
+const PAGE: &str = "http://localhost:5173";
+const EXPOSED: &str = "ETag, x-oss-request-id, x-oss-hash-crc64ecma, x-oss-object-type, \
+                       x-oss-storage-class, x-oss-ec, x-oss-err, Content-MD5";
+const CORS_REFUSAL: &str = "CORSResponse: This CORS request is not allowed. This is usually \
+     because the evalution of Origin, request method / Access-Control-Request-Method or \
+     Access-Control-Requet-Headers are not whitelisted by the resource's CORS spec.";
+
+/// An unsigned OPTIONS request, with the given headers, path-style unless `host` is given.
+async fn preflight(
+    e: &Emu,
+    path: &str,
+    host: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = e.http.request(
+        reqwest::Method::OPTIONS,
+        format!("{}{path}", e.emu.base_url()),
+    );
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    req.send().await.unwrap()
+}
+
+#[track_caller]
+fn assert_cors_actual(h: &reqwest::header::HeaderMap) {
+    assert_eq!(h["access-control-allow-origin"], PAGE);
+    assert_eq!(h["access-control-expose-headers"], EXPOSED);
+    assert_eq!(h["vary"], "Origin");
+}
+
+#[tokio::test]
+async fn cors_preflight_needs_no_signature() {
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let bucket = &up.address.bucket;
+    let path = format!("/{bucket}/{}", encode_key(&up.address.file_name));
+    // What Chromium sends before ali-oss's PUT (headers lower-cased, comma-separated).
+    let asked = "authorization,content-type,x-oss-date,x-oss-security-token,x-oss-user-agent";
+    let virtual_host = format!("{bucket}.oss-cn-shanghai.aliyuncs.com");
+    let virtual_path = format!("/{}", encode_key(&up.address.file_name));
+    for (path, host) in [
+        (path.as_str(), None),
+        (virtual_path.as_str(), Some(virtual_host.as_str())),
+    ] {
+        let resp = preflight(
+            &e,
+            &format!("{path}?uploads="),
+            host,
+            &[
+                ("origin", PAGE),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", asked),
+            ],
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["access-control-allow-origin"], PAGE);
+        assert_eq!(
+            h["access-control-allow-methods"],
+            "GET, PUT, POST, DELETE, HEAD"
+        );
+        assert_eq!(h["access-control-allow-headers"], asked);
+        assert_eq!(h["access-control-expose-headers"], EXPOSED);
+        assert_eq!(h["access-control-max-age"], "600");
+        assert_eq!(h["vary"], "Origin");
+        assert_eq!(h["server"], "AliyunOSS");
+        assert_eq!(h["x-oss-request-id"].len(), 24);
+        assert!(resp.text().await.unwrap().is_empty());
+    }
+    // Without Access-Control-Request-Headers there is nothing to allow.
+    let resp = preflight(
+        &e,
+        &path,
+        None,
+        &[("origin", "null"), ("access-control-request-method", "PUT")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "null");
+    assert!(!resp.headers().contains_key("access-control-allow-headers"));
+    // The bucket root too.
+    let resp = preflight(
+        &e,
+        &format!("/{bucket}/"),
+        None,
+        &[("origin", PAGE), ("access-control-request-method", "GET")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(e.emu.stats().requests["Options"], 4);
+}
+
+#[tokio::test]
+async fn refused_preflights() {
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let path = format!("/{}/{}", up.address.bucket, up.address.file_name);
+    let cases: &[&[(&str, &str)]] = &[
+        &[("access-control-request-method", "PUT")],
+        &[("origin", PAGE)],
+        &[("origin", ""), ("access-control-request-method", "PUT")],
+        &[("origin", PAGE), ("access-control-request-method", "PATCH")],
+        &[("origin", PAGE), ("access-control-request-method", "put")],
+    ];
+    for headers in cases {
+        let resp = preflight(&e, &path, None, headers).await;
+        assert!(!resp.headers().contains_key("access-control-allow-origin"));
+        assert!(!resp.headers().contains_key("access-control-allow-methods"));
+        assert_eq!(resp.headers()["vary"], "Origin");
+        let fields = assert_oss_error(resp, 403, "AccessForbidden").await;
+        assert_eq!(fields["Message"], CORS_REFUSAL, "{headers:?}");
+        assert_eq!(fields["HostId"], e.emu.addr().to_string());
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["Code", "HostId", "Message", "RequestId"],
+            "{headers:?}"
+        );
+    }
+    // Another bucket has no CORS rules: it does not exist.
+    let resp = preflight(
+        &e,
+        "/outin-00000000000000000000000000000000/a.mp4",
+        None,
+        &[("origin", PAGE), ("access-control-request-method", "PUT")],
+    )
+    .await;
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    assert_oss_error(resp, 404, "NoSuchBucket").await;
+    // The VOD endpoint is not OSS.
+    let resp = preflight(
+        &e,
+        "/",
+        None,
+        &[("origin", PAGE), ("access-control-request-method", "POST")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["Code"], "UnsupportedHTTPMethod");
+}
+
+#[tokio::test]
+async fn answers_to_a_page_expose_what_uploads_need() {
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let creds = Creds::from_upload_auth(&up.auth);
+    let body = data(1000);
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .header("origin", PAGE)
+    .header("content-type", "video/mp4")
+    .body(body.clone())
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let h = resp.headers();
+    assert_cors_actual(h);
+    assert_eq!(
+        h["access-control-allow-methods"],
+        "GET, PUT, POST, DELETE, HEAD"
+    );
+    // Each exposed header is there to read.
+    for name in ["etag", "x-oss-request-id", "x-oss-hash-crc64ecma"] {
+        assert!(h.contains_key(name), "{name}");
+    }
+    assert_eq!(
+        h["x-oss-hash-crc64ecma"],
+        crc64::checksum(&body).to_string()
+    );
+
+    // Without Origin: no CORS headers, but still Vary.
+    let resp = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(resp.headers()["vary"], "Origin");
+}
+
+#[tokio::test]
+async fn error_answers_to_a_page_are_readable() {
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let creds = Creds::from_upload_auth(&up.auth);
+    let wrong = Creds {
+        secret: "not-the-secret".into(),
+        ..creds.clone()
+    };
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&wrong),
+    )
+    .header("origin", PAGE)
+    .body("x")
+    .send(&e)
+    .await;
+    assert_cors_actual(resp.headers());
+    assert_oss_error(resp, 403, "SignatureDoesNotMatch").await;
+
+    // Unsigned, outside the credential's scope, a HEAD with its error in `x-oss-err`.
+    let resp = OssCall::new("PUT", &up.address.bucket, "sv/other.mp4", None)
+        .header("origin", PAGE)
+        .body("x")
+        .send(&e)
+        .await;
+    assert_cors_actual(resp.headers());
+    assert_oss_error(resp, 403, "AccessDenied").await;
+    let resp = OssCall::new("PUT", &up.address.bucket, "sv/other.mp4", Some(&creds))
+        .header("origin", PAGE)
+        .body("x")
+        .send(&e)
+        .await;
+    assert_cors_actual(resp.headers());
+    assert_oss_error(resp, 403, "AccessDenied").await;
+    let resp = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .header("origin", PAGE)
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 404);
+    assert_cors_actual(resp.headers());
+    assert!(resp.headers().contains_key("x-oss-err"));
+
+    // A bucket that does not exist has no CORS rules.
+    let resp = OssCall::new("PUT", "outin-nobody", "a.mp4", Some(&creds))
+        .header("origin", PAGE)
+        .body("x")
+        .send(&e)
+        .await;
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    assert_oss_error(resp, 404, "NoSuchBucket").await;
+}
+
+#[tokio::test]
+async fn browser_style_v1_requests_verify() {
+    // What ali-oss sends from a page: no Date (browsers cannot set it) but `x-oss-date`, the
+    // token and its user agent among the signed `x-oss-*` headers, path-style (`sldEnable`).
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let creds = Creds::from_upload_auth(&up.auth);
+    let now = http_date(std::time::SystemTime::now());
+    let ua = "aliyun-sdk-js/6.23.0 Chrome Headless 120.0.0.0 on Linux 64-bit";
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .without_date()
+    .header("x-oss-date", &now)
+    .header("x-oss-user-agent", ua)
+    .header("content-type", "video/mp4")
+    .header("origin", PAGE)
+    .body(data(100))
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_cors_actual(resp.headers());
+
+    // The signature covers x-oss-date: another date than the signed one does not verify.
+    let mut call = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .without_date()
+    .header("x-oss-date", &now)
+    .header("x-oss-user-agent", ua);
+    let mut signed = call.headers.clone();
+    signed.push(("x-oss-security-token".into(), creds.token.clone().unwrap()));
+    let sts = call.string_to_sign(&signed);
+    let sig = vod_ingest::sign::oss::signature(&sts, &creds.secret);
+    call.headers = vec![
+        (
+            "x-oss-date".into(),
+            http_date(std::time::SystemTime::now() + Duration::from_secs(60)),
+        ),
+        ("x-oss-user-agent".into(), ua.into()),
+        (
+            "authorization".into(),
+            vod_ingest::sign::oss::authorization(&creds.id, &sig),
+        ),
+    ];
+    let resp = call.body("x").send(&e).await;
+    assert_oss_error(resp, 403, "SignatureDoesNotMatch").await;
+
+    // x-oss-date is the request time: a stale one is refused even with no Date at all.
+    let stale = http_date(std::time::SystemTime::now() - Duration::from_secs(20 * 60));
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .without_date()
+    .header("x-oss-date", &stale)
+    .body("x")
+    .send(&e)
+    .await;
+    assert_oss_error(resp, 403, "RequestTimeTooSkewed").await;
+    // Neither Date nor x-oss-date.
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .without_date()
+    .body("x")
+    .send(&e)
+    .await;
+    let fields = assert_oss_error(resp, 403, "AccessDenied").await;
+    assert_eq!(fields["Message"], "Missing Date header.");
+}

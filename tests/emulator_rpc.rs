@@ -783,6 +783,266 @@ async fn assume_role_validation() {
     assert_eq!(ok.0, 200, "{}", ok.1);
 }
 
+/// Credentials from an AssumeRole response.
+fn sts_creds(resp: &(u16, serde_json::Value)) -> Creds {
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let c = &resp.1["Credentials"];
+    Creds {
+        id: c["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: c["AccessKeySecret"].as_str().unwrap().to_owned(),
+        token: Some(c["SecurityToken"].as_str().unwrap().to_owned()),
+    }
+}
+
+fn policy_of(statements: &str) -> String {
+    format!(r#"{{"Version":"1","Statement":[{statements}]}}"#)
+}
+
+/// Asserts VOD's refusal of an action the caller's RAM identity may not call.
+#[track_caller]
+fn assert_forbidden_ram(resp: &(u16, serde_json::Value)) {
+    assert_rpc_error(resp, 403, "Forbidden.RAM");
+    assert_eq!(
+        resp.1["Message"],
+        "User not authorized to operate on the specified resource, or this API doesn't support RAM."
+    );
+    assert_eq!(resp.1["HostId"], "vod.cn-shanghai.aliyuncs.com");
+    let keys: Vec<&str> = resp
+        .1
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+}
+
+#[tokio::test]
+async fn session_policy_limits_what_the_token_may_call() {
+    let e = start().await;
+    let policy =
+        policy_of(r#"{"Effect":"Allow","Action":["vod:CreateUploadVideo"],"Resource":"*"}"#);
+    let creds = sts_creds(&assume_role(&e, &[("Policy", &policy)]).await);
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadVideo",
+        VOD,
+        &[("Title", "t"), ("FileName", "m.mp4")],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let video_id = resp.1["VideoId"].as_str().unwrap().to_owned();
+
+    // Refused before the action runs: an existing video and a missing parameter alike.
+    let resp = call(&e, &creds, "GetVideoInfo", VOD, &[("VideoId", &video_id)]).await;
+    assert_forbidden_ram(&resp);
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadImage",
+        VOD,
+        &[("ImageType", "default")],
+    )
+    .await;
+    assert_forbidden_ram(&resp);
+    let resp = call(&e, &creds, "CreateUploadImage", VOD, &[]).await;
+    assert_forbidden_ram(&resp);
+    // XML callers get the same refusal in XML.
+    let resp = call(
+        &e,
+        &creds,
+        "RefreshUploadVideo",
+        VOD,
+        &[("VideoId", &video_id), ("Format", "XML")],
+    )
+    .await;
+    assert_eq!(resp.0, 403);
+    let xml = resp.1.as_str().unwrap();
+    assert!(xml.contains("<Code>Forbidden.RAM</Code>"), "{xml}");
+
+    // The same role without a session policy has its full rights.
+    let full = sts_creds(&assume_role(&e, &[]).await);
+    let resp = call(&e, &full, "GetVideoInfo", VOD, &[("VideoId", &video_id)]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let stats = e.emu.stats();
+    assert_eq!(stats.requests["GetVideoInfo"], 2);
+}
+
+#[tokio::test]
+async fn session_policy_deny_wins_and_wildcards_match() {
+    let e = start().await;
+    let video = create_video(&e, &[]).await;
+    let params = [("VideoId", video.id.as_str())];
+
+    let deny = policy_of(
+        r#"{"Effect":"Allow","Action":"vod:*","Resource":"*"},
+           {"Effect":"Deny","Action":"vod:getvideoinfo","Resource":"*"}"#,
+    );
+    let creds = sts_creds(&assume_role(&e, &[("Policy", &deny)]).await);
+    assert_forbidden_ram(&call(&e, &creds, "GetVideoInfo", VOD, &params).await);
+    let resp = call(&e, &creds, "RefreshUploadVideo", VOD, &params).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+
+    let upload_only = policy_of(
+        r#"{"Effect":"Allow","Action":"vod:CreateUpload*","Resource":["acs:vod:*:*:*"]}"#,
+    );
+    let creds = sts_creds(&assume_role(&e, &[("Policy", &upload_only)]).await);
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadImage",
+        VOD,
+        &[("ImageType", "cover")],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadAttachedMedia",
+        VOD,
+        &[("BusinessType", "subtitle"), ("MediaExt", "vtt")],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_forbidden_ram(&call(&e, &creds, "RefreshUploadVideo", VOD, &params).await);
+
+    for everything in ["*", "vod:*"] {
+        let p = policy_of(&format!(
+            r#"{{"Effect":"Allow","Action":"{everything}","Resource":"*"}}"#
+        ));
+        let creds = sts_creds(&assume_role(&e, &[("Policy", &p)]).await);
+        let resp = call(&e, &creds, "GetVideoInfo", VOD, &params).await;
+        assert_eq!(resp.0, 200, "{everything}: {}", resp.1);
+    }
+
+    // A policy for another service grants nothing on VOD.
+    let oss_only = policy_of(r#"{"Effect":"Allow","Action":"oss:*","Resource":"*"}"#);
+    let creds = sts_creds(&assume_role(&e, &[("Policy", &oss_only)]).await);
+    assert_forbidden_ram(&call(&e, &creds, "GetVideoInfo", VOD, &params).await);
+}
+
+#[tokio::test]
+async fn session_policy_grammar_is_checked() {
+    let e = start().await;
+    let ok = r#"{"Effect":"Allow","Action":"vod:*","Resource":"*"}"#;
+    let too_long = format!(
+        r#"{{"Version":"1","Statement":[{ok}]}}{}"#,
+        " ".repeat(2049 - policy_of(ok).len())
+    );
+    assert_eq!(too_long.len(), 2049);
+    let bad = [
+        "{not json".to_owned(),
+        r#"{"Version":"1"}"#.to_owned(),
+        r#"{"Version":"1","Statement":[]}"#.to_owned(),
+        format!(r#"{{"Version":"2","Statement":[{ok}]}}"#),
+        format!(r#"{{"Statement":[{ok}]}}"#),
+        policy_of(r#"{"Effect":"Permit","Action":"vod:*","Resource":"*"}"#),
+        policy_of(r#"{"Effect":"Allow","Resource":"*"}"#),
+        too_long,
+    ];
+    for policy in &bad {
+        let resp = assume_role(&e, &[("Policy", policy)]).await;
+        assert_rpc_error(&resp, 400, "InvalidParameter.PolicyGrammar");
+        assert_eq!(
+            resp.1["Message"], "The parameter Policy has not passed grammar check.",
+            "{policy}"
+        );
+        assert_eq!(resp.1["HostId"], "sts.aliyuncs.com");
+    }
+    // 2048 characters is the limit, not over it.
+    let longest = format!(
+        "{}{}",
+        policy_of(ok),
+        " ".repeat(2048 - policy_of(ok).len())
+    );
+    let resp = assume_role(&e, &[("Policy", &longest)]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+}
+
+#[tokio::test]
+async fn duration_seconds_is_capped_by_the_roles_maximum() {
+    let e = start_with(|c| c.role_max_session_seconds = 7200).await;
+    for too_long in ["7201", "43200"] {
+        let resp = assume_role(&e, &[("DurationSeconds", too_long)]).await;
+        assert_rpc_error(&resp, 400, "InvalidParameter.DurationSeconds");
+        assert_eq!(
+            resp.1["Message"],
+            "The Min/Max value of DurationSeconds is 15min/2hr."
+        );
+    }
+    let resp = assume_role(&e, &[("DurationSeconds", "7200")]).await;
+    let creds = sts_creds(&resp);
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(resp.1["Credentials"]["Expiration"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    let left = (exp - chrono::Utc::now()).num_seconds();
+    assert!((7190..=7200).contains(&left), "{left}");
+    let resp = call(
+        &e,
+        &creds,
+        "CreateUploadVideo",
+        VOD,
+        &[("Title", "t"), ("FileName", "m.mp4")],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    // Without DurationSeconds STS issues 3600 s whatever the maximum.
+    let resp = assume_role(&e, &[]).await;
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(resp.1["Credentials"]["Expiration"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    let left = (exp - chrono::Utc::now()).num_seconds();
+    assert!((3590..=3600).contains(&left), "{left}");
+
+    // The default role allows an hour, with the documented message.
+    let e = start().await;
+    let resp = assume_role(&e, &[("DurationSeconds", "3601")]).await;
+    assert_rpc_error(&resp, 400, "InvalidParameter.DurationSeconds");
+    assert_eq!(
+        resp.1["Message"],
+        "The Min/Max value of DurationSeconds is 15min/1hr."
+    );
+    assert_eq!(assume_role(&e, &[("DurationSeconds", "3600")]).await.0, 200);
+
+    // RAM's range for the maximum itself.
+    for bad in [3599, 43201] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = vod_ingest::emulator::EmulatorConfig::new(dir.path().to_path_buf());
+        config.role_max_session_seconds = bad;
+        let err = vod_ingest::emulator::start(config).await.err().unwrap();
+        assert!(err.to_string().contains("3600 to 43200"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn assume_role_credentials_expire() {
+    let e = start().await;
+    set_faults(&e, json!({"assume_role_ttl_seconds": 1})).await;
+    let policy = policy_of(r#"{"Effect":"Allow","Action":"vod:*","Resource":"*"}"#);
+    let resp = assume_role(&e, &[("DurationSeconds", "900"), ("Policy", &policy)]).await;
+    let creds = sts_creds(&resp);
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(resp.1["Credentials"]["Expiration"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!((exp - chrono::Utc::now()).num_seconds() <= 1);
+    wait_until(exp).await;
+    let resp = call(&e, &creds, "GetVideoInfo", VOD, &[("VideoId", "x")]).await;
+    assert_rpc_error(&resp, 400, "InvalidSecurityToken.Expired");
+    // `null` restores DurationSeconds.
+    set_faults(&e, json!({"assume_role_ttl_seconds": null})).await;
+    let resp = assume_role(&e, &[("DurationSeconds", "900")]).await;
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(resp.1["Credentials"]["Expiration"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!((exp - chrono::Utc::now()).num_seconds() > 890);
+}
+
 #[tokio::test]
 async fn upload_credentials_do_not_sign_vod_calls_and_expire() {
     let e = start().await;
@@ -866,4 +1126,24 @@ async fn shutdown_is_graceful_and_frees_the_port() {
         .await
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[test]
+fn the_emulator_command_takes_the_roles_maximum_session_duration() {
+    use clap::Parser as _;
+    use vod_ingest::cli::{Cli, Command};
+    let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+        Command::Emulator(a) => a.role_max_session_duration,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(parse(&["vod-ingest", "emulator"]), 3600);
+    assert_eq!(
+        parse(&[
+            "vod-ingest",
+            "emulator",
+            "--role-max-session-duration",
+            "43200"
+        ]),
+        43200
+    );
 }

@@ -12,6 +12,8 @@ async fn http_only(keys: Vec<&'static str>) -> TestApp {
     TestApp::spawn_with(TestAppOptions {
         worker: false,
         callback_keys: keys,
+        // No STS tokens: an upload event for unknown media is stored, not recorded as a job.
+        sts: None,
         ..Default::default()
     })
     .await

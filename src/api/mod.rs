@@ -224,6 +224,16 @@ impl Caller {
     }
 }
 
+/// Browsers send `Origin` on every POST, even from a page this service served itself (the
+/// upload page); such a request is not cross-origin and needs no entry in the key's list.
+fn is_same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
@@ -269,7 +279,10 @@ impl FromRequestParts<ApiState> for Caller {
                 return Err(ApiError::new(StatusCode::UNAUTHORIZED, code, message));
             }
         };
-        if let Some(o) = &origin {
+        let same_origin = origin
+            .as_deref()
+            .is_some_and(|o| is_same_origin(o, &parts.headers));
+        if let Some(o) = origin.as_deref().filter(|_| !same_origin) {
             if !key.allows_origin(o) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -397,6 +410,17 @@ mod tests {
         ] {
             assert!(!caused_by_request(code), "{code}");
         }
+    }
+
+    #[test]
+    fn same_origin_is_the_host_the_request_was_sent_to() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(is_same_origin("http://127.0.0.1:8080", &h));
+        assert!(!is_same_origin("http://127.0.0.1:8081", &h));
+        assert!(!is_same_origin("http://evil.example", &h));
+        assert!(!is_same_origin("null", &h));
+        assert!(!is_same_origin("http://127.0.0.1:8080", &HeaderMap::new()));
     }
 
     #[test]

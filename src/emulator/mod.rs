@@ -8,8 +8,11 @@
 //!
 //! - VOD 2017-03-21: `CreateUploadVideo`, `CreateUploadImage`, `CreateUploadAttachedMedia`,
 //!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo` (and unsigned `ReportUploadProgress`).
-//! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls.
-//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`).
+//! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls,
+//!   narrowed by the session `Policy` if one was given (`policy`), for DurationSeconds (900 up
+//!   to `role_max_session_seconds`).
+//! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`); CORS
+//!   preflights and headers for browser uploads from any origin (`cors`).
 //!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
 //! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
 //!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
@@ -18,13 +21,16 @@
 //!   `{"credential_ttl_seconds": 5, "callback_drop": true, "delay_ms": 200,
 //!     "error_rates": {"UploadPart": 0.1},
 //!     "fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]}`
-//!   (`null` resets `credential_ttl_seconds` and `transcode_delay_ms`).
+//!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
+//!   `transcode_delay_ms`).
 
 mod callback;
+mod cors;
 mod errors;
 mod multipart;
 mod oss;
 mod oss_v4;
+mod policy;
 mod rpc;
 mod state;
 
@@ -54,6 +60,9 @@ pub struct EmulatorConfig {
     pub access_key_secret: Secret,
     /// Lifetime of UploadAuth credentials (VOD documents 3000 s).
     pub credential_ttl: Duration,
+    /// The assumed role's `MaxSessionDuration`, in seconds: AssumeRole accepts DurationSeconds
+    /// from 900 up to this. RAM allows 3600..=43200 [default: 3600].
+    pub role_max_session_seconds: u64,
     /// Objects are stored on disk under here.
     pub data_dir: PathBuf,
     /// Default callback URL; `UserData.MessageCallback.CallbackURL` overrides it per media.
@@ -73,6 +82,7 @@ impl EmulatorConfig {
             access_key_id: "emulator-access-key-id".to_owned(),
             access_key_secret: Secret::new("emulator-access-key-secret"),
             credential_ttl: Duration::from_secs(3000),
+            role_max_session_seconds: 3600,
             data_dir,
             callback_url: None,
             callback_key: None,
@@ -107,6 +117,10 @@ pub struct Faults {
     /// Overrides `EmulatorConfig::credential_ttl` for credentials issued from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_ttl_seconds: Option<u64>,
+    /// Overrides the lifetime of AssumeRole credentials issued from now on, whatever their
+    /// DurationSeconds (their `Expiration` says so), so that tests can see one expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_ttl_seconds: Option<u64>,
     /// Drop every callback (counted in `callbacks_failed`).
     #[serde(default)]
     pub callback_drop: bool,
@@ -155,6 +169,8 @@ where
 struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     credential_ttl_seconds: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    assume_role_ttl_seconds: Option<Option<u64>>,
     callback_drop: Option<bool>,
     callback_duplicate: Option<bool>,
     delay_ms: Option<u64>,
@@ -251,6 +267,13 @@ fn base_url_for(addr: SocketAddr) -> String {
 }
 
 async fn bind(config: EmulatorConfig) -> anyhow::Result<(tokio::net::TcpListener, Arc<Shared>)> {
+    if !(3600..=43200).contains(&config.role_max_session_seconds) {
+        anyhow::bail!(
+            "the role's maximum session duration must be 3600 to 43200 seconds (RAM's range for \
+             MaxSessionDuration), not {}",
+            config.role_max_session_seconds
+        );
+    }
     tokio::fs::create_dir_all(config.data_dir.join("tmp")).await?;
     tokio::fs::create_dir_all(config.data_dir.join("objects")).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -375,6 +398,9 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             let f = &mut inner.faults;
             if let Some(v) = patch.credential_ttl_seconds {
                 f.credential_ttl_seconds = v;
+            }
+            if let Some(v) = patch.assume_role_ttl_seconds {
+                f.assume_role_ttl_seconds = v;
             }
             if let Some(v) = patch.callback_drop {
                 f.callback_drop = v;

@@ -1,5 +1,5 @@
 //! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
-//! (§3), errors (§4), path-style and virtual-hosted addressing (§7).
+//! (§3), errors (§4), path-style and virtual-hosted addressing (§7), CORS (`cors`).
 //!
 //! Multipart (§2) is in `multipart`; other operations (bucket-level, copy, append) are
 //! answered `NotImplemented` after authentication.
@@ -17,6 +17,7 @@ use md5::{Digest as _, Md5};
 use tokio::io::AsyncWriteExt as _;
 
 use super::callback;
+use super::cors;
 use super::errors::{oss_common_headers, oss_request_id, OssError};
 use super::multipart;
 use super::oss_v4;
@@ -138,13 +139,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
             return e.response(&request_id, &host_id, head);
         }
     };
+    if parts.method == Method::OPTIONS {
+        return preflight(&shared, &parts.headers, &bucket, &request_id, &host_id);
+    }
+    // CORS rules are the bucket's: another bucket (which does not exist) has none.
+    let origin = shared
+        .known_bucket(&bucket)
+        .then(|| parts.headers.get(header::ORIGIN).cloned())
+        .flatten();
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
     let op = Operation::classify(&parts.method, &key, &query, &parts.headers);
     shared.count(op.name());
-    match process(&shared, &parts, body, &bucket, &key, &query, op).await {
+    let mut resp = match process(&shared, &parts, body, &bucket, &key, &query, op).await {
         Ok(mut resp) => {
             oss_common_headers(&mut resp, &request_id);
             resp
@@ -153,7 +162,47 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
             tracing::debug!(op = op.name(), code = %e.code, status = %e.status, "oss rejected");
             e.response(&request_id, &host_id, head)
         }
+    };
+    if shared.known_bucket(&bucket) {
+        cors::decorate(&mut resp, origin.as_ref());
     }
+    resp
+}
+
+/// Browsers send preflights unsigned: they are answered from the bucket's CORS rule.
+fn preflight(
+    shared: &Shared,
+    headers: &HeaderMap,
+    bucket: &str,
+    request_id: &str,
+    host_id: &str,
+) -> Response {
+    shared.count("Options");
+    if !shared.known_bucket(bucket) {
+        return no_such_bucket(bucket).response(request_id, host_id, false);
+    }
+    match cors::preflight(headers) {
+        Ok(mut resp) => {
+            oss_common_headers(&mut resp, request_id);
+            resp
+        }
+        Err(e) => {
+            tracing::debug!(code = %e.code, "oss preflight rejected");
+            let mut resp = e.response(request_id, host_id, false);
+            cors::decorate(&mut resp, None);
+            resp
+        }
+    }
+}
+
+fn no_such_bucket(bucket: &str) -> OssError {
+    OssError::new(
+        404,
+        "NoSuchBucket",
+        "The specified bucket does not exist.",
+        None,
+    )
+    .with("BucketName", bucket)
 }
 
 enum Scheme<'a> {
@@ -184,13 +233,7 @@ async fn process(
         return Err(not_implemented());
     }
     if !shared.known_bucket(bucket) {
-        return Err(OssError::new(
-            404,
-            "NoSuchBucket",
-            "The specified bucket does not exist.",
-            None,
-        )
-        .with("BucketName", bucket));
+        return Err(no_such_bucket(bucket));
     }
     if key.len() > 1023 || key.starts_with('/') || key.starts_with('\\') {
         return Err(OssError::new(
@@ -501,7 +544,7 @@ fn authorize(
 ) -> Result<(), OssError> {
     match principal {
         Principal::Root => Ok(()),
-        Principal::Sts(Scope::Api) => Err(OssError::new(
+        Principal::Sts(Scope::Api { .. }) => Err(OssError::new(
             403,
             "AccessDenied",
             "The bucket you access does not belong to you.",

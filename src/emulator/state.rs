@@ -12,6 +12,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng as _;
 use sha2::Digest as _;
 
+use super::policy::SessionPolicy;
 use super::{EmulatorConfig, Faults, Stats};
 use crate::secret::Secret;
 
@@ -22,8 +23,11 @@ pub(crate) const NONCE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// What a temporary credential may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// Issued by AssumeRole: may call the VOD API; has no rights on VOD's OSS buckets.
-    Api,
+    /// Issued by AssumeRole: may call the VOD API (as far as its session policy allows, if it
+    /// has one); has no rights on VOD's OSS buckets.
+    Api {
+        policy: Option<std::sync::Arc<SessionPolicy>>,
+    },
     /// Issued in an UploadAuth: may write (and read back) one object, or, for M3U8, anything
     /// under the media's prefix. Not valid for the VOD API.
     Object {

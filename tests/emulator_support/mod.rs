@@ -217,6 +217,8 @@ pub struct OssCall<'a> {
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
     pub host: Option<String>,
+    /// Send a `Date` header (when `headers` has none); browsers cannot, and send `x-oss-date`.
+    pub date: bool,
 }
 
 impl<'a> OssCall<'a> {
@@ -230,7 +232,14 @@ impl<'a> OssCall<'a> {
             headers: Vec::new(),
             query: Vec::new(),
             host: None,
+            date: true,
         }
+    }
+
+    /// No `Date` header, as from a browser (ali-oss signs `x-oss-date` instead).
+    pub fn without_date(mut self) -> Self {
+        self.date = false;
+        self
     }
 
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
@@ -274,7 +283,7 @@ impl<'a> OssCall<'a> {
 
     pub async fn send(self, e: &Emu) -> reqwest::Response {
         let mut headers = self.headers.clone();
-        if !headers.iter().any(|(k, _)| k == "date") {
+        if self.date && !headers.iter().any(|(k, _)| k == "date") {
             headers.push(("date".to_owned(), http_date(std::time::SystemTime::now())));
         }
         if let Some(c) = self.creds {

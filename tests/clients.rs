@@ -1,0 +1,245 @@
+//! Real client apps against the service and the emulator: the upload page in headless Chromium
+//! (Debian's `chromium`, driven by `playwright-core`), and `ali-oss` + `@alicloud/pop-core` in
+//! Node the way a mobile app or mini program uses them. The drivers live in `web/tests/`; the
+//! packages come from `npm ci --prefix web` (`.ci/run` installs them and Chromium).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{open_limits, pattern, TestApp, TestAppOptions};
+use serde_json::{json, Value};
+use vod_ingest::jobs::JobState;
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// Node and the web packages, or a failure that says how to get them. Set
+/// `VOD_INGEST_SKIP_CLIENT_TESTS=1` to skip these tests deliberately on a machine without them.
+fn node_ready() -> bool {
+    if std::env::var_os("VOD_INGEST_SKIP_CLIENT_TESTS").is_some() {
+        eprintln!("skipped: VOD_INGEST_SKIP_CLIENT_TESTS is set");
+        return false;
+    }
+    let installed = web_dir().join("node_modules/ali-oss").is_dir()
+        && web_dir().join("node_modules/playwright-core").is_dir();
+    assert!(
+        installed,
+        "the client tests need Node.js and the web packages: run `npm ci --prefix web` \
+         (and `apt-get install chromium` for the browser test), or set \
+         VOD_INGEST_SKIP_CLIENT_TESTS=1 to skip them"
+    );
+    true
+}
+
+/// Runs a driver and returns the JSON line it prints; panics with its stderr on failure.
+fn run_driver(script: &str, args: &[&str]) -> Value {
+    let out = Command::new("node")
+        .arg(web_dir().join("tests").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node (is Node.js installed?): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'));
+    serde_json::from_str(line.unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script} printed no JSON line ({e}):\n{stdout}\n{stderr}"))
+}
+
+async fn client_app() -> TestApp {
+    TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upload_page_uploads_from_chromium_and_resumes_after_a_reload() {
+    if !node_ready() {
+        return;
+    }
+    let app = client_app().await;
+    let key = app.api_key(open_limits()).await;
+    // 3 MiB in ali-oss's smallest parts (100 KiB): 31 parts. Slowed down so that the page is
+    // reloaded in the middle of the upload.
+    let data = pattern(3 * 1024 * 1024, 11);
+    let file = app.media_file("browser clip.mp4", &data);
+    app.set_faults(json!({"delay_ms": 60})).await;
+    let screenshot = app.media.path().join("page.png");
+    let base = app.http_base();
+    let file_arg = file.display().to_string();
+    let shot_arg = screenshot.display().to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        run_driver(
+            "browser-upload.mjs",
+            &[
+                "--url",
+                &base,
+                "--key",
+                &key,
+                "--file",
+                &file_arg,
+                "--kind",
+                "video",
+                "--reload-at",
+                "0.3",
+                "--screenshot",
+                &shot_arg,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(result["state"], "done", "{result:#}");
+    assert_eq!(result["resumed"], true, "{result:#}");
+    let job_id = result["job_id"]
+        .as_str()
+        .expect("the page shows the job id");
+    let job = app
+        .wait_for(job_id, Duration::from_secs(30), |j| {
+            j.state() == JobState::Completed
+        })
+        .await;
+    assert_eq!(job.origin, "client");
+    assert_eq!(job.media_id.as_deref(), result["media_id"].as_str());
+    assert!(
+        app.object_bytes(&job) == data,
+        "the stored object is the file"
+    );
+    // Resumed, not restarted: one multipart upload, and not every part sent twice.
+    let stats = app.emulator().stats();
+    let count = |a: &str| stats.requests.get(a).copied().unwrap_or(0);
+    assert_eq!(count("InitiateMultipartUpload"), 1, "{stats:?}");
+    assert!(count("UploadPart") < 31 + 10, "{stats:?}");
+    assert!(screenshot.exists(), "the driver saved a screenshot");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ali_oss_in_node_uploads_with_a_credential_from_the_api() {
+    if !node_ready() {
+        return;
+    }
+    let app = client_app().await;
+    let key = app.api_key(open_limits()).await;
+    for (kind, name, len) in [
+        ("video", "app.mp4", 2_500_000),
+        ("image", "app.png", 50_000),
+    ] {
+        let data = pattern(len, 3);
+        let file = app.media_file(name, &data);
+        let (base, key, file_arg) = (app.http_base(), key.clone(), file.display().to_string());
+        let result = tokio::task::spawn_blocking(move || {
+            run_driver(
+                "ali-oss-client.mjs",
+                &[
+                    "--mode",
+                    "credential",
+                    "--url",
+                    &base,
+                    "--key",
+                    &key,
+                    "--file",
+                    &file_arg,
+                    "--kind",
+                    kind,
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        let job_id = result["job_id"].as_str().unwrap();
+        let job = app.wait_for_state(job_id, JobState::Completed).await;
+        assert_eq!(job.media_id.as_deref(), result["media_id"].as_str());
+        assert_eq!(job.upload_key.as_deref(), result["key"].as_str());
+        assert!(app.object_bytes(&job) == data, "{kind}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mobile_client_with_an_sts_token_creates_its_own_upload_and_is_recorded() {
+    if !node_ready() {
+        return;
+    }
+    let app = client_app().await;
+    let key = app.api_key(open_limits()).await;
+    let data = pattern(400_000, 8);
+    let file = app.media_file("phone.mp4", &data);
+    let vod = app.emulator().base_url();
+    let (base, key2, file_arg, vod2) = (
+        app.http_base(),
+        key.clone(),
+        file.display().to_string(),
+        vod.clone(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        run_driver(
+            "ali-oss-client.mjs",
+            &[
+                "--mode",
+                "sts",
+                "--url",
+                &base,
+                "--key",
+                &key2,
+                "--file",
+                &file_arg,
+                "--vod-endpoint",
+                &vod2,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let video_id = result["video_id"].as_str().unwrap();
+    let job = app
+        .wait_for_state(&format!("sts:{video_id}"), JobState::Completed)
+        .await;
+    assert_eq!(job.origin, "sts");
+    assert_eq!(job.bytes_total, Some(data.len() as i64));
+    let stored = app.emulator().object_path(
+        result["bucket"].as_str().unwrap(),
+        result["key"].as_str().unwrap(),
+    );
+    assert!(std::fs::read(stored).unwrap() == data);
+
+    // The token's session policy allows uploads only.
+    let base = app.http_base();
+    let refusal = tokio::task::spawn_blocking(move || {
+        run_driver(
+            "ali-oss-client.mjs",
+            &[
+                "--mode",
+                "sts",
+                "--url",
+                &base,
+                "--key",
+                &key,
+                "--vod-endpoint",
+                &vod,
+                "--expect-refusal",
+                "GetVideoInfo",
+                "--params",
+                r#"{"VideoId":"x"}"#,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(refusal["code"], "Forbidden.RAM", "{refusal:#}");
+    assert_eq!(refusal["status"], 403, "{refusal:#}");
+    app.stop().await;
+}
