@@ -468,6 +468,13 @@ pub struct DemoArgs {
     /// Size of the generated sample video, in MiB.
     #[arg(long, default_value_t = 8)]
     pub video_mib: u64,
+    /// After the sample jobs, keep running and serve the browser upload page: prints its URL
+    /// and a new API key; Ctrl-C stops.
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: the address of the public listener (page, client API, callbacks).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub serve_addr: SocketAddr,
 }
 
 fn required(value: &Option<String>, name: &str, hint: &str) -> anyhow::Result<String> {

@@ -66,6 +66,33 @@ pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<Sam
     })
 }
 
+/// Keeps the service up for the browser upload page until Ctrl-C, with a fresh API key.
+async fn serve_upload_page(running: &app::RunningApp, http_port: u16) -> anyhow::Result<()> {
+    let keys = crate::api::KeyStore::new(running.store.pool().clone());
+    let limits = crate::api::KeyLimits {
+        kinds: vec![
+            crate::jobs::JobKind::Video,
+            crate::jobs::JobKind::Image,
+            crate::jobs::JobKind::AttachedMedia,
+        ],
+        max_file_size: 10 << 30,
+        requests_per_minute: 600,
+        allowed_origins: Vec::new(),
+        allow_sts: true,
+    };
+    let (key, secret) = keys.create("demo", &limits).await?;
+    if !Path::new("web").join(crate::api::ALI_OSS_BUNDLE).is_file() {
+        println!(
+            "note: the page needs the ali-oss browser bundle: run `npm ci --prefix web` first"
+        );
+    }
+    println!("\nupload page: http://127.0.0.1:{http_port}/upload");
+    println!("API key ({}): {}", key.key_id, secret.expose());
+    println!("jobs: `vod-ingest jobs` in another terminal; Ctrl-C stops the demo");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let work_dir = std::env::temp_dir().join(format!("vod-ingest-demo-{}", std::process::id()));
@@ -93,7 +120,13 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         human_bytes(std::fs::metadata(&media.subtitle)?.len() as i64),
     );
 
-    let http_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let http_addr: std::net::SocketAddr = if args.serve {
+        args.serve_addr
+    } else {
+        ([127, 0, 0, 1], 0).into()
+    };
+    let http_listener = std::net::TcpListener::bind(http_addr)
+        .with_context(|| format!("cannot listen on {http_addr} (--serve-addr)"))?;
     let http_port = http_listener.local_addr()?.port();
     let callback_url = format!("http://127.0.0.1:{http_port}/callbacks/vod");
     let callback_key = hex::encode(rand::random::<[u8; 16]>());
@@ -257,6 +290,9 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         stats.objects,
         stats.callbacks_sent
     );
+    if args.serve && outcome.is_ok() {
+        serve_upload_page(&running, http_port).await?;
+    }
     running.stop().await;
     emulator.shutdown().await;
     outcome?;

@@ -13,6 +13,7 @@ pub mod sts;
 mod uploads;
 
 pub use keys::{ApiKey, KeyLimits, KeyStore};
+pub use page::ALI_OSS_BUNDLE;
 pub use sts::{StsSettings, TokenIssuer};
 
 use std::net::SocketAddr;
