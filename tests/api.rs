@@ -322,6 +322,29 @@ async fn an_image_refresh_is_a_new_asset_that_supersedes_the_old_one() {
     .refused(404, "UploadNotFound");
     client_put(&second.body, pattern(1000, 9)).await;
     app.wait_for_state(&job_id, JobState::Completed).await;
+    // A late upload to the superseded asset is stored, but is nobody's job (not even an STS one).
+    client_put(&first.body, pattern(1000, 9)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM vod_events WHERE media_id = $1")
+            .bind(&old_id)
+            .fetch_one(app.store().pool())
+            .await
+            .unwrap();
+        if seen > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no callback for the old asset"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
     app.stop().await;
 }
 

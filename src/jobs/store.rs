@@ -608,15 +608,17 @@ impl JobStore {
         media_id: &str,
         confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
-        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT job_id, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
+        let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT job_id, kind, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
         )
         .bind(media_id)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some((job_id, previous, max_file_size)) = row else {
+        let Some((job_id, kind, previous, max_file_size)) = row else {
             return Ok(None);
         };
+        // VOD cannot be asked about attached media yet, so their size is not waited for.
+        let size_can_be_asked = kind != JobKind::AttachedMedia.as_str();
         let previous: JobState = previous.parse().expect("constrained");
         let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
         match (previous, max_file_size, confirmation.size) {
@@ -642,7 +644,7 @@ impl JobStore {
                 .await?;
                 Ok(Some(t))
             }
-            (JobState::AwaitingUpload, Some(_), None) => {
+            (JobState::AwaitingUpload, Some(_), None) if size_can_be_asked => {
                 let t = Self::move_in(
                     tx,
                     &job_id,
@@ -837,10 +839,12 @@ impl JobStore {
         size: Option<u64>,
         via: &str,
     ) -> Result<Option<Transition>, sqlx::Error> {
+        // Not a media a job gave up on (an image or attached media superseded by a new asset).
         let job: Option<Job> = sqlx::query_as(
             "INSERT INTO ingest_jobs (job_id, kind, state, origin, source, request, media_id,
                  bytes_total, bytes_uploaded, uploaded_at, completed_at)
-             VALUES ($1, $2, 'completed', 'sts', 'sts', '{}', $3, $4, COALESCE($4, 0), now(), now())
+             SELECT $1, $2, 'completed', 'sts', 'sts', '{}', $3, $4, COALESCE($4, 0), now(), now()
+             WHERE NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE $3 = ANY (superseded_media_ids))
              ON CONFLICT DO NOTHING
              RETURNING *",
         )
