@@ -19,6 +19,9 @@ pub mod crc64;
 pub mod demo;
 pub mod display;
 pub mod emulator;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jobs;
 pub mod oss;
 pub mod queue;

@@ -177,15 +177,15 @@ fn headers_for_storage(headers: &HeaderMap) -> serde_json::Value {
 }
 
 /// What the body says, as far as this service cares.
-struct ParsedEvent {
-    event_type: String,
-    media_id: Option<String>,
-    succeeded: bool,
+pub(crate) struct ParsedEvent {
+    pub event_type: String,
+    pub media_id: Option<String>,
+    pub succeeded: bool,
     /// `Size` of the uploaded file, a number or a numeric string.
-    size: Option<u64>,
+    pub size: Option<u64>,
 }
 
-fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
+pub(crate) fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let event_type = value.get("EventType")?.as_str()?.to_owned();
     let media_id = ["VideoId", "ImageId", "AttachedMediaId", "MediaId"]

@@ -49,9 +49,11 @@ const OBJECT_ATTEMPTS: u32 = 5;
 const PLAYLIST_CONTENT_TYPE: &str = "application/x-mpegURL";
 
 /// Characters escaped when a base name is written back into the playlist: what would end or
-/// change the meaning of a URI line or a quoted attribute. Non-ASCII is always escaped.
+/// change the meaning of a URI line or a quoted attribute (a `:` would make `a:b.ts` a URI with
+/// the scheme `a`). Non-ASCII is always escaped.
 const NAME_ESCAPES: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b':')
     .add(b'"')
     .add(b'#')
     .add(b'%')
@@ -175,22 +177,22 @@ impl std::fmt::Display for RefKind {
 
 /// A URI in the playlist that names a file to upload.
 #[derive(Debug)]
-struct Reference {
+pub(crate) struct Reference {
     /// Index into [`Parsed::lines`].
-    line: usize,
-    kind: RefKind,
-    uri: String,
+    pub line: usize,
+    pub kind: RefKind,
+    pub uri: String,
     /// Where the URI sits in its line: the trimmed line for segments, the quoted value for tags.
-    span: Range<usize>,
+    pub span: Range<usize>,
 }
 
 #[derive(Debug)]
-struct Parsed {
-    lines: Vec<String>,
-    refs: Vec<Reference>,
+pub(crate) struct Parsed {
+    pub lines: Vec<String>,
+    pub refs: Vec<Reference>,
 }
 
-fn parse(text: &str) -> Result<Parsed, PlaylistError> {
+pub(crate) fn parse(text: &str) -> Result<Parsed, PlaylistError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<String> = text
         .split('\n')
@@ -303,7 +305,7 @@ fn attribute<'a>(list: &'a str, wanted: &str) -> Option<(Range<usize>, &'a str)>
 
 /// What relative URIs in the playlist are relative to.
 #[derive(Debug, Clone)]
-enum Base {
+pub(crate) enum Base {
     /// The playlist's directory (canonical).
     Local(PathBuf),
     /// The playlist's URL.
@@ -312,7 +314,7 @@ enum Base {
 
 /// Where a referenced file is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Location {
+pub(crate) enum Location {
     /// Lexically normalised; canonicalised (and checked again) when opened.
     Local(PathBuf),
     Remote(url::Url),
@@ -320,24 +322,24 @@ enum Location {
 
 /// One file to upload.
 #[derive(Debug)]
-struct Resource {
-    location: Location,
+pub(crate) struct Resource {
+    pub location: Location,
     /// Base name, decoded: the object is stored at `ObjectPrefix + name`.
-    name: String,
-    kind: RefKind,
+    pub name: String,
+    pub kind: RefKind,
     /// The URI as first written, and its 1-based line, for messages.
-    uri: String,
-    line: usize,
+    pub uri: String,
+    pub line: usize,
 }
 
 /// The rewritten playlist and the files it needs.
 #[derive(Debug)]
-struct Plan {
-    playlist: String,
-    resources: Vec<Resource>,
+pub(crate) struct Plan {
+    pub playlist: String,
+    pub resources: Vec<Resource>,
 }
 
-fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, PlaylistError> {
+pub(crate) fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, PlaylistError> {
     let Parsed { mut lines, refs } = parse(text)?;
     let mut resources: Vec<Resource> = Vec::new();
     let mut by_location: HashMap<Location, usize> = HashMap::new();
@@ -836,6 +838,22 @@ mod tests {
         let names: Vec<&str> = plan.resources.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["seg0.ts", "seg1.ts", "seg2.ts"]);
         assert_eq!(plan.resources[1].line, 9);
+    }
+
+    /// Found by the `m3u8` fuzz target: `https://cdn/a/TINF:10.0,` was written back as
+    /// `TINF:10.0,`, which players (and a second reading) take for a URI with the scheme `tinf`.
+    #[test]
+    fn names_with_a_colon_are_not_written_back_as_a_scheme() {
+        let plan =
+            remote("#EXTM3U\n#EXTINF:10.0,\nhttps://cdn.example.com/a/TINF:10.0,\n").unwrap();
+        assert_eq!(plan.playlist, "#EXTM3U\n#EXTINF:10.0,\nTINF%3A10.0,\n");
+        assert_eq!(plan.resources[0].name, "TINF:10.0,");
+        let again = remote(&plan.playlist).unwrap();
+        assert_eq!(again.resources[0].name, "TINF:10.0,");
+        assert_eq!(
+            locations(&again),
+            ["https://cdn.example.com/hls/ep1/TINF%3A10.0,"]
+        );
     }
 
     #[test]
