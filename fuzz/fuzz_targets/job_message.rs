@@ -3,7 +3,7 @@
 //!
 //! Properties: a message that parses round-trips through serde; a validated job has a valid id,
 //! a trimmed title (and, for a video, a title and a file name), a lower-case extension its kind accepts, at most 16 tags and object
-//! `user_data` with `callback_url` folded in; and validation is idempotent (the stored message
+//! `user_data` with `callback_url` folded in, and no U+0000 (PostgreSQL cannot store it); and validation is idempotent (the stored message
 //! validates to the same job), since the worker validates the stored request again.
 #![no_main]
 
@@ -58,6 +58,8 @@ fn check_metadata(kind: JobKind, title: &str, file_name: &str, extension: &str, 
     }
     assert!(m.tags.len() <= 16);
     assert!(m.tags.iter().all(|t| t.len() <= 32 && !t.contains(',')));
+    // PostgreSQL refuses U+0000 in text and jsonb: a validated message must be storable.
+    assert!(!serde_json::to_string(m).unwrap().contains("\\u0000"));
     assert!(
         m.callback_url.is_none(),
         "callback_url is folded into user_data"

@@ -252,9 +252,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, PlaylistError> {
             }
             continue;
         }
+        // URL parsers drop leading and trailing control characters, so `\0#x` would name the
+        // playlist itself; no real URI holds one.
+        if trimmed.chars().any(char::is_control) {
+            return Err(PlaylistError::Invalid(format!(
+                "line {number} holds a control character; a segment line is a URI"
+            )));
+        }
         let path = trimmed.split(['?', '#']).next().unwrap_or(trimmed);
-        let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".m3u8") || lower.ends_with(".m3u") {
+        if is_playlist_name(path) {
             return Err(PlaylistError::Unsupported(format!(
                 "line {number} ({trimmed:?}) is itself a playlist; one VOD video holds one media playlist, so submit each media playlist as its own job"
             )));
@@ -273,6 +279,11 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, PlaylistError> {
         ));
     }
     Ok(Parsed { lines, refs })
+}
+
+fn is_playlist_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".m3u8") || lower.ends_with(".m3u")
 }
 
 /// The value of attribute `wanted` in an attribute list (`A=1,URI="x",B=...`), with its range
@@ -352,6 +363,14 @@ pub(crate) fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, P
         };
         let location = locate(base, &r.uri).map_err(invalid)?;
         let name = base_name(&location).map_err(invalid)?;
+        // On the name it resolves to: `a.m3u%38`, or a URI that resolves to the playlist
+        // itself, passes the check on the line as written.
+        if is_playlist_name(&name) {
+            return Err(PlaylistError::Unsupported(format!(
+                "{} {:?} on line {line} is itself a playlist ({name:?}); one VOD video holds one media playlist, so submit each media playlist as its own job",
+                r.kind, r.uri
+            )));
+        }
         if let Location::Local(path) = &location {
             if !roots.iter().any(|root| path.starts_with(root)) {
                 return Err(PlaylistError::OutsideRoots {
@@ -854,6 +873,21 @@ mod tests {
             locations(&again),
             ["https://cdn.example.com/hls/ep1/TINF%3A10.0,"]
         );
+    }
+
+    /// Found by the `m3u8` fuzz target: a line of NUL bytes then `#EXT-X-V` resolved (URL
+    /// parsers drop the NULs, `#...` is a fragment) to the playlist itself, which was planned as
+    /// its own segment; `a.m3u%38` slipped past the nested-playlist check the same way.
+    #[test]
+    fn lines_that_resolve_to_a_playlist_are_refused() {
+        let err = remote("#EXTM3U\n#EXTINF:1,\n\0\0#EXT-X-V\n").unwrap_err();
+        assert_eq!(err.code(), "InvalidPlaylist", "{err}");
+        assert!(err.to_string().contains("control character"), "{err}");
+        for uri in ["a.m3u%38", "https://cdn.example.com/x/ep.M3U"] {
+            let err = remote(&format!("#EXTM3U\n#EXTINF:1,\n{uri}\n")).unwrap_err();
+            assert_eq!(err.code(), "UnsupportedPlaylist", "{uri}: {err}");
+            assert!(err.to_string().contains("is itself a playlist"), "{err}");
+        }
     }
 
     #[test]
