@@ -17,6 +17,10 @@ cd "$root"
 seconds="${1:-120}"
 shift || true
 
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz: installing the nightly toolchain (libFuzzer needs its sanitizer flags)"
+    rustup toolchain install nightly --profile minimal
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
