@@ -176,7 +176,8 @@ mod tests {
     }
 
     /// `now + Expiration` overflowed chrono (a panic in the worker or the API handler) for an
-    /// `Expiration` of 13 digits or more. Found by the `upload_auth` fuzz target (`"333333333333333331"`).
+    /// `Expiration` of 13 digits or more. Found by the `upload_auth` fuzz target
+    /// (`"333333333333333331"`).
     #[test]
     fn an_expiration_out_of_range_is_no_expiry_not_a_panic() {
         let now = Utc::now();
