@@ -2,9 +2,10 @@
 //! (queue jobs) and `validate_client` (`POST /v1/uploads`).
 //!
 //! Properties: a message that parses round-trips through serde; a validated job has a valid id,
-//! a trimmed title (and, for a video, a title and a file name), a lower-case extension its kind accepts, at most 16 tags and object
-//! `user_data` with `callback_url` folded in, and no U+0000 (PostgreSQL cannot store it); and validation is idempotent (the stored message
-//! validates to the same job), since the worker validates the stored request again.
+//! a trimmed title (and, for a video, a title and a file name), a lower-case extension its kind
+//! accepts, at most 16 tags, object `user_data` with `callback_url` folded in, and no U+0000
+//! (PostgreSQL cannot store it); and validation is idempotent (the stored message validates to
+//! the same job), since the worker validates the stored request again.
 #![no_main]
 
 use std::path::PathBuf;
