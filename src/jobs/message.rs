@@ -175,7 +175,6 @@ impl JobMessage {
 
     /// Validates the message against the allowed source roots (already canonicalised).
     pub fn validate(mut self, source_roots: &[PathBuf]) -> Result<JobSpec, InvalidJob> {
-        reject_nul(&self)?;
         let job_id = match non_empty(self.job_id.take()) {
             Some(id) => {
                 validate_job_id(&id)?;
@@ -268,7 +267,6 @@ impl JobMessage {
     /// A client upload's metadata (`POST /v1/uploads`): everything but the source, which the
     /// client holds. `file_name` is required: VOD needs its extension.
     pub fn validate_client(mut self) -> Result<ClientSpec, InvalidJob> {
-        reject_nul(&self)?;
         let kind: JobKind = self.kind.parse().map_err(invalid)?;
         let base_name = non_empty(self.file_name.clone()).ok_or_else(|| {
             invalid(
@@ -398,6 +396,8 @@ impl JobMessage {
         }
 
         self.user_data = build_user_data(self.user_data.take(), self.callback_url.take())?;
+        // Last: names taken from the source (`%00` in a URL) can bring one in too.
+        reject_nul(self)?;
         Ok(Metadata {
             title,
             file_name,
@@ -709,6 +709,14 @@ mod tests {
         };
         let err = queued.validate(&[]).unwrap_err().0;
         assert!(err.starts_with("description contains a NUL"), "{err}");
+        // Found by the `job_message` fuzz target: the title derived from `a%008b.png`.
+        let derived = JobMessage {
+            kind: "image".into(),
+            source: "https://example.com/a%008b.png".into(),
+            ..Default::default()
+        };
+        let err = derived.validate(&[]).unwrap_err().0;
+        assert!(err.starts_with("file_name contains a NUL"), "{err}");
         assert!(base.validate_client().is_ok());
     }
 
