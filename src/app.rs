@@ -13,9 +13,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
+use crate::console;
 use crate::jobs::{JobStore, MIGRATOR};
 use crate::oss::OssClient;
-use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
+use crate::queue::{self, ConsumerConfig, DeadLetters, EventPublisher, Topology};
 use crate::secret::Secret;
 use crate::vod::{CredentialProvider, Credentials, StsClient, VodClient, VodConfig};
 use crate::webhook::reconciler::{self, ReconcilerConfig};
@@ -92,7 +93,7 @@ impl VodSettings {
 pub struct HttpSettings {
     /// The public listener: VOD's callbacks, the client API and its page, `/healthz`.
     pub addr: SocketAddr,
-    /// The admin listener, for operators: `/readyz`, `/metrics`, `/v1/jobs/...`.
+    /// The admin listener, for operators: `/readyz`, `/metrics`, `/v1/jobs/...`, `/console`.
     pub admin_addr: SocketAddr,
     /// When set, the admin endpoints need `Authorization: Bearer <token>`.
     pub admin_token: Option<Secret>,
@@ -287,6 +288,7 @@ async fn start_with(
         .context("building the HTTP client failed")?;
     let vod = config.vod.client(http_client.clone());
     let api_vod = vod.clone();
+    let console_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {
         let (store, vod, transitions, token) = (
             store.clone(),
@@ -380,7 +382,7 @@ async fn start_with(
             web_dir: http.web_dir.clone(),
         };
         {
-            let token = shutdown.clone();
+            let (keys, token) = (keys.clone(), shutdown.clone());
             tasks.spawn(async move {
                 prune_key_usage(keys, token).await;
                 ("api key usage pruner", Ok(()))
@@ -395,7 +397,20 @@ async fn start_with(
                 )
             })?;
         admin_addr = Some(admin_listener.local_addr()?);
-        let admin = webhook::admin_router(state.clone(), http.admin_token.clone());
+        let console_state = console::ConsoleState {
+            store: store.clone(),
+            keys,
+            vod: console_vod,
+            dead_letters: Arc::new(DeadLetters::new(
+                config.amqp_url.clone(),
+                config.topology.clone(),
+            )),
+            transitions: transitions.clone(),
+            amqp_ready: state.amqp_ready.clone(),
+            token: http.admin_token.clone(),
+        };
+        let admin = webhook::admin_router(state.clone(), http.admin_token.clone())
+            .merge(console::router(console_state));
         let router = webhook::router(state)
             .merge(api::router(api_state))
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -155,6 +155,16 @@ impl DeadLetters {
         }
     }
 
+    /// The dead-letter queue's name.
+    pub fn queue_name(&self) -> String {
+        self.topology.dead_letter_queue()
+    }
+
+    /// Where republished messages go.
+    pub fn jobs_queue_name(&self) -> String {
+        self.topology.jobs_queue()
+    }
+
     /// A confirm-mode channel on the (re)opened connection; the guard serialises operations.
     async fn channel(&self, slot: &mut Option<Connection>) -> Result<Channel, lapin::Error> {
         if !slot.as_ref().is_some_and(|c| c.status().connected()) {
