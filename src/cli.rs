@@ -475,6 +475,10 @@ pub struct DemoArgs {
     /// With --serve: the address of the public listener (page, client API, callbacks).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub serve_addr: SocketAddr,
+    /// With --serve: the address of the admin listener, where the operator console is
+    /// (without --serve a free port is used, printed at the start).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
 }
 
 fn required(value: &Option<String>, name: &str, hint: &str) -> anyhow::Result<String> {

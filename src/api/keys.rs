@@ -247,31 +247,36 @@ impl KeyStore {
 
     /// Issuance counts per key id, from the audit table (keys never used are absent).
     pub async fn usage(&self) -> Result<std::collections::HashMap<String, KeyUsage>, sqlx::Error> {
-        let rows: Vec<(String, i64, i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct UsageRow {
+            key_id: String,
+            issued: i64,
+            issued_last_day: i64,
+            refused: i64,
+            last_issued_at: Option<DateTime<Utc>>,
+        }
+        let rows: Vec<UsageRow> = sqlx::query_as(
             "SELECT key_id,
-                    count(*) FILTER (WHERE outcome = 'issued'),
-                    count(*) FILTER (WHERE outcome = 'issued' AND at > now() - interval '1 day'),
-                    count(*) FILTER (WHERE outcome <> 'issued'),
-                    max(at) FILTER (WHERE outcome = 'issued')
+                    count(*) FILTER (WHERE outcome = 'issued') AS issued,
+                    count(*) FILTER (WHERE outcome = 'issued' AND at > now() - interval '1 day')
+                        AS issued_last_day,
+                    count(*) FILTER (WHERE outcome <> 'issued') AS refused,
+                    max(at) FILTER (WHERE outcome = 'issued') AS last_issued_at
              FROM api_audit GROUP BY key_id",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(key_id, issued, issued_last_day, refused, last_issued_at)| {
-                    (
-                        key_id,
-                        KeyUsage {
-                            issued,
-                            issued_last_day,
-                            refused,
-                            last_issued_at,
-                        },
-                    )
-                },
-            )
+            .map(|r| {
+                let usage = KeyUsage {
+                    issued: r.issued,
+                    issued_last_day: r.issued_last_day,
+                    refused: r.refused,
+                    last_issued_at: r.last_issued_at,
+                };
+                (r.key_id, usage)
+            })
             .collect())
     }
 

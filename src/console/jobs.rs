@@ -210,6 +210,10 @@ fn job_row(job: &Job) -> Markup {
                     (Some(code), JobState::Failed | JobState::Retrying) => {
                         span.error { (code) ": " (job.last_error_message.as_deref().unwrap_or("")) }
                     }
+                    // The app uploads; only VOD's callback says when it is done.
+                    (_, JobState::AwaitingUpload) => {
+                        span.hint { "the app is uploading " (human_bytes(job.bytes_total.unwrap_or(0))) }
+                    }
                     _ => { (view::progress(job.bytes_uploaded, job.bytes_total)) }
                 }
             }
@@ -338,7 +342,7 @@ async fn job_page(
                 h2 { "Upload" }
                 div #job-progress data-live-job=(job.job_id) data-live-uploads="/console/api/uploads" data-state=(job.state) {
                     (view::progress(job.bytes_uploaded, job.bytes_total))
-                    " " span.speed { (view::rate(throughput(&job, &history))) }
+                    " · " span.speed { (view::rate(throughput(&job, &history))) }
                 }
                 h3 { "Multipart" }
                 @match &checkpoint {
@@ -432,7 +436,7 @@ fn history_table(history: &[JobEvent]) -> Markup {
                     @for e in history {
                         tr title=(describe_event(e)) {
                             td { (view::time(e.at)) }
-                            td {
+                            td.transition {
                                 @match e.from_state.as_deref() {
                                     Some(from) if from == e.to_state => { span.note { "note" } " " (view::state_badge(&e.to_state)) }
                                     Some(from) => { (view::state_badge(from)) " → " (view::state_badge(&e.to_state)) }

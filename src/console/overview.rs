@@ -79,7 +79,7 @@ pub(super) async fn show(State(state): State<ConsoleState>) -> Result<Response, 
                                         td { (view::age(since)) }
                                         td { (view::time(since)) }
                                     }
-                                    _ => { td.empty colspan="3" { "none" } }
+                                    _ => { td.hint colspan="3" { "none" } }
                                 }
                             }
                         }

@@ -65,6 +65,8 @@ pub fn page(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · vod-ingest console" }
+                // No icon to fetch: the browser would ask for /favicon.ico otherwise.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }

@@ -88,6 +88,9 @@ try {
     if (reason.includes('ERR_ABORTED')) return;
     log(`request failed: ${req.method()} ${req.url()} ${reason}`);
   });
+  page.on('response', (res) => {
+    if (res.status() >= 400) log(`HTTP ${res.status()}: ${res.request().method()} ${res.url()}`);
+  });
   // Every confirmation the console asks for is accepted (and recorded).
   const dialogs = [];
   page.on('dialog', async (dialog) => {
