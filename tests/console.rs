@@ -810,6 +810,7 @@ async fn hundreds_of_thousands_of_jobs_page_through_indexes_without_offset() {
     for filter in &filters {
         for after in [None, Some(&deep)] {
             let plan = app.store().explain_page(filter, after, 50).await.unwrap();
+            eprintln!("{filter:?} after {:?}:\n{plan}\n", after.map(|c| &c.job_id));
             assert!(
                 !plan.contains("Seq Scan"),
                 "{filter:?} after {after:?}:\n{plan}"
