@@ -194,6 +194,13 @@ pub struct RunningApp {
     /// The admin listener's address.
     pub admin_addr: Option<SocketAddr>,
     pub store: JobStore,
+    /// Stops intake: the jobs consumer, and the worker's claims of new jobs.
+    intake: CancellationToken,
+    /// Stops the jobs in flight; each releases its lease for another worker.
+    abort: CancellationToken,
+    /// Cancelled by the worker when its last job has finished or been released.
+    worker_stopped: CancellationToken,
+    /// Stops everything else: listeners, reconciler, event publisher.
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -203,7 +210,7 @@ impl RunningApp {
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         match self.tasks.join_next().await {
             Some(Ok((name, Ok(())))) => {
-                if self.shutdown.is_cancelled() {
+                if self.intake.is_cancelled() {
                     Ok(())
                 } else {
                     anyhow::bail!("{name} stopped unexpectedly")
@@ -215,8 +222,29 @@ impl RunningApp {
         }
     }
 
-    /// Graceful stop: no new claims, in-flight steps end, listeners close.
+    /// The hand-over on SIGTERM: take no new jobs at once, give the jobs in flight `grace` to
+    /// finish, then release the rest to other workers, and stop.
+    pub async fn drain(self, grace: Duration) {
+        self.intake.cancel();
+        tracing::info!(grace = ?grace, "draining: no new jobs; waiting for the jobs in flight");
+        if tokio::time::timeout(grace, self.worker_stopped.cancelled())
+            .await
+            .is_err()
+        {
+            tracing::info!("grace period over: releasing the jobs still in flight");
+            self.abort.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.worker_stopped.cancelled())
+                .await;
+        }
+        self.stop().await
+    }
+
+    /// Immediate stop: no new claims, jobs in flight released at once, listeners close.
     pub async fn stop(mut self) {
+        self.intake.cancel();
+        self.abort.cancel();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.worker_stopped.cancelled()).await;
         self.shutdown.cancel();
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
@@ -270,6 +298,9 @@ async fn start_with(
         .context("declaring the RabbitMQ queues and exchanges failed")?;
 
     let shutdown = CancellationToken::new();
+    let intake = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let worker_stopped = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let (transitions, rx) = tokio::sync::mpsc::unbounded_channel();
     let publisher = EventPublisher::new(events_channel, &config.topology);
@@ -315,7 +346,7 @@ async fn start_with(
             store.clone(),
             transitions.clone(),
             wake.clone(),
-            shutdown.clone(),
+            intake.clone(),
         ));
         let worker = Worker::new(
             store.clone(),
@@ -325,11 +356,14 @@ async fn start_with(
             transitions.clone(),
             wake,
         );
-        let token = shutdown.clone();
+        let (intake, abort, stopped) = (intake.clone(), abort.clone(), worker_stopped.clone());
         tasks.spawn(async move {
-            worker.run(token).await;
+            worker.run(intake, abort).await;
+            stopped.cancel();
             ("worker", Ok(()))
         });
+    } else {
+        worker_stopped.cancel();
     }
 
     let mut http_addr = None;
@@ -423,6 +457,9 @@ async fn start_with(
         http_addr,
         admin_addr,
         store,
+        intake,
+        abort,
+        worker_stopped,
         shutdown,
         tasks,
     })

@@ -268,6 +268,10 @@ pub struct RunArgs {
     /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
     #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
     pub reconcile_after_secs: u64,
+    /// On SIGTERM or SIGINT: seconds the jobs in flight get to finish before they are
+    /// released to other workers (new jobs are not taken from the first signal on).
+    #[arg(long, env = "VOD_INGEST_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
     /// Seconds a client upload may go without completing, counted from its last credential,
     /// before the reconciler ends it (completed if VOD has the file, else UploadAbandoned).
     #[arg(

@@ -445,6 +445,43 @@ impl ApiResponse {
     }
 }
 
+/// A `vod-ingest run` worker process for `app` (no HTTP, no reconciler): multipart above 1 MiB,
+/// 256 KiB parts, `parallelism` in flight, one job at a time; `env` adds or overrides settings.
+pub fn worker_process(
+    app: &TestApp,
+    log: &Path,
+    parallelism: u64,
+    env: &[(&str, &str)],
+) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vod-ingest"));
+    cmd.args(["run", "--no-http", "--no-reconciler"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("AMQP_URL", amqp_url())
+        .env("VOD_INGEST_AMQP_PREFIX", &app.topology.prefix)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-access-key-id")
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "emulator-access-key-secret",
+        )
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env("VOD_ENDPOINT", app.emulator().base_url())
+        .env("STS_ENDPOINT", app.emulator().base_url())
+        .env("VOD_INGEST_SOURCE_ROOTS", app.media.path())
+        .env("VOD_INGEST_CONCURRENCY", "1")
+        .env("VOD_INGEST_MULTIPART_THRESHOLD", "1M")
+        .env("VOD_INGEST_PART_SIZE", "256K")
+        .env("VOD_INGEST_PART_PARALLELISM", parallelism.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.spawn().map(KillOnDrop).expect("start vod-ingest run")
+}
+
 /// A child process that is killed when the test ends, even by a panic.
 pub struct KillOnDrop(pub std::process::Child);
 
