@@ -231,6 +231,12 @@ impl RunningEmulator {
         self.shared.lock().stats.clone()
     }
 
+    /// The secrets it handed out most recently (STS AccessKey secrets and tokens, UploadAuth
+    /// strings), for tests that prove they leak nowhere. In-process only: never served.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().issued_secrets.iter().cloned().collect()
+    }
+
     /// Stops accepting connections and waits (at most 5 s) for open ones to finish.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
