@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
+use crate::http_server::{self, Limits};
 use crate::jobs::{JobStore, MIGRATOR};
 use crate::oss::OssClient;
 use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
@@ -102,6 +103,8 @@ pub struct HttpSettings {
     pub sts: Option<StsSettings>,
     /// Holds `node_modules/ali-oss` for the upload page (`VOD_INGEST_WEB_DIR`).
     pub web_dir: PathBuf,
+    /// Timeouts, sizes and load bounds of both listeners.
+    pub limits: Limits,
 }
 
 /// Everything a service process needs.
@@ -430,21 +433,17 @@ async fn start_with(
             })?;
         admin_addr = Some(admin_listener.local_addr()?);
         let admin = webhook::admin_router(state.clone(), http.admin_token.clone());
-        let router = webhook::router(state)
-            .merge(api::router(api_state))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let token = shutdown.clone();
+        let router = webhook::router(state).merge(api::router(api_state));
+        let (token, limits) = (shutdown.clone(), http.limits);
         tasks.spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
+            let result = http_server::serve(listener, router, limits, token)
                 .await
                 .context("the HTTP listener failed");
             ("http", result)
         });
         let token = shutdown.clone();
         tasks.spawn(async move {
-            let result = axum::serve(admin_listener, admin)
-                .with_graceful_shutdown(async move { token.cancelled().await })
+            let result = http_server::serve(admin_listener, admin, limits, token)
                 .await
                 .context("the admin listener failed");
             ("admin http", result)

@@ -242,6 +242,26 @@ pub struct HttpArgs {
     /// Directory holding node_modules/ali-oss for the upload page (`npm ci --prefix web`).
     #[arg(long, env = "VOD_INGEST_WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,
+    /// Seconds a request may take on either listener, its body included (then 408).
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub http_request_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (slow clients are cut off).
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub http_header_timeout_secs: u64,
+    /// Requests handled at once per listener; beyond it, 503 with Retry-After.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub http_max_in_flight: usize,
+    /// Connections open at once per listener; beyond it, new ones wait to be accepted.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub http_max_connections: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -631,6 +651,31 @@ impl HttpArgs {
             max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
             sts,
             web_dir: self.web_dir.clone(),
+            limits: {
+                for (name, value) in [
+                    (
+                        "VOD_INGEST_HTTP_REQUEST_TIMEOUT_SECS",
+                        self.http_request_timeout_secs as usize,
+                    ),
+                    (
+                        "VOD_INGEST_HTTP_HEADER_TIMEOUT_SECS",
+                        self.http_header_timeout_secs as usize,
+                    ),
+                    ("VOD_INGEST_HTTP_MAX_IN_FLIGHT", self.http_max_in_flight),
+                    ("VOD_INGEST_HTTP_MAX_CONNECTIONS", self.http_max_connections),
+                ] {
+                    if value == 0 {
+                        bail!("{name} must be at least 1");
+                    }
+                }
+                crate::http_server::Limits {
+                    header_read_timeout: Duration::from_secs(self.http_header_timeout_secs),
+                    request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+                    max_in_flight: self.http_max_in_flight,
+                    max_connections: self.http_max_connections,
+                    ..Default::default()
+                }
+            },
         })
     }
 }

@@ -87,6 +87,8 @@ pub struct TestAppOptions {
     pub client_upload_timeout: Duration,
     /// The token the admin listener requires.
     pub admin_token: Option<&'static str>,
+    /// Timeouts and load bounds of both listeners.
+    pub http_limits: vod_ingest::http_server::Limits,
 }
 
 impl Default for TestAppOptions {
@@ -105,6 +107,7 @@ impl Default for TestAppOptions {
             }),
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
+            http_limits: Default::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ impl TestApp {
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
                     sts: options.sts.clone(),
                     web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
+                    limits: options.http_limits,
                 }),
                 reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
                     grace,
