@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the worker, the jobs consumer and the HTTP listener (webhook and operations).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create the database if needed and apply the schema migrations.
     Migrate(DbArgs),
     /// Publish a job to the jobs queue (with publisher confirms).

@@ -42,7 +42,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     let config = args.app_config()?;
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let mut running = app::start(config).await?;
