@@ -608,6 +608,16 @@ fn register(shared: &Shared, params: &Params, m: NewMedia) -> (Media, String, St
             .media_by_object
             .insert((bucket, m.key), media.id.clone());
         inner.media.insert(media.id.clone(), media.clone());
+        let kind = match media.kind {
+            MediaKind::Video => "video",
+            MediaKind::Image => "image",
+            MediaKind::Attached => "attached_media",
+        };
+        *inner
+            .stats
+            .media_created
+            .entry(kind.to_owned())
+            .or_default() += 1;
     }
     (media, address, auth)
 }
