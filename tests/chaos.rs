@@ -59,6 +59,15 @@ fn restart_postgres() {
     assert!(ok, "pg_ctlcluster restart failed");
 }
 
+#[derive(sqlx::FromRow)]
+struct Row {
+    job_id: String,
+    state: String,
+    last_error_code: Option<String>,
+    superseded_media_ids: Vec<String>,
+    bytes_total: Option<i64>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_loses_nothing_and_duplicates_nothing() {
     let jobs = setting("CHAOS_JOBS", 60) as usize;
@@ -88,7 +97,7 @@ async fn chaos_loses_nothing_and_duplicates_nothing() {
         let job_id = format!("chaos-{i:04}");
         // The title names the job, so the emulator's assets can be matched to jobs.
         let job = match i % 5 {
-            0 | 1 | 2 => json!({"job_id": job_id, "kind": "video", "title": job_id,
+            0..=2 => json!({"job_id": job_id, "kind": "video", "title": job_id,
                                 "source": videos[(i / 5) % videos.len()]}),
             3 => json!({"job_id": job_id, "kind": "image", "title": job_id, "source": image}),
             _ => json!({"job_id": job_id, "kind": "attached_media", "title": job_id,
@@ -150,23 +159,16 @@ async fn chaos_loses_nothing_and_duplicates_nothing() {
     // Everything must end: completed, or failed with a reason.
     let deadline = Instant::now() + Duration::from_secs(180);
     let rows = loop {
-        let rows: Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Vec<String>,
-            Option<i64>,
-        )> = sqlx::query_as(
-            "SELECT job_id, state, last_error_code, media_id, superseded_media_ids, bytes_total
-                 FROM ingest_jobs",
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT job_id, state, last_error_code, superseded_media_ids, bytes_total
+             FROM ingest_jobs",
         )
         .fetch_all(app.store().pool())
         .await
         .unwrap_or_default();
         let settled = rows
             .iter()
-            .filter(|r| matches!(r.1.as_str(), "completed" | "failed" | "cancelled"))
+            .filter(|r| matches!(r.state.as_str(), "completed" | "failed" | "cancelled"))
             .count();
         if settled == jobs || Instant::now() > deadline {
             break rows;
@@ -175,16 +177,18 @@ async fn chaos_loses_nothing_and_duplicates_nothing() {
     };
     drop(pool);
 
-    let completed = rows.iter().filter(|r| r.1 == "completed").count();
+    let completed = rows.iter().filter(|r| r.state == "completed").count();
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.1 == "failed") {
-        *failed.entry(r.2.clone().unwrap_or_default()).or_default() += 1;
+    for r in rows.iter().filter(|r| r.state == "failed") {
+        *failed
+            .entry(r.last_error_code.clone().unwrap_or_default())
+            .or_default() += 1;
     }
     let lost: Vec<&String> = submitted
         .iter()
         .filter(|id| {
             !rows.iter().any(|r| {
-                &r.0 == *id && matches!(r.1.as_str(), "completed" | "failed" | "cancelled")
+                &r.job_id == *id && matches!(r.state.as_str(), "completed" | "failed" | "cancelled")
             })
         })
         .collect();
@@ -212,11 +216,11 @@ async fn chaos_loses_nothing_and_duplicates_nothing() {
         .collect();
     let superseded_videos = rows
         .iter()
-        .filter(|r| r.0.starts_with("chaos-") && !r.4.is_empty())
+        .filter(|r| r.job_id.starts_with("chaos-") && !r.superseded_media_ids.is_empty())
         .filter(|r| {
             submitted
                 .iter()
-                .position(|s| s == &r.0)
+                .position(|s| s == &r.job_id)
                 .is_some_and(|i| i % 5 < 3)
         })
         .count();
@@ -235,8 +239,8 @@ async fn chaos_loses_nothing_and_duplicates_nothing() {
     let stats = app.emulator().stats();
     let stored: i64 = rows
         .iter()
-        .filter(|r| r.1 == "completed")
-        .filter_map(|r| r.5)
+        .filter(|r| r.state == "completed")
+        .filter_map(|r| r.bytes_total)
         .sum();
     let resent = stats.bytes_received as i64 - stored;
 
