@@ -42,14 +42,20 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     let config = args.app_config()?;
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
     let mut running = app::start(config).await?;
     tokio::select! {
         result = running.wait() => result,
         _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.stop().await;
+            tracing::info!("shutting down (a second signal stops at once)");
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("vod-ingest: second signal: stopping at once; jobs in flight are rescued when their leases expire");
+                std::process::exit(130);
+            });
+            running.drain(grace).await;
             Ok(())
         }
     }

@@ -187,6 +187,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                     max_duration: Duration::from_secs(3600),
                 }),
                 web_dir: "web".into(),
+                limits: Default::default(),
             }),
             reconciler: Some(ReconcilerConfig {
                 grace: Duration::from_secs(10),

@@ -21,6 +21,7 @@ pub mod crc64;
 pub mod demo;
 pub mod display;
 pub mod emulator;
+pub mod http_server;
 pub mod jobs;
 pub mod oss;
 pub mod queue;

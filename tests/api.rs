@@ -145,6 +145,11 @@ async fn a_video_credential_is_vods_answer_and_its_callback_completes_the_job() 
             "issued".into()
         )]
     );
+    let addr: Option<String> = sqlx::query_scalar("SELECT client_addr FROM api_audit")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
     // Neither the key, nor the credential it was handed, is stored anywhere.
     let stored = stored_text(&app).await;
     for secret in [
