@@ -77,7 +77,7 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 &args.origins,
                 args.allow_sts,
             )
-            .map_err(|e| anyhow::anyhow!("api-key create: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
             app::ensure_database(&args.db.database_url).await?;
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
             let (key, secret) = keys.create(args.name.trim(), &limits).await?;

@@ -32,7 +32,8 @@ pub struct KeyLimits {
 
 impl KeyLimits {
     /// Limits from what an operator typed (the CLI's flags, the console's form), checked:
-    /// the error says which value is wrong and what is expected.
+    /// the error starts with the value's name as the CLI spells its flag (without `--`) and
+    /// says what is expected.
     pub fn parse(
         kinds: &[String],
         max_file_size: u64,
@@ -50,10 +51,10 @@ impl KeyLimits {
             return Err("kinds is empty: name at least one of video, image, attached_media".into());
         }
         if requests_per_minute == 0 {
-            return Err("requests per minute must be at least 1".into());
+            return Err("requests-per-minute must be at least 1".into());
         }
         if max_file_size == 0 {
-            return Err("the largest file size must be at least 1 byte".into());
+            return Err("max-file-size must be at least 1 byte".into());
         }
         let allowed_origins: Vec<String> = origins
             .iter()
