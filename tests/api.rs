@@ -496,6 +496,22 @@ async fn vods_own_refusal_reaches_the_client_with_vods_code() {
         .await;
     r.refused(503, "VodUnavailable");
     assert!(r.headers.contains_key("retry-after"));
+    // VOD refuses the service itself (its RAM permissions): 502, and VOD's details stay in the
+    // service's log.
+    app.set_faults(json!({"fail_next": [{"action": "CreateUploadVideo", "code": "Forbidden.RAM", "status": 403}]}))
+        .await;
+    let r = app
+        .api_post(
+            "/v1/uploads",
+            Some(&key),
+            json!({"kind": "video", "file_name": "a.mp4", "file_size": 10, "title": "t"}),
+        )
+        .await;
+    r.refused(502, "VodRefused");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Forbidden.RAM"));
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs")
         .fetch_one(app.store().pool())
         .await
