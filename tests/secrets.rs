@@ -20,13 +20,10 @@ use lapin::types::FieldTable;
 use serde_json::{json, Value};
 use vod_ingest::emulator::EmulatorConfig;
 use vod_ingest::jobs::{JobState, JobStore};
-use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
 use vod_ingest::queue::{self, Topology};
 use vod_ingest::secret::Secret;
 use vod_ingest::sign::callback;
-use vod_ingest::vod::{
-    CreateUploadVideoRequest, CredentialProvider, UploadAddress, UploadAuth, VodClient, VodConfig,
-};
+use vod_ingest::vod::{CreateUploadVideoRequest, CredentialProvider, VodClient, VodConfig};
 
 const ACCESS_KEY_SECRET: &str = "AKSECRET-5b1f0c7e9a2d4e8f";
 const CALLBACK_KEY: &str = "CBKEY-7c3a91d2e4f6b8a0";
@@ -38,26 +35,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn put(credential_b64: (&str, &str), bytes: Vec<u8>) {
-    let address = UploadAddress::decode(credential_b64.0).unwrap();
-    let auth = UploadAuth::decode(credential_b64.1, chrono::Utc::now()).unwrap();
-    let len = bytes.len() as u64;
-    let body: vod_ingest::source::ByteStream = Box::pin(futures_util::stream::once(async move {
-        Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
-    }));
-    OssClient::new(reqwest::Client::new())
-        .put_object_stream(
-            &ObjectTarget::from_address(&address),
-            &OssCredentials::from_upload_auth(&auth),
-            body,
-            len,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
 }
 
 async fn wait_for(store: &JobStore, job_id: &str, state: JobState) {
@@ -221,11 +198,9 @@ async fn no_secret_reaches_logs_tables_events_or_metrics() {
         .json()
         .await
         .unwrap();
-    put(
-        (
-            refreshed["upload_address"].as_str().unwrap(),
-            refreshed["upload_auth"].as_str().unwrap(),
-        ),
+    common::client_put(
+        refreshed["upload_address"].as_str().unwrap(),
+        refreshed["upload_auth"].as_str().unwrap(),
         pattern(1000, 3),
     )
     .await;
@@ -260,8 +235,9 @@ async fn no_secret_reaches_logs_tables_events_or_metrics() {
         })
         .await
         .unwrap();
-    put(
-        (&ticket.upload_address_b64, ticket.upload_auth_b64.expose()),
+    common::client_put(
+        &ticket.upload_address_b64,
+        ticket.upload_auth_b64.expose(),
         pattern(700, 4),
     )
     .await;

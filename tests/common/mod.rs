@@ -401,6 +401,29 @@ impl Drop for TestApp {
     }
 }
 
+/// What a client app does with an upload credential: decode VOD's Base64 `UploadAddress` and
+/// `UploadAuth` and PUT the bytes to OSS with them.
+pub async fn client_put(upload_address_b64: &str, upload_auth_b64: &str, bytes: Vec<u8>) {
+    use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
+    let address = vod_ingest::vod::UploadAddress::decode(upload_address_b64).unwrap();
+    let auth = vod_ingest::vod::UploadAuth::decode(upload_auth_b64, chrono::Utc::now()).unwrap();
+    let len = bytes.len() as u64;
+    let body: vod_ingest::source::ByteStream = Box::pin(futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
+    }));
+    OssClient::new(reqwest::Client::new())
+        .put_object_stream(
+            &ObjectTarget::from_address(&address),
+            &OssCredentials::from_upload_auth(&auth),
+            body,
+            len,
+            None,
+            None,
+        )
+        .await
+        .expect("the client's PUT succeeds");
+}
+
 /// Limits that allow everything a test normally needs.
 pub fn open_limits() -> KeyLimits {
     KeyLimits {
