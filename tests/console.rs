@@ -603,10 +603,11 @@ async fn an_api_key_made_in_the_console_is_shown_once_counted_and_revoked() {
         &[
             "Phone app",
             "video, image",
-            "2.00 GiB",
-            ">30<",
+            r#"<span class="size">2.00 GiB</span>"#,
+            r#"<span class="rpm">30</span>/min"#,
             "https://app.example.com, https://m.example.com",
-            r#"<td class="num">1</td><td class="num">1</td><td class="num">1</td>"#,
+            r#"issued <span class="issued">1</span> (24 h: <span class="issued-day">1</span>)"#,
+            r#"refused <span class="refused">1</span>"#,
             "Revoke",
         ],
     );
@@ -626,7 +627,7 @@ async fn an_api_key_made_in_the_console_is_shown_once_counted_and_revoked() {
     .await
     .refused(401, "ApiKeyRevoked");
     let (_, list) = get(&app, "/console/keys?notice=revoked").await;
-    assert_contains(&list, &["The key is revoked", "revoked <time"]);
+    assert_contains(&list, &["The key is revoked", "revoked<br><small><time"]);
     let unknown = post_form(&app, "/console/keys/nope/revoke", &[]).await;
     assert_eq!(unknown.status(), 404);
     app.stop().await;

@@ -51,6 +51,8 @@ pub fn throughput(minutes: &[MinuteStats]) -> Markup {
     let base = TOP + plot_h;
     html! {
         figure.chart {
+            // Scrolls sideways on a narrow screen, starting at the newest minute.
+            div.plot {
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(label) {
                 title { (label) }
                 // Grid and axes.
@@ -88,6 +90,7 @@ pub fn throughput(minutes: &[MinuteStats]) -> Markup {
                     }
                     text.tick x=(LEFT + plot_w) y=(HEIGHT - 6.0) text-anchor="end" { (last.minute.format("%H:%M")) }
                 }
+            }
             }
             figcaption {
                 span.key.completed { "completed" } " "

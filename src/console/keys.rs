@@ -114,12 +114,11 @@ async fn page(
         div.scroll {
             table.keys {
                 thead { tr {
-                    th { "key" } th { "name" } th { "kinds" } th.num { "largest file" } th.num { "req/min" }
-                    th { "origins" } th { "STS" } th { "created" } th { "last used" }
-                    th.num { "issued 24 h" } th.num { "issued" } th.num { "refused" } th { "" }
+                    th { "key" } th { "name" } th { "kinds" } th { "limits" } th { "origins" }
+                    th { "STS" } th { "created" } th { "use" } th { "" }
                 } }
                 tbody {
-                    @if keys.is_empty() { (view::empty_row(13, "No API key yet.")) }
+                    @if keys.is_empty() { (view::empty_row(9, "No API key yet.")) }
                     @for key in &keys {
                         @let u = usage.get(&key.key_id).cloned().unwrap_or_default();
                         @let l = &key.limits;
@@ -127,21 +126,25 @@ async fn page(
                             td.mono { (key.key_id) }
                             td { (key.name) }
                             td { (l.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")) }
-                            td.num { (human_bytes(l.max_file_size.min(i64::MAX as u64) as i64)) }
-                            td.num { (l.requests_per_minute) }
+                            td.limits {
+                                span.size { (human_bytes(l.max_file_size.min(i64::MAX as u64) as i64)) }
+                                " · " span.rpm { (l.requests_per_minute) } "/min"
+                            }
                             td {
                                 @if l.allowed_origins.is_empty() { span.hint { "none (apps and servers)" } }
                                 @else { (l.allowed_origins.join(", ")) }
                             }
                             td { (if l.allow_sts { "yes" } else { "no" }) }
                             td { (view::time(key.created_at)) }
-                            td { (view::maybe_time(key.last_used_at)) }
-                            td.num { (u.issued_last_day) }
-                            td.num { (u.issued) }
-                            td.num { (u.refused) }
+                            td.use {
+                                "issued " span.issued { (u.issued) } " (24 h: " span.issued-day { (u.issued_last_day) } ")"
+                                ", refused " span.refused { (u.refused) }
+                                br;
+                                small { "last used " (view::maybe_time(key.last_used_at)) }
+                            }
                             td {
                                 @match key.revoked_at {
-                                    Some(at) => { "revoked " (view::time(at)) }
+                                    Some(at) => { "revoked" br; small { (view::time(at)) } }
                                     None => {
                                         (view::action_button(&format!("/console/keys/{}/revoke", view::segment(&key.key_id)),
                                             "Revoke", "danger",
