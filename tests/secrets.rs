@@ -1,7 +1,7 @@
 //! Secrets, proven absent: every face of a real `vod-ingest run` process (worker, webhook,
 //! client API, reconciler, admin listener) runs with distinctive secrets, at debug log level,
 //! through successes and failures; then its logs, every table, every message on the events
-//! exchange, `/metrics`, the job API and the CLI's output are searched for each secret: the
+//! exchange, `/metrics`, the job API, the console's pages and the CLI's output are searched for each secret: the
 //! AccessKey secret, the callback key, the API key, the admin token, and every STS secret, STS
 //! token and UploadAuth string the emulator handed out.
 
@@ -277,6 +277,13 @@ async fn no_secret_reaches_logs_tables_events_or_metrics() {
         "/metrics",
         "/v1/jobs/s-video",
         &format!("/v1/jobs/{job_id}"),
+        "/console",
+        "/console/jobs",
+        "/console/jobs/s-video",
+        &format!("/console/jobs/{job_id}"),
+        "/console/dead-letters",
+        "/console/keys",
+        "/console/api/uploads",
     ] {
         let resp = http
             .get(format!("{admin}{path}"))
@@ -370,7 +377,10 @@ async fn no_secret_reaches_logs_tables_events_or_metrics() {
         ("the CLI's messages", &cli_output),
         ("the tables", &rows),
         ("the events exchange", &events),
-        ("/metrics, the job API and the CLI's output", &exposed),
+        (
+            "/metrics, the job API, the console and the CLI's output",
+            &exposed,
+        ),
     ] {
         for secret in &secrets {
             assert!(
