@@ -467,6 +467,56 @@ async fn limits_refuse_with_the_reason() {
     app.stop().await;
 }
 
+/// Found by scripts/schemathesis.sh: what axum refuses before a handler runs (a body over the
+/// limit, a path that is not UTF-8) was plain text, not the documented `{code, message}`.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_refused_before_the_handler_still_get_json() {
+    let app = api_app().await;
+    let key = app.api_key(open_limits()).await;
+    let post = |path: &str, body: Vec<u8>| {
+        app.http
+            .post(format!("{}{path}", app.http_base()))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let huge = format!(
+        r#"{{"kind":"video","file_name":"a.mp4","file_size":1,"title":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    for path in [
+        "/v1/uploads",
+        "/v1/uploads/some-job/refresh",
+        "/v1/sts-token",
+    ] {
+        let r = ApiResponse::read(post(path, huge.clone().into_bytes()).await.unwrap()).await;
+        r.refused(413, "BodyTooLarge");
+        assert_eq!(r.headers["content-type"], "application/json", "{path}");
+    }
+    let r = ApiResponse::read(post("/callbacks/vod", huge.into_bytes()).await.unwrap()).await;
+    r.refused(413, "CallbackTooLarge");
+    // serde reads a struct from an array of its fields; no client means that.
+    ApiResponse::read(
+        post("/v1/sts-token", b"[null, 900]".to_vec())
+            .await
+            .unwrap(),
+    )
+    .await
+    .refused(400, "InvalidRequest");
+    ApiResponse::read(post("/v1/uploads/%FF/refresh", Vec::new()).await.unwrap())
+        .await
+        .refused(404, "UploadNotFound");
+    let r = app
+        .http
+        .get(format!("{}/v1/jobs/%FF", app.admin_base()))
+        .send()
+        .await
+        .unwrap();
+    ApiResponse::read(r).await.refused(404, "JobNotFound");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn vods_own_refusal_reaches_the_client_with_vods_code() {
     let app = api_app().await;

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -174,6 +175,28 @@ fn caused_by_request(code: &str) -> bool {
             "IllegalCharacters" | "LengthExceededMax" | "TagsExceededMax"
         );
     about_the_request && !about_the_caller
+}
+
+/// A body axum could not read (over the limit, or cut off), as `{code, message}` like every
+/// other answer of this API: axum's own rejection is plain text.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BodyTooLarge",
+                format!("the request body is over {MAX_BODY_BYTES} bytes; this API takes small JSON documents"),
+            )
+        } else {
+            Self::bad_request(
+                "InvalidRequest",
+                format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ),
+            )
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -65,6 +66,20 @@ fn invalid_body(e: impl std::fmt::Display) -> ApiError {
         "InvalidRequest",
         format!("the request body is not valid: {e}"),
     )
+}
+
+/// An optional JSON object body: empty means every field's default. serde would also read a
+/// struct from an array of its fields in order, which no client means: that is refused.
+fn parse_optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    match serde_json::from_slice(body).map_err(invalid_body)? {
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(invalid_body),
+        _ => Err(invalid_body("expected a JSON object")),
+    }
 }
 
 /// The body of `POST /v1/uploads`: the job message's metadata plus the file's size; there is
@@ -164,9 +179,9 @@ fn ticket_record(ticket: &UploadTicket) -> ClientRefresh {
 pub(super) async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<UploadCredential>, ApiError> {
-    let (spec, size) = parse_upload_request(&body)?;
+    let (spec, size) = parse_upload_request(&body?)?;
     let action = action_for(spec.kind);
     if let Err(e) = check_limits(&caller, spec.kind, size) {
         caller.audit(&state, action, None, None, &e.code).await;
@@ -235,14 +250,18 @@ pub(super) struct RefreshRequest {
 /// `POST /v1/uploads/{job_id}/refresh`: `{job_id}` may also be the media id the client holds.
 pub(super) async fn refresh(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     caller: Caller,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<UploadCredential>, ApiError> {
-    let request: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(invalid_body)?
+    let request: RefreshRequest = parse_optional_body(&body?)?;
+    // The service's ids are ASCII: one that is not UTF-8 names no upload.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UploadNotFound",
+            "no upload with this id (it is not UTF-8) was issued by this service",
+        ));
     };
     let not_found = || {
         ApiError::new(
@@ -392,13 +411,9 @@ pub(super) struct StsToken {
 pub(super) async fn sts_token(
     State(state): State<ApiState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<StsToken>, ApiError> {
-    let request: StsTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        StsTokenRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(invalid_body)?
-    };
+    let request: StsTokenRequest = parse_optional_body(&body?)?;
     let refuse = |status, code: &str, message: String| ApiError::new(status, code, message);
     if !caller.key.limits.allow_sts {
         caller

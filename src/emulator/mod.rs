@@ -27,12 +27,12 @@
 
 mod callback;
 mod cors;
-mod errors;
-mod multipart;
+pub(crate) mod errors;
+pub(crate) mod multipart;
 mod oss;
-mod oss_v4;
-mod policy;
-mod rpc;
+pub(crate) mod oss_v4;
+pub(crate) mod policy;
+pub(crate) mod rpc;
 mod state;
 
 use std::collections::BTreeMap;

@@ -275,6 +275,41 @@ fn invalid_part() -> OssError {
     )
 }
 
+/// The parts a CompleteMultipartUpload body lists: numbers in 1..=10000, strictly ascending,
+/// each with its ETag without quotes.
+pub(crate) fn parse_complete_body(text: &str) -> Result<Vec<(u32, String)>, OssError> {
+    let parsed: CompleteBody = quick_xml::de::from_str(text).map_err(|_| malformed_xml())?;
+    let mut listed = Vec::with_capacity(parsed.parts.len());
+    let mut previous = 0u32;
+    for p in parsed.parts {
+        let number = p
+            .number
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+            .ok_or_else(|| {
+                OssError::new(
+                    400,
+                    "InvalidPartOrder",
+                    "Part number must be an integer between 1 and 10000, inclusive.",
+                    None,
+                )
+            })?;
+        if number <= previous {
+            return Err(OssError::new(
+                400,
+                "InvalidPartOrder",
+                "The list of parts was not in ascending order.",
+                None,
+            ));
+        }
+        previous = number;
+        listed.push((number, p.etag.trim().trim_matches('"').to_owned()));
+    }
+    Ok(listed)
+}
+
 pub(super) async fn complete(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
@@ -311,35 +346,10 @@ pub(super) async fn complete(
             }
         }
         let text = std::str::from_utf8(&body).map_err(|_| malformed_xml())?;
-        let parsed: CompleteBody = quick_xml::de::from_str(text).map_err(|_| malformed_xml())?;
-        let mut listed = Vec::with_capacity(parsed.parts.len());
-        let mut previous = 0u32;
-        for p in parsed.parts {
-            let number = p
-                .number
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
-                .ok_or_else(|| {
-                    OssError::new(
-                        400,
-                        "InvalidPartOrder",
-                        "Part number must be an integer between 1 and 10000, inclusive.",
-                        None,
-                    )
-                })?;
-            if number <= previous {
-                return Err(OssError::new(
-                    400,
-                    "InvalidPartOrder",
-                    "The list of parts was not in ascending order.",
-                    None,
-                ));
-            }
-            previous = number;
+        let parsed = parse_complete_body(text)?;
+        let mut listed = Vec::with_capacity(parsed.len());
+        for (number, etag) in parsed {
             let part = upload.parts.get(&number).ok_or_else(invalid_part)?;
-            let etag = p.etag.trim().trim_matches('"');
             if !etag.eq_ignore_ascii_case(&part.etag_hex()) {
                 return Err(invalid_part());
             }

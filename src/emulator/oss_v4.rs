@@ -19,7 +19,7 @@ const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 /// The parts of `Authorization: OSS4-HMAC-SHA256 Credential=..., [AdditionalHeaders=...,]
 /// Signature=...`. Both `", "` and `","` separators occur (oss2 vs the V2 SDK).
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct V4Authorization<'a> {
+pub(crate) struct V4Authorization<'a> {
     pub access_key_id: &'a str,
     /// `YYYYMMDD` from the credential scope.
     pub date: &'a str,
@@ -28,7 +28,7 @@ pub(super) struct V4Authorization<'a> {
     pub signature: &'a str,
 }
 
-pub(super) fn parse(authorization: &str) -> Option<V4Authorization<'_>> {
+pub(crate) fn parse(authorization: &str) -> Option<V4Authorization<'_>> {
     let rest = authorization.strip_prefix(ALGORITHM)?.strip_prefix(' ')?;
     let (mut credential, mut additional, mut signature) = (None, None, None);
     for field in rest.split(',') {
@@ -64,8 +64,8 @@ pub(super) fn parse(authorization: &str) -> Option<V4Authorization<'_>> {
     let additional_headers = additional
         .map(|a| {
             a.split(';')
-                .filter(|h| !h.is_empty())
                 .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
                 .collect()
         })
         .unwrap_or_default();
@@ -260,5 +260,14 @@ mod tests {
                 .is_none()
         );
         assert!(parse("OSS4-HMAC-SHA256 Signature=00").is_none());
+    }
+
+    /// Found by the `emulator_oss_auth` fuzz target: a blank entry (`host; ;range`) survived as
+    /// an empty header name, because entries were trimmed after empty ones were dropped.
+    #[test]
+    fn blank_additional_header_names_are_dropped() {
+        let sig = "5459efdab5460f45b2a4f67b31399c93a30f398ba8d43f90c3bf68aa4c7e4ed4";
+        let auth = format!("OSS4-HMAC-SHA256 Credential=testid/20231114/cn-shanghai/oss/aliyun_v4_request,AdditionalHeaders=Host; ;range;,Signature={sig}");
+        assert_eq!(parse(&auth).unwrap().additional_headers, ["host", "range"]);
     }
 }

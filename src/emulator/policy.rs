@@ -206,12 +206,13 @@ pub(crate) fn wildcard_match(pattern: &str, value: &str) -> bool {
     let (mut pi, mut vi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first: a literal `*` in the value (resources end in one) must not consume it.
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, vi));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
         } else if let Some((sp, sv)) = star {
             pi = sp + 1;
             vi = sv + 1;
@@ -251,6 +252,16 @@ mod tests {
         assert!(wildcard_match("a*b*c", "aXXbYYbc"));
         assert!(!wildcard_match("a*b*c", "aXXbYYbcd"));
         assert!(!wildcard_match("vod:getvideoinfo", "vod:getvideoinfos"));
+    }
+
+    /// Found by the `emulator_policy` fuzz target: a `*` in the pattern facing a literal `*`
+    /// in the value was matched as a plain character, so the wildcard was lost.
+    #[test]
+    fn a_star_in_the_value_does_not_disarm_a_wildcard() {
+        assert!(wildcard_match("*", "*x"));
+        assert!(wildcard_match("a*a*b*c", "aXa*b*c"));
+        assert!(wildcard_match("acs:vod:*", "acs:vod:*:1:*"));
+        assert!(!wildcard_match("*x", "*y"));
     }
 
     #[test]

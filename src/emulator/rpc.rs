@@ -67,7 +67,7 @@ fn attached_extensions(business_type: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-type Params = BTreeMap<String, String>;
+pub(crate) type Params = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
@@ -97,18 +97,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         });
     let body = axum::body::to_bytes(req.into_body(), 1 << 20).await;
 
-    // Query and form body are one parameter set (`vod_api.md` §3.4); the first value wins.
-    let mut params = Params::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        params.entry(k.into_owned()).or_insert(v.into_owned());
-    }
-    if is_form {
-        if let Ok(body) = &body {
-            for (k, v) in url::form_urlencoded::parse(body) {
-                params.entry(k.into_owned()).or_insert(v.into_owned());
-            }
-        }
-    }
+    let form = body.as_ref().ok().filter(|_| is_form);
+    let params = collect_params(query.as_bytes(), form.map(|b| &b[..]));
     let format = Format::from_param(params.get("Format").map(String::as_str));
     let version = params.get("Version").cloned().unwrap_or_default();
     let service = if version == STS_VERSION {
@@ -148,6 +138,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
             rpc_error(&err, format, &host_id, &request_id)
         }
     }
+}
+
+/// Query and form body are one parameter set (`vod_api.md` §3.4); the first value wins.
+pub(crate) fn collect_params(query: &[u8], form: Option<&[u8]>) -> Params {
+    let mut params = Params::new();
+    for part in std::iter::once(query).chain(form) {
+        for (k, v) in url::form_urlencoded::parse(part) {
+            params.entry(k.into_owned()).or_insert(v.into_owned());
+        }
+    }
+    params
 }
 
 /// A parameter's value, absent when empty.
@@ -272,7 +273,7 @@ async fn process(
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ`, zero-padded, nothing else.
-fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
     let b = value.as_bytes();
     let shape_ok = b.len() == 20
         && b.iter().enumerate().all(|(i, c)| match i {

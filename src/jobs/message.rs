@@ -175,6 +175,7 @@ impl JobMessage {
 
     /// Validates the message against the allowed source roots (already canonicalised).
     pub fn validate(mut self, source_roots: &[PathBuf]) -> Result<JobSpec, InvalidJob> {
+        reject_nul(&self)?;
         let job_id = match non_empty(self.job_id.take()) {
             Some(id) => {
                 validate_job_id(&id)?;
@@ -267,6 +268,7 @@ impl JobMessage {
     /// A client upload's metadata (`POST /v1/uploads`): everything but the source, which the
     /// client holds. `file_name` is required: VOD needs its extension.
     pub fn validate_client(mut self) -> Result<ClientSpec, InvalidJob> {
+        reject_nul(&self)?;
         let kind: JobKind = self.kind.parse().map_err(invalid)?;
         let base_name = non_empty(self.file_name.clone()).ok_or_else(|| {
             invalid(
@@ -299,7 +301,8 @@ impl JobMessage {
         kind: JobKind,
         base_name: &str,
     ) -> Result<Metadata, InvalidJob> {
-        let base_name = base_name.to_owned();
+        // Trimmed like given names, so that the stored message validates to the same job.
+        let base_name = base_name.trim().to_owned();
         let file_name = non_empty(self.file_name.take()).unwrap_or_else(|| base_name.clone());
         self.file_name = Some(file_name.clone());
 
@@ -312,6 +315,7 @@ impl JobMessage {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or(&base_name)
+                .trim()
                 .to_owned(),
         };
         self.title = Some(title.clone());
@@ -399,6 +403,31 @@ impl JobMessage {
             file_name,
             extension,
         })
+    }
+}
+
+/// PostgreSQL's text and jsonb cannot hold U+0000, so the store would refuse a message with one
+/// anywhere in it on every attempt (a poison message): it is invalid, and the field is named.
+fn reject_nul(message: &JobMessage) -> Result<(), InvalidJob> {
+    fn holds_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(holds_nul),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+            }
+            _ => false,
+        }
+    }
+    let fields = serde_json::to_value(message).expect("a message serializes");
+    let serde_json::Value::Object(fields) = fields else {
+        unreachable!("a message serializes as an object");
+    };
+    match fields.iter().find(|(_, value)| holds_nul(value)) {
+        Some((name, _)) => Err(invalid(format!(
+            "{name} contains a NUL character (U+0000), which cannot be stored: remove it"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -625,6 +654,62 @@ mod tests {
             .validate(&roots(dir.path()))
             .unwrap_err();
         assert!(err.0.contains("outside the allowed roots"), "{err}");
+    }
+
+    /// Found by the `job_message` fuzz target: from `https://host/%20b.png` the title was
+    /// `" b"`, which the stored message then validated to as `"b"`.
+    #[test]
+    fn names_taken_from_the_source_are_trimmed() {
+        let message = JobMessage {
+            kind: "image".into(),
+            source: "https://cdn.example.com/%20b%20.png?sig=1".into(),
+            ..Default::default()
+        };
+        let spec = message.validate(&[]).unwrap();
+        assert_eq!(
+            (spec.title.as_str(), spec.file_name.as_str()),
+            ("b", "b .png")
+        );
+        let again = spec.message.clone().validate(&[]).unwrap();
+        assert_eq!((again.title, again.file_name), (spec.title, spec.file_name));
+    }
+
+    /// Found by scripts/schemathesis.sh (a title with U+0000 in `POST /v1/uploads` was a 503):
+    /// PostgreSQL refuses the character, so the job could never be stored.
+    #[test]
+    fn nul_characters_are_refused_wherever_they_are() {
+        let client = |m: JobMessage| m.validate_client().map(|_| ()).unwrap_err().0;
+        let base = JobMessage {
+            kind: "image".into(),
+            source: "client".into(),
+            file_name: Some("a.png".into()),
+            ..Default::default()
+        };
+        let err = client(JobMessage {
+            title: Some("a\0b".into()),
+            ..base.clone()
+        });
+        assert!(err.starts_with("title contains a NUL"), "{err}");
+        let err = client(JobMessage {
+            user_data: Some(serde_json::json!({"Extend": {"k": ["x\0"]}})),
+            ..base.clone()
+        });
+        assert!(err.starts_with("user_data contains a NUL"), "{err}");
+        let err = client(JobMessage {
+            tags: vec!["ok".into(), "\0".into()],
+            ..base.clone()
+        });
+        assert!(err.starts_with("tags contains a NUL"), "{err}");
+        let queued = JobMessage {
+            kind: "video".into(),
+            source: "https://example.com/a.mp4".into(),
+            title: Some("t".into()),
+            description: Some("\0".into()),
+            ..Default::default()
+        };
+        let err = queued.validate(&[]).unwrap_err().0;
+        assert!(err.starts_with("description contains a NUL"), "{err}");
+        assert!(base.validate_client().is_ok());
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! multipart calls (InitiateMultipartUpload, UploadPart, Complete, ListParts, Abort) can sit
 //! beside PutObject and HeadObject without repeating the signing rules.
 
-mod error;
+pub(crate) mod error;
 mod mime;
-mod parts;
+pub(crate) mod parts;
 
 use std::sync::Arc;
 

@@ -88,6 +88,65 @@ struct ListPartXml {
     crc64: Option<String>,
 }
 
+/// One page of a ListParts answer: its parts, and the marker of the next page when it is
+/// truncated.
+#[derive(Debug)]
+pub(crate) struct ListPartsPage {
+    pub parts: Vec<ListedPart>,
+    pub next_marker: Option<String>,
+}
+
+/// The upload id in an InitiateMultipartUpload answer.
+pub(crate) fn parse_initiate_answer(text: &str) -> Result<String, String> {
+    quick_xml::de::from_str::<InitiateResult>(text)
+        .map(|parsed| parsed.upload_id)
+        .map_err(|e| format!("InitiateMultipartUpload answer: {e}"))
+}
+
+/// One ListParts answer. A truncated page without a `NextPartNumberMarker` is the last one.
+pub(crate) fn parse_list_parts_page(text: &str) -> Result<ListPartsPage, String> {
+    let page: ListPartsResult =
+        quick_xml::de::from_str(text).map_err(|e| format!("ListParts answer: {e}"))?;
+    let truncated = page.is_truncated.as_deref().map(str::trim) == Some("true");
+    Ok(ListPartsPage {
+        parts: page
+            .parts
+            .into_iter()
+            .map(|p| ListedPart {
+                part_number: p.part_number,
+                etag: p.etag.trim_matches('"').to_owned(),
+                size: p.size,
+                crc64: p.crc64.and_then(|c| c.trim().parse().ok()),
+            })
+            .collect(),
+        next_marker: page
+            .next_part_number_marker
+            .filter(|_| truncated)
+            .map(|m| m.trim().to_owned()),
+    })
+}
+
+/// The CompleteMultipartUpload body for `parts` (in ascending order), and the CRC-64 the whole
+/// object must then have.
+pub(crate) fn complete_body(parts: &[UploadedPart]) -> (String, u64) {
+    let mut sorted: Vec<&UploadedPart> = parts.iter().collect();
+    sorted.sort_by_key(|p| p.part_number);
+    let mut body = String::from("<CompleteMultipartUpload>");
+    let mut expected = 0u64;
+    for part in &sorted {
+        // The ETag is the server's text (a header, or a ListParts answer on resume): escaped,
+        // so that whatever it holds the body stays the XML OSS expects.
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+            part.part_number,
+            quick_xml::escape::escape(part.etag.as_str())
+        ));
+        expected = crc64::combine(expected, part.crc64, part.size);
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    (body, expected)
+}
+
 fn unexpected(status: u16, request_id: Option<String>, detail: impl Into<String>) -> OssError {
     OssError::from(OssErrorKind::UnexpectedResponse {
         http_status: status,
@@ -196,14 +255,7 @@ impl OssClient {
         let status = response.status().as_u16();
         let request_id = header_str(response.headers(), "x-oss-request-id");
         let text = response.text().await.map_err(OssError::transport)?;
-        let parsed: InitiateResult = quick_xml::de::from_str(&text).map_err(|e| {
-            unexpected(
-                status,
-                request_id,
-                format!("InitiateMultipartUpload answer: {e}"),
-            )
-        })?;
-        Ok(parsed.upload_id)
+        parse_initiate_answer(&text).map_err(|e| unexpected(status, request_id, e))
     }
 
     /// Sends one part of exactly `len` bytes and checks its CRC-64 against OSS's.
@@ -258,18 +310,7 @@ impl OssClient {
         upload_id: &str,
         parts: &[UploadedPart],
     ) -> Result<CompletedUpload, OssError> {
-        let mut sorted: Vec<&UploadedPart> = parts.iter().collect();
-        sorted.sort_by_key(|p| p.part_number);
-        let mut body = String::from("<CompleteMultipartUpload>");
-        let mut expected = 0u64;
-        for part in &sorted {
-            body.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
-                part.part_number, part.etag
-            ));
-            expected = crc64::combine(expected, part.crc64, part.size);
-        }
-        body.push_str("</CompleteMultipartUpload>");
+        let (body, expected) = complete_body(parts);
         let response = self
             .signed_request(
                 Method::POST,
@@ -289,7 +330,7 @@ impl OssClient {
                 return Err(OssError::from(OssErrorKind::CrcMismatch {
                     local: expected,
                     server,
-                    size: sorted.iter().map(|p| p.size).sum(),
+                    size: parts.iter().map(|p| p.size).sum(),
                     request_id,
                 }));
             }
@@ -323,19 +364,12 @@ impl OssClient {
             let status = response.status().as_u16();
             let request_id = header_str(response.headers(), "x-oss-request-id");
             let text = response.text().await.map_err(OssError::transport)?;
-            let page: ListPartsResult = quick_xml::de::from_str(&text).map_err(|e| {
-                unexpected(status, request_id.clone(), format!("ListParts answer: {e}"))
-            })?;
-            parts.extend(page.parts.into_iter().map(|p| ListedPart {
-                part_number: p.part_number,
-                etag: p.etag.trim_matches('"').to_owned(),
-                size: p.size,
-                crc64: p.crc64.and_then(|c| c.trim().parse().ok()),
-            }));
-            let truncated = page.is_truncated.as_deref().map(str::trim) == Some("true");
-            match page.next_part_number_marker {
-                Some(next) if truncated && next.trim() != marker => marker = next.trim().to_owned(),
-                Some(_) if truncated => {
+            let page = parse_list_parts_page(&text)
+                .map_err(|e| unexpected(status, request_id.clone(), e))?;
+            parts.extend(page.parts);
+            match page.next_marker {
+                Some(next) if next != marker => marker = next,
+                Some(_) => {
                     return Err(unexpected(
                         status,
                         request_id,
@@ -373,6 +407,37 @@ impl OssClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `oss_multipart` fuzz target: a listed ETag `&quot;A&amp;B&quot;` (read back
+    /// as `A&B`) made the Complete body malformed XML.
+    #[test]
+    fn complete_bodies_escape_the_etags() {
+        let page = parse_list_parts_page(
+            "<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>3</PartNumber><ETag>&quot;A&amp;B&lt;/ETag&gt;&quot;</ETag><Size>1</Size></Part></ListPartsResult>",
+        )
+        .unwrap();
+        assert_eq!(page.parts[0].etag, "A&B</ETag>");
+        assert_eq!(page.next_marker, None);
+        let parts: Vec<UploadedPart> = page
+            .parts
+            .iter()
+            .map(|p| UploadedPart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+                size: p.size,
+                crc64: 0,
+            })
+            .collect();
+        let (body, _) = complete_body(&parts);
+        assert_eq!(
+            body,
+            "<CompleteMultipartUpload><Part><PartNumber>3</PartNumber><ETag>\"A&amp;B&lt;/ETag&gt;\"</ETag></Part></CompleteMultipartUpload>"
+        );
+        assert_eq!(
+            crate::emulator::multipart::parse_complete_body(&body).unwrap(),
+            [(3, "A&B</ETag>".to_owned())]
+        );
+    }
 
     #[test]
     fn part_sizes_match_oss2() {

@@ -234,27 +234,14 @@ impl VodClient {
         let wire: VideoInfoWire = self
             .call("GetVideoInfo", true, vec![("VideoId", video_id.to_owned())])
             .await?;
-        let v = wire.video;
-        Ok(VideoInfo {
-            video_id: v.video_id.unwrap_or_else(|| video_id.to_owned()),
-            status: v.status.unwrap_or_default(),
-            title: v.title,
-            size: v.size,
-        })
+        Ok(wire.into_info(video_id))
     }
 
     pub async fn get_image_info(&self, image_id: &str) -> Result<ImageInfo, VodError> {
         let wire: ImageInfoWire = self
             .call("GetImageInfo", true, vec![("ImageId", image_id.to_owned())])
             .await?;
-        let i = wire.image_info;
-        Ok(ImageInfo {
-            image_id: i.image_id.unwrap_or_else(|| image_id.to_owned()),
-            status: i.status.unwrap_or_default(),
-            title: i.title,
-            file_size: i.mezzanine.and_then(|m| m.file_size),
-            url: i.url,
-        })
+        Ok(wire.into_info(image_id))
     }
 
     /// One API call with retries; every attempt takes the current credentials and is signed anew.
@@ -403,7 +390,7 @@ fn attached_params(req: &CreateUploadAttachedMediaRequest) -> Vec<(&'static str,
 /// The union of the CreateUpload* / RefreshUploadVideo answers. `UploadAuth` is held as a
 /// [`Secret`] from the moment it is parsed.
 #[derive(Deserialize)]
-struct UploadWire {
+pub(crate) struct UploadWire {
     #[serde(rename = "RequestId", default)]
     request_id: String,
     #[serde(rename = "VideoId")]
@@ -425,7 +412,7 @@ struct UploadWire {
 }
 
 impl UploadWire {
-    fn into_ticket(
+    pub(crate) fn into_ticket(
         self,
         action: &'static str,
         requested_id: Option<&str>,
@@ -469,7 +456,7 @@ impl UploadWire {
 }
 
 #[derive(Deserialize)]
-struct VideoInfoWire {
+pub(crate) struct VideoInfoWire {
     #[serde(rename = "Video")]
     video: VideoWire,
 }
@@ -487,7 +474,7 @@ struct VideoWire {
 }
 
 #[derive(Deserialize)]
-struct ImageInfoWire {
+pub(crate) struct ImageInfoWire {
     #[serde(rename = "ImageInfo")]
     image_info: ImageWire,
 }
@@ -510,6 +497,31 @@ struct ImageWire {
 struct MezzanineWire {
     #[serde(rename = "FileSize", default, deserialize_with = "lenient_u64")]
     file_size: Option<u64>,
+}
+
+impl VideoInfoWire {
+    pub(crate) fn into_info(self, video_id: &str) -> VideoInfo {
+        let v = self.video;
+        VideoInfo {
+            video_id: v.video_id.unwrap_or_else(|| video_id.to_owned()),
+            status: v.status.unwrap_or_default(),
+            title: v.title,
+            size: v.size,
+        }
+    }
+}
+
+impl ImageInfoWire {
+    pub(crate) fn into_info(self, image_id: &str) -> ImageInfo {
+        let i = self.image_info;
+        ImageInfo {
+            image_id: i.image_id.unwrap_or_else(|| image_id.to_owned()),
+            status: i.status.unwrap_or_default(),
+            title: i.title,
+            file_size: i.mezzanine.and_then(|m| m.file_size),
+            url: i.url,
+        }
+    }
 }
 
 /// Sizes appear as numbers in the SDK models and as strings in doc examples: accept both.

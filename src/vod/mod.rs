@@ -5,11 +5,11 @@
 //! non-idempotent CreateUpload* only when the request provably never ran, so that a retry cannot
 //! create a second media asset behind the worker's back.
 
-mod client;
+pub(crate) mod client;
 mod credentials;
-mod error;
-mod rpc;
-mod sts;
+pub(crate) mod error;
+pub(crate) mod rpc;
+pub(crate) mod sts;
 mod types;
 
 pub use client::{

@@ -116,11 +116,20 @@ pub(crate) async fn call_once<T: DeserializeOwned>(
                 .redact(&secrets),
         );
     }
-    serde_json::from_slice(&body).map_err(|e| {
+    decode_answer(call.action, status, &body)
+}
+
+/// Decodes a successful answer; the error names neither the body nor any value in it.
+pub(crate) fn decode_answer<T: DeserializeOwned>(
+    action: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, VodError> {
+    serde_json::from_slice(body).map_err(|e| {
         VodError::from(VodErrorKind::InvalidResponse {
-            action: call.action,
+            action,
             http_status: status,
-            request_id: request_id_of(&body),
+            request_id: request_id_of(body),
             detail: json_error_detail(&e),
         })
     })

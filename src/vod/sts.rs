@@ -63,7 +63,7 @@ impl From<StsCredentials> for Credentials {
 }
 
 #[derive(Deserialize)]
-struct AssumeRoleResponse {
+pub(crate) struct AssumeRoleResponse {
     #[serde(rename = "Credentials")]
     credentials: CredentialsWire,
 }
@@ -144,7 +144,13 @@ impl StsClient {
             )
         })
         .await?;
-        let wire = response.credentials;
+        response.into_credentials()
+    }
+}
+
+impl AssumeRoleResponse {
+    pub(crate) fn into_credentials(self) -> Result<StsCredentials, VodError> {
+        let wire = self.credentials;
         let expiration = DateTime::parse_from_rfc3339(wire.expiration.trim())
             .map_err(|_| {
                 VodError::from(VodErrorKind::InvalidResponse {

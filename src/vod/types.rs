@@ -121,7 +121,8 @@ impl UploadAuth {
                 serde_json::Value::Number(n) => n.as_i64(),
                 _ => None,
             })
-            .map(|secs| now + chrono::Duration::seconds(secs));
+            // Checked: a lifetime past chrono's range is as unknown as a missing one.
+            .and_then(|secs| now.checked_add_signed(chrono::Duration::try_seconds(secs)?));
         let expires_at = from_utc.or(from_seconds).ok_or(DecodeError::NoExpiry)?;
         Ok(Self {
             access_key_id: wire.access_key_id,
@@ -172,6 +173,26 @@ mod tests {
         let enc = base64::engine::general_purpose::STANDARD.encode(json);
         let auth = UploadAuth::decode(&enc, now).unwrap();
         assert_eq!(auth.expires_at, now + chrono::Duration::seconds(120));
+    }
+
+    /// `now + Expiration` overflowed chrono (a panic in the worker or the API handler) for an
+    /// `Expiration` of 13 digits or more. Found by the `upload_auth` fuzz target
+    /// (`"333333333333333331"`).
+    #[test]
+    fn an_expiration_out_of_range_is_no_expiry_not_a_panic() {
+        let now = Utc::now();
+        for expiration in [
+            r#""9223372036854775807""#,
+            "-9223372036854775808",
+            r#""99999999999999""#,
+        ] {
+            let json = format!(
+                r#"{{"SecurityToken":"t","AccessKeyId":"STS.x","AccessKeySecret":"s","Expiration":{expiration}}}"#
+            );
+            let enc = base64::engine::general_purpose::STANDARD.encode(json);
+            let err = UploadAuth::decode(&enc, now).unwrap_err();
+            assert!(matches!(err, DecodeError::NoExpiry), "{expiration}: {err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub use verify::{CallbackAuth, Verdict};
 
 use std::sync::Arc;
 
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -134,7 +135,18 @@ async fn render_metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn get_job(State(state): State<HttpState>, Path(job_id): Path<String>) -> Response {
+async fn get_job(
+    State(state): State<HttpState>,
+    job_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    // Job ids are ASCII: one that is not UTF-8 names no job.
+    let Ok(Path(job_id)) = job_id else {
+        return error_body(
+            StatusCode::NOT_FOUND,
+            "JobNotFound",
+            "no job with this id (it is not UTF-8)",
+        );
+    };
     match state.store.get(&job_id).await {
         Ok(Some(job)) => {
             let history = state.store.history(&job_id).await.unwrap_or_default();
@@ -177,15 +189,15 @@ fn headers_for_storage(headers: &HeaderMap) -> serde_json::Value {
 }
 
 /// What the body says, as far as this service cares.
-struct ParsedEvent {
-    event_type: String,
-    media_id: Option<String>,
-    succeeded: bool,
+pub(crate) struct ParsedEvent {
+    pub event_type: String,
+    pub media_id: Option<String>,
+    pub succeeded: bool,
     /// `Size` of the uploaded file, a number or a numeric string.
-    size: Option<u64>,
+    pub size: Option<u64>,
 }
 
-fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
+pub(crate) fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let event_type = value.get("EventType")?.as_str()?.to_owned();
     let media_id = ["VideoId", "ImageId", "AttachedMediaId", "MediaId"]
@@ -220,8 +232,29 @@ fn completed_kind(event_type: &str) -> Option<JobKind> {
 async fn receive_callback(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // As JSON like every other refusal (axum's own is plain text).
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "CallbackTooLarge",
+                &format!(
+                    "the body is over {} bytes; VOD's callbacks are a few KB",
+                    state.max_callback_bytes
+                ),
+            )
+        }
+        Err(rejection) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "InvalidEvent",
+                &format!("the body could not be read: {}", rejection.body_text()),
+            )
+        }
+    };
     let timestamp = header(&headers, "x-vod-timestamp");
     let verdict = state.auth.verify(
         timestamp,

@@ -49,9 +49,11 @@ const OBJECT_ATTEMPTS: u32 = 5;
 const PLAYLIST_CONTENT_TYPE: &str = "application/x-mpegURL";
 
 /// Characters escaped when a base name is written back into the playlist: what would end or
-/// change the meaning of a URI line or a quoted attribute. Non-ASCII is always escaped.
+/// change the meaning of a URI line or a quoted attribute (a `:` would make `a:b.ts` a URI with
+/// the scheme `a`). Non-ASCII is always escaped.
 const NAME_ESCAPES: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b':')
     .add(b'"')
     .add(b'#')
     .add(b'%')
@@ -175,22 +177,22 @@ impl std::fmt::Display for RefKind {
 
 /// A URI in the playlist that names a file to upload.
 #[derive(Debug)]
-struct Reference {
+pub(crate) struct Reference {
     /// Index into [`Parsed::lines`].
-    line: usize,
-    kind: RefKind,
-    uri: String,
+    pub line: usize,
+    pub kind: RefKind,
+    pub uri: String,
     /// Where the URI sits in its line: the trimmed line for segments, the quoted value for tags.
-    span: Range<usize>,
+    pub span: Range<usize>,
 }
 
 #[derive(Debug)]
-struct Parsed {
-    lines: Vec<String>,
-    refs: Vec<Reference>,
+pub(crate) struct Parsed {
+    pub lines: Vec<String>,
+    pub refs: Vec<Reference>,
 }
 
-fn parse(text: &str) -> Result<Parsed, PlaylistError> {
+pub(crate) fn parse(text: &str) -> Result<Parsed, PlaylistError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<String> = text
         .split('\n')
@@ -250,9 +252,15 @@ fn parse(text: &str) -> Result<Parsed, PlaylistError> {
             }
             continue;
         }
+        // URL parsers drop leading and trailing control characters, so `\0#x` would name the
+        // playlist itself; no real URI holds one.
+        if trimmed.chars().any(char::is_control) {
+            return Err(PlaylistError::Invalid(format!(
+                "line {number} holds a control character; a segment line is a URI"
+            )));
+        }
         let path = trimmed.split(['?', '#']).next().unwrap_or(trimmed);
-        let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".m3u8") || lower.ends_with(".m3u") {
+        if is_playlist_name(path) {
             return Err(PlaylistError::Unsupported(format!(
                 "line {number} ({trimmed:?}) is itself a playlist; one VOD video holds one media playlist, so submit each media playlist as its own job"
             )));
@@ -271,6 +279,11 @@ fn parse(text: &str) -> Result<Parsed, PlaylistError> {
         ));
     }
     Ok(Parsed { lines, refs })
+}
+
+fn is_playlist_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".m3u8") || lower.ends_with(".m3u")
 }
 
 /// The value of attribute `wanted` in an attribute list (`A=1,URI="x",B=...`), with its range
@@ -303,7 +316,7 @@ fn attribute<'a>(list: &'a str, wanted: &str) -> Option<(Range<usize>, &'a str)>
 
 /// What relative URIs in the playlist are relative to.
 #[derive(Debug, Clone)]
-enum Base {
+pub(crate) enum Base {
     /// The playlist's directory (canonical).
     Local(PathBuf),
     /// The playlist's URL.
@@ -312,7 +325,7 @@ enum Base {
 
 /// Where a referenced file is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Location {
+pub(crate) enum Location {
     /// Lexically normalised; canonicalised (and checked again) when opened.
     Local(PathBuf),
     Remote(url::Url),
@@ -320,24 +333,24 @@ enum Location {
 
 /// One file to upload.
 #[derive(Debug)]
-struct Resource {
-    location: Location,
+pub(crate) struct Resource {
+    pub location: Location,
     /// Base name, decoded: the object is stored at `ObjectPrefix + name`.
-    name: String,
-    kind: RefKind,
+    pub name: String,
+    pub kind: RefKind,
     /// The URI as first written, and its 1-based line, for messages.
-    uri: String,
-    line: usize,
+    pub uri: String,
+    pub line: usize,
 }
 
 /// The rewritten playlist and the files it needs.
 #[derive(Debug)]
-struct Plan {
-    playlist: String,
-    resources: Vec<Resource>,
+pub(crate) struct Plan {
+    pub playlist: String,
+    pub resources: Vec<Resource>,
 }
 
-fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, PlaylistError> {
+pub(crate) fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, PlaylistError> {
     let Parsed { mut lines, refs } = parse(text)?;
     let mut resources: Vec<Resource> = Vec::new();
     let mut by_location: HashMap<Location, usize> = HashMap::new();
@@ -350,6 +363,14 @@ fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, PlaylistErro
         };
         let location = locate(base, &r.uri).map_err(invalid)?;
         let name = base_name(&location).map_err(invalid)?;
+        // On the name it resolves to: `a.m3u%38`, or a URI that resolves to the playlist
+        // itself, passes the check on the line as written.
+        if is_playlist_name(&name) {
+            return Err(PlaylistError::Unsupported(format!(
+                "{} {:?} on line {line} is itself a playlist ({name:?}); one VOD video holds one media playlist, so submit each media playlist as its own job",
+                r.kind, r.uri
+            )));
+        }
         if let Location::Local(path) = &location {
             if !roots.iter().any(|root| path.starts_with(root)) {
                 return Err(PlaylistError::OutsideRoots {
@@ -836,6 +857,37 @@ mod tests {
         let names: Vec<&str> = plan.resources.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["seg0.ts", "seg1.ts", "seg2.ts"]);
         assert_eq!(plan.resources[1].line, 9);
+    }
+
+    /// Found by the `m3u8` fuzz target: `https://cdn/a/TINF:10.0,` was written back as
+    /// `TINF:10.0,`, which players (and a second reading) take for a URI with the scheme `tinf`.
+    #[test]
+    fn names_with_a_colon_are_not_written_back_as_a_scheme() {
+        let plan =
+            remote("#EXTM3U\n#EXTINF:10.0,\nhttps://cdn.example.com/a/TINF:10.0,\n").unwrap();
+        assert_eq!(plan.playlist, "#EXTM3U\n#EXTINF:10.0,\nTINF%3A10.0,\n");
+        assert_eq!(plan.resources[0].name, "TINF:10.0,");
+        let again = remote(&plan.playlist).unwrap();
+        assert_eq!(again.resources[0].name, "TINF:10.0,");
+        assert_eq!(
+            locations(&again),
+            ["https://cdn.example.com/hls/ep1/TINF%3A10.0,"]
+        );
+    }
+
+    /// Found by the `m3u8` fuzz target: a line of NUL bytes then `#EXT-X-V` resolved (URL
+    /// parsers drop the NULs, `#...` is a fragment) to the playlist itself, which was planned as
+    /// its own segment; `a.m3u%38` slipped past the nested-playlist check the same way.
+    #[test]
+    fn lines_that_resolve_to_a_playlist_are_refused() {
+        let err = remote("#EXTM3U\n#EXTINF:1,\n\0\0#EXT-X-V\n").unwrap_err();
+        assert_eq!(err.code(), "InvalidPlaylist", "{err}");
+        assert!(err.to_string().contains("control character"), "{err}");
+        for uri in ["a.m3u%38", "https://cdn.example.com/x/ep.M3U"] {
+            let err = remote(&format!("#EXTM3U\n#EXTINF:1,\n{uri}\n")).unwrap_err();
+            assert_eq!(err.code(), "UnsupportedPlaylist", "{uri}: {err}");
+            assert!(err.to_string().contains("is itself a playlist"), "{err}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! makes retries, rescue of jobs whose worker died, and cancellation work (River's design).
 
 mod error;
-mod m3u8;
+pub(crate) mod m3u8;
 mod upload;
 
 pub use error::JobError;
