@@ -21,13 +21,10 @@ pub mod crc64;
 pub mod demo;
 pub mod display;
 pub mod emulator;
-<<<<<<< HEAD
-pub mod http_server;
-=======
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
->>>>>>> fuzz
+pub mod http_server;
 pub mod jobs;
 pub mod oss;
 pub mod queue;
