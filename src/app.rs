@@ -13,9 +13,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
+use crate::console;
+use crate::http_server::{self, Limits};
 use crate::jobs::{JobStore, MIGRATOR};
 use crate::oss::OssClient;
-use crate::queue::{self, ConsumerConfig, EventPublisher, Topology};
+use crate::queue::{self, ConsumerConfig, DeadLetters, EventPublisher, Topology};
 use crate::secret::Secret;
 use crate::vod::{CredentialProvider, Credentials, StsClient, VodClient, VodConfig};
 use crate::webhook::reconciler::{self, ReconcilerConfig};
@@ -92,7 +94,7 @@ impl VodSettings {
 pub struct HttpSettings {
     /// The public listener: VOD's callbacks, the client API and its page, `/healthz`.
     pub addr: SocketAddr,
-    /// The admin listener, for operators: `/readyz`, `/metrics`, `/v1/jobs/...`.
+    /// The admin listener, for operators: `/readyz`, `/metrics`, `/v1/jobs/...`, `/console`.
     pub admin_addr: SocketAddr,
     /// When set, the admin endpoints need `Authorization: Bearer <token>`.
     pub admin_token: Option<Secret>,
@@ -102,6 +104,8 @@ pub struct HttpSettings {
     pub sts: Option<StsSettings>,
     /// Holds `node_modules/ali-oss` for the upload page (`VOD_INGEST_WEB_DIR`).
     pub web_dir: PathBuf,
+    /// Timeouts, sizes and load bounds of both listeners.
+    pub limits: Limits,
 }
 
 /// Everything a service process needs.
@@ -194,6 +198,13 @@ pub struct RunningApp {
     /// The admin listener's address.
     pub admin_addr: Option<SocketAddr>,
     pub store: JobStore,
+    /// Stops intake: the jobs consumer, and the worker's claims of new jobs.
+    intake: CancellationToken,
+    /// Stops the jobs in flight; each releases its lease for another worker.
+    abort: CancellationToken,
+    /// Cancelled by the worker when its last job has finished or been released.
+    worker_stopped: CancellationToken,
+    /// Stops everything else: listeners, reconciler, event publisher.
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -203,7 +214,7 @@ impl RunningApp {
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         match self.tasks.join_next().await {
             Some(Ok((name, Ok(())))) => {
-                if self.shutdown.is_cancelled() {
+                if self.intake.is_cancelled() {
                     Ok(())
                 } else {
                     anyhow::bail!("{name} stopped unexpectedly")
@@ -215,8 +226,29 @@ impl RunningApp {
         }
     }
 
-    /// Graceful stop: no new claims, in-flight steps end, listeners close.
+    /// The hand-over on SIGTERM: take no new jobs at once, give the jobs in flight `grace` to
+    /// finish, then release the rest to other workers, and stop.
+    pub async fn drain(self, grace: Duration) {
+        self.intake.cancel();
+        tracing::info!(grace = ?grace, "draining: no new jobs; waiting for the jobs in flight");
+        if tokio::time::timeout(grace, self.worker_stopped.cancelled())
+            .await
+            .is_err()
+        {
+            tracing::info!("grace period over: releasing the jobs still in flight");
+            self.abort.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.worker_stopped.cancelled())
+                .await;
+        }
+        self.stop().await
+    }
+
+    /// Immediate stop: no new claims, jobs in flight released at once, listeners close.
     pub async fn stop(mut self) {
+        self.intake.cancel();
+        self.abort.cancel();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.worker_stopped.cancelled()).await;
         self.shutdown.cancel();
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
@@ -270,6 +302,9 @@ async fn start_with(
         .context("declaring the RabbitMQ queues and exchanges failed")?;
 
     let shutdown = CancellationToken::new();
+    let intake = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let worker_stopped = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let (transitions, rx) = tokio::sync::mpsc::unbounded_channel();
     let publisher = EventPublisher::new(events_channel, &config.topology);
@@ -287,6 +322,7 @@ async fn start_with(
         .context("building the HTTP client failed")?;
     let vod = config.vod.client(http_client.clone());
     let api_vod = vod.clone();
+    let console_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {
         let (store, vod, transitions, token) = (
             store.clone(),
@@ -315,7 +351,7 @@ async fn start_with(
             store.clone(),
             transitions.clone(),
             wake.clone(),
-            shutdown.clone(),
+            intake.clone(),
         ));
         let worker = Worker::new(
             store.clone(),
@@ -325,11 +361,14 @@ async fn start_with(
             transitions.clone(),
             wake,
         );
-        let token = shutdown.clone();
+        let (intake, abort, stopped) = (intake.clone(), abort.clone(), worker_stopped.clone());
         tasks.spawn(async move {
-            worker.run(token).await;
+            worker.run(intake, abort).await;
+            stopped.cancel();
             ("worker", Ok(()))
         });
+    } else {
+        worker_stopped.cancel();
     }
 
     let mut http_addr = None;
@@ -380,7 +419,7 @@ async fn start_with(
             web_dir: http.web_dir.clone(),
         };
         {
-            let token = shutdown.clone();
+            let (keys, token) = (keys.clone(), shutdown.clone());
             tasks.spawn(async move {
                 prune_key_usage(keys, token).await;
                 ("api key usage pruner", Ok(()))
@@ -395,22 +434,31 @@ async fn start_with(
                 )
             })?;
         admin_addr = Some(admin_listener.local_addr()?);
-        let admin = webhook::admin_router(state.clone(), http.admin_token.clone());
-        let router = webhook::router(state)
-            .merge(api::router(api_state))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let token = shutdown.clone();
+        let console_state = console::ConsoleState {
+            store: store.clone(),
+            keys,
+            vod: console_vod,
+            dead_letters: Arc::new(DeadLetters::new(
+                config.amqp_url.clone(),
+                config.topology.clone(),
+            )),
+            transitions: transitions.clone(),
+            amqp_ready: state.amqp_ready.clone(),
+            token: http.admin_token.clone(),
+        };
+        let admin = webhook::admin_router(state.clone(), http.admin_token.clone())
+            .merge(console::router(console_state));
+        let router = webhook::router(state).merge(api::router(api_state));
+        let (token, limits) = (shutdown.clone(), http.limits);
         tasks.spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
+            let result = http_server::serve(listener, router, limits, token)
                 .await
                 .context("the HTTP listener failed");
             ("http", result)
         });
         let token = shutdown.clone();
         tasks.spawn(async move {
-            let result = axum::serve(admin_listener, admin)
-                .with_graceful_shutdown(async move { token.cancelled().await })
+            let result = http_server::serve(admin_listener, admin, limits, token)
                 .await
                 .context("the admin listener failed");
             ("admin http", result)
@@ -423,6 +471,9 @@ async fn start_with(
         http_addr,
         admin_addr,
         store,
+        intake,
+        abort,
+        worker_stopped,
         shutdown,
         tasks,
     })

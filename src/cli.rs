@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the worker, the jobs consumer and the HTTP listener (webhook and operations).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create the database if needed and apply the schema migrations.
     Migrate(DbArgs),
     /// Publish a job to the jobs queue (with publisher confirms).
@@ -242,6 +242,26 @@ pub struct HttpArgs {
     /// Directory holding node_modules/ali-oss for the upload page (`npm ci --prefix web`).
     #[arg(long, env = "VOD_INGEST_WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,
+    /// Seconds a request may take on either listener, its body included (then 408).
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub http_request_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (slow clients are cut off).
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub http_header_timeout_secs: u64,
+    /// Requests handled at once per listener; beyond it, 503 with Retry-After.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub http_max_in_flight: usize,
+    /// Connections open at once per listener; beyond it, new ones wait to be accepted.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub http_max_connections: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -268,6 +288,10 @@ pub struct RunArgs {
     /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
     #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
     pub reconcile_after_secs: u64,
+    /// On SIGTERM or SIGINT: seconds the jobs in flight get to finish before they are
+    /// released to other workers (new jobs are not taken from the first signal on).
+    #[arg(long, env = "VOD_INGEST_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
     /// Seconds a client upload may go without completing, counted from its last credential,
     /// before the reconciler ends it (completed if VOD has the file, else UploadAbandoned).
     #[arg(
@@ -475,6 +499,10 @@ pub struct DemoArgs {
     /// With --serve: the address of the public listener (page, client API, callbacks).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub serve_addr: SocketAddr,
+    /// With --serve: the address of the admin listener, where the operator console is
+    /// (without --serve a free port is used, printed at the start).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
 }
 
 fn required(value: &Option<String>, name: &str, hint: &str) -> anyhow::Result<String> {
@@ -627,6 +655,31 @@ impl HttpArgs {
             max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
             sts,
             web_dir: self.web_dir.clone(),
+            limits: {
+                for (name, value) in [
+                    (
+                        "VOD_INGEST_HTTP_REQUEST_TIMEOUT_SECS",
+                        self.http_request_timeout_secs as usize,
+                    ),
+                    (
+                        "VOD_INGEST_HTTP_HEADER_TIMEOUT_SECS",
+                        self.http_header_timeout_secs as usize,
+                    ),
+                    ("VOD_INGEST_HTTP_MAX_IN_FLIGHT", self.http_max_in_flight),
+                    ("VOD_INGEST_HTTP_MAX_CONNECTIONS", self.http_max_connections),
+                ] {
+                    if value == 0 {
+                        bail!("{name} must be at least 1");
+                    }
+                }
+                crate::http_server::Limits {
+                    header_read_timeout: Duration::from_secs(self.http_header_timeout_secs),
+                    request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+                    max_in_flight: self.http_max_in_flight,
+                    max_connections: self.http_max_connections,
+                    ..Default::default()
+                }
+            },
         })
     }
 }

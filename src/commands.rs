@@ -42,14 +42,20 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     let config = args.app_config()?;
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
     let mut running = app::start(config).await?;
     tokio::select! {
         result = running.wait() => result,
         _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            running.stop().await;
+            tracing::info!("shutting down (a second signal stops at once)");
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("vod-ingest: second signal: stopping at once; jobs in flight are rescued when their leases expire");
+                std::process::exit(130);
+            });
+            running.drain(grace).await;
             Ok(())
         }
     }
@@ -64,46 +70,14 @@ async fn store(db: &DbArgs) -> anyhow::Result<JobStore> {
 async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
         ApiKeyCommand::Create(args) => {
-            let kinds = args
-                .kinds
-                .iter()
-                .map(|k| k.trim())
-                .filter(|k| !k.is_empty())
-                .map(|k| {
-                    k.parse()
-                        .map_err(|e: String| anyhow::anyhow!("--kinds: {e}"))
-                })
-                .collect::<anyhow::Result<Vec<crate::jobs::JobKind>>>()?;
-            if kinds.is_empty() {
-                bail!("--kinds is empty: name at least one of video, image, attached_media");
-            }
-            if args.requests_per_minute == 0 {
-                bail!("--requests-per-minute must be at least 1");
-            }
-            if args.max_file_size == 0 {
-                bail!("--max-file-size must be at least 1 byte");
-            }
-            let origins: Vec<String> = args
-                .origins
-                .iter()
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect();
-            for o in &origins {
-                let ok = o == "*"
-                    || url::Url::parse(o)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");
-                if !ok {
-                    bail!("--origin {o:?} is not an origin: give scheme, host and port only (https://app.example.com), or *");
-                }
-            }
-            let limits = KeyLimits {
-                kinds,
-                max_file_size: args.max_file_size,
-                requests_per_minute: args.requests_per_minute,
-                allowed_origins: origins,
-                allow_sts: args.allow_sts,
-            };
+            let limits = KeyLimits::parse(
+                &args.kinds,
+                args.max_file_size,
+                args.requests_per_minute,
+                &args.origins,
+                args.allow_sts,
+            )
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
             app::ensure_database(&args.db.database_url).await?;
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
             let (key, secret) = keys.create(args.name.trim(), &limits).await?;

@@ -67,7 +67,11 @@ pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<Sam
 }
 
 /// Keeps the service up for the browser upload page until Ctrl-C, with a fresh API key.
-async fn serve_upload_page(running: &app::RunningApp, http_port: u16) -> anyhow::Result<()> {
+async fn serve_upload_page(
+    running: &app::RunningApp,
+    http_port: u16,
+    console: &str,
+) -> anyhow::Result<()> {
     let keys = crate::api::KeyStore::new(running.store.pool().clone());
     let limits = crate::api::KeyLimits {
         kinds: vec![
@@ -88,6 +92,7 @@ async fn serve_upload_page(running: &app::RunningApp, http_port: u16) -> anyhow:
     }
     println!("\nupload page: http://127.0.0.1:{http_port}/upload");
     println!("API key ({}): {}", key.key_id, secret.expose());
+    println!("operator console: {console} (jobs, history, throughput, dead letters, keys)");
     println!("jobs: `vod-ingest jobs` in another terminal; Ctrl-C stops the demo");
     tokio::signal::ctrl_c().await?;
     Ok(())
@@ -120,11 +125,15 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         human_bytes(std::fs::metadata(&media.subtitle)?.len() as i64),
     );
 
-    let http_addr: std::net::SocketAddr = if args.serve {
-        args.serve_addr
+    let (http_addr, admin_addr): (std::net::SocketAddr, std::net::SocketAddr) = if args.serve {
+        (args.serve_addr, args.admin_addr)
     } else {
-        ([127, 0, 0, 1], 0).into()
+        (([127, 0, 0, 1], 0).into(), ([127, 0, 0, 1], 0).into())
     };
+    // Checked here for a message that names the flag (the port is taken again at start-up).
+    drop(std::net::TcpListener::bind(admin_addr).with_context(|| {
+        format!("cannot listen on {admin_addr} (--admin-addr): is `vod-ingest run` or another demo using it? Pick another port")
+    })?);
     let http_listener = std::net::TcpListener::bind(http_addr)
         .with_context(|| format!("cannot listen on {http_addr} (--serve-addr)"))?;
     let http_port = http_listener.local_addr()?.port();
@@ -164,7 +173,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
             worker: Some(worker),
             http: Some(HttpSettings {
                 addr: ([127, 0, 0, 1], http_port).into(),
-                admin_addr: ([127, 0, 0, 1], 0).into(),
+                admin_addr,
                 admin_token: None,
                 auth: CallbackAuth {
                     urls: vec![callback_url.clone()],
@@ -178,6 +187,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                     max_duration: Duration::from_secs(3600),
                 }),
                 web_dir: "web".into(),
+                limits: Default::default(),
             }),
             reconciler: Some(ReconcilerConfig {
                 grace: Duration::from_secs(10),
@@ -189,9 +199,49 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         http_listener,
     )
     .await?;
-    println!("worker and webhook running; callbacks go to {callback_url} (signed)\n");
+    println!("worker and webhook running; callbacks go to {callback_url} (signed)");
+    let console = format!(
+        "http://{}/console",
+        running
+            .admin_addr
+            .expect("the demo runs the admin listener")
+    );
+    println!("operator console: {console}\n");
 
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    // One job fails on purpose, so that there is something to retry from the console: the
+    // emulator refuses its CreateUploadImage once, as VOD refuses a RAM user without the
+    // permission. It runs alone first, so that no other image takes the refusal.
+    let refused_id = format!("demo-{run_id}-refused");
+    let refused = JobMessage {
+        job_id: Some(refused_id.clone()),
+        kind: "image".into(),
+        source: media.image.display().to_string(),
+        title: Some("refused once by VOD (retry me)".into()),
+        ..Default::default()
+    };
+    reqwest::Client::new()
+        .put(format!("{}/_emulator/faults", emulator.base_url()))
+        .json(&serde_json::json!({"fail_next": [{
+            "action": "CreateUploadImage", "code": "Forbidden.RAM", "status": 403,
+            "message": "User not authorized to operate on the specified resource (the demo's deliberate failure)."
+        }]}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .context("telling the emulator to refuse one upload failed")?;
+    let conn = queue::connect(&args.amqp_url, "vod-ingest-demo-producer").await?;
+    let channel = queue::confirm_channel(&conn).await?;
+    queue::publish_job(&channel, &topology, &serde_json::to_vec(&refused)?).await?;
+    println!("enqueued {refused_id:<28} (image) which VOD refuses once, on purpose");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running.store.get(&refused_id).await?.map(|j| j.state()) != Some(JobState::Failed) {
+        if Instant::now() > deadline {
+            anyhow::bail!("the demo's deliberately refused job did not fail within 30 s; see `vod-ingest status {refused_id}`");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let jobs = vec![
         JobMessage {
             job_id: Some(format!("demo-{run_id}-video")),
@@ -216,8 +266,6 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
             ..Default::default()
         },
     ];
-    let conn = queue::connect(&args.amqp_url, "vod-ingest-demo-producer").await?;
-    let channel = queue::confirm_channel(&conn).await?;
     for job in &jobs {
         queue::publish_job(&channel, &topology, &serde_json::to_vec(job)?).await?;
         println!(
@@ -227,10 +275,21 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
             topology.jobs_queue()
         );
     }
+    // And a message with a typo, for the dead-letter queue (fix it there and publish it).
+    let typo = serde_json::json!({
+        "job_id": format!("demo-{run_id}-typo"), "kind": "video",
+        "source": media.video.display().to_string(), "titel": "a typo for the dead-letter queue",
+    });
+    queue::publish_job(&channel, &topology, &serde_json::to_vec(&typo)?).await?;
+    println!(
+        "enqueued a message with a typo (`titel`): it goes to {}",
+        topology.dead_letter_queue()
+    );
     let _ = conn.close(200, "done").await;
     println!();
 
-    let ids: Vec<String> = jobs.iter().filter_map(|j| j.job_id.clone()).collect();
+    let mut ids: Vec<String> = jobs.iter().filter_map(|j| j.job_id.clone()).collect();
+    ids.insert(0, refused_id.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     // Per job: the state and time of the last line printed, and when it was first seen.
     let mut printed: Vec<Option<(String, i64, Instant)>> = vec![None; ids.len()];
@@ -290,15 +349,23 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         stats.objects,
         stats.callbacks_sent
     );
+    println!(
+        "{refused_id} failed on purpose: open {console}/jobs/{refused_id} and press Retry{}",
+        if args.serve {
+            ""
+        } else {
+            " (with `demo --serve`, which keeps the console running)"
+        }
+    );
     if args.serve && outcome.is_ok() {
-        serve_upload_page(&running, http_port).await?;
+        serve_upload_page(&running, http_port, &console).await?;
     }
     running.stop().await;
     emulator.shutdown().await;
     outcome?;
     let failed: Vec<&str> = rows
         .iter()
-        .filter(|j| j.state() != JobState::Completed)
+        .filter(|j| j.state() != JobState::Completed && j.job_id != refused_id)
         .map(|j| j.job_id.as_str())
         .collect();
     if !failed.is_empty() {

@@ -7,6 +7,7 @@
 //! - [`vod`]: the VOD and STS RPC API (CreateUpload*, RefreshUploadVideo, AssumeRole, ...);
 //! - [`oss`]: uploads to OSS with the temporary credentials VOD hands out;
 //! - [`webhook`]: the HTTP listener: VOD callbacks and operational endpoints;
+//! - [`console`]: the operators' console in the browser, on the admin listener;
 //! - [`api`]: the client authorization API (upload credentials and STS tokens for apps);
 //! - [`emulator`]: a local VOD + STS + OSS that verifies what the real services verify;
 //! - [`sign`] and [`crc64`]: the signatures and checksums both sides share.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod crc64;
 pub mod demo;
 pub mod display;
@@ -22,6 +24,7 @@ pub mod emulator;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http_server;
 pub mod jobs;
 pub mod oss;
 pub mod queue;

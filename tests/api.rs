@@ -10,11 +10,9 @@ use common::{open_limits, pattern, ApiResponse, TestApp, TestAppOptions};
 use serde_json::{json, Value};
 use vod_ingest::api::{KeyLimits, KeyStore};
 use vod_ingest::jobs::{Job, JobKind, JobState};
-use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
 use vod_ingest::secret::Secret;
 use vod_ingest::vod::{
-    CreateUploadImageRequest, CreateUploadVideoRequest, CredentialProvider, UploadAddress,
-    UploadAuth, VodClient, VodConfig,
+    CreateUploadImageRequest, CreateUploadVideoRequest, CredentialProvider, VodClient, VodConfig,
 };
 
 async fn api_app() -> TestApp {
@@ -32,29 +30,14 @@ fn decode_json(b64: &str) -> Value {
     serde_json::from_slice(&bytes).expect("Base64 of JSON")
 }
 
-/// What a client app does with an upload credential: decode it and PUT the file to OSS.
+/// The client's PUT with the credential in an API answer.
 async fn client_put(credential: &Value, bytes: Vec<u8>) {
-    let address = UploadAddress::decode(credential["upload_address"].as_str().unwrap()).unwrap();
-    let auth = UploadAuth::decode(
+    common::client_put(
+        credential["upload_address"].as_str().unwrap(),
         credential["upload_auth"].as_str().unwrap(),
-        chrono::Utc::now(),
+        bytes,
     )
-    .unwrap();
-    let len = bytes.len() as u64;
-    let body: vod_ingest::source::ByteStream = Box::pin(futures_util::stream::once(async move {
-        Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
-    }));
-    OssClient::new(reqwest::Client::new())
-        .put_object_stream(
-            &ObjectTarget::from_address(&address),
-            &OssCredentials::from_upload_auth(&auth),
-            body,
-            len,
-            None,
-            None,
-        )
-        .await
-        .expect("the client's PUT succeeds");
+    .await
 }
 
 async fn job(app: &TestApp, job_id: &str) -> Job {
@@ -145,6 +128,11 @@ async fn a_video_credential_is_vods_answer_and_its_callback_completes_the_job() 
             "issued".into()
         )]
     );
+    let addr: Option<String> = sqlx::query_scalar("SELECT client_addr FROM api_audit")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
     // Neither the key, nor the credential it was handed, is stored anywhere.
     let stored = stored_text(&app).await;
     for secret in [
@@ -558,6 +546,22 @@ async fn vods_own_refusal_reaches_the_client_with_vods_code() {
         .await;
     r.refused(503, "VodUnavailable");
     assert!(r.headers.contains_key("retry-after"));
+    // VOD refuses the service itself (its RAM permissions): 502, and VOD's details stay in the
+    // service's log.
+    app.set_faults(json!({"fail_next": [{"action": "CreateUploadVideo", "code": "Forbidden.RAM", "status": 403}]}))
+        .await;
+    let r = app
+        .api_post(
+            "/v1/uploads",
+            Some(&key),
+            json!({"kind": "video", "file_name": "a.mp4", "file_size": 10, "title": "t"}),
+        )
+        .await;
+    r.refused(502, "VodRefused");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Forbidden.RAM"));
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs")
         .fetch_one(app.store().pool())
         .await

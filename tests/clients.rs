@@ -57,6 +57,17 @@ fn run_driver(script: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{script} printed no JSON line ({e}):\n{stdout}\n{stderr}"))
 }
 
+/// [`run_driver`] off the async runtime's threads.
+async fn driver(script: &'static str, args: &[&str]) -> Value {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_driver(script, &args)
+    })
+    .await
+    .unwrap()
+}
+
 async fn client_app() -> TestApp {
     TestApp::spawn_with(TestAppOptions {
         worker: false,
@@ -81,27 +92,24 @@ async fn the_upload_page_uploads_from_chromium_and_resumes_after_a_reload() {
     let base = app.http_base();
     let file_arg = file.display().to_string();
     let shot_arg = screenshot.display().to_string();
-    let result = tokio::task::spawn_blocking(move || {
-        run_driver(
-            "browser-upload.mjs",
-            &[
-                "--url",
-                &base,
-                "--key",
-                &key,
-                "--file",
-                &file_arg,
-                "--kind",
-                "video",
-                "--reload-at",
-                "0.3",
-                "--screenshot",
-                &shot_arg,
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let result = driver(
+        "browser-upload.mjs",
+        &[
+            "--url",
+            &base,
+            "--key",
+            &key,
+            "--file",
+            &file_arg,
+            "--kind",
+            "video",
+            "--reload-at",
+            "0.3",
+            "--screenshot",
+            &shot_arg,
+        ],
+    )
+    .await;
     assert_eq!(result["state"], "done", "{result:#}");
     assert_eq!(result["resumed"], true, "{result:#}");
     let job_id = result["job_id"]
@@ -141,25 +149,22 @@ async fn ali_oss_in_node_uploads_with_a_credential_from_the_api() {
         let data = pattern(len, 3);
         let file = app.media_file(name, &data);
         let (base, key, file_arg) = (app.http_base(), key.clone(), file.display().to_string());
-        let result = tokio::task::spawn_blocking(move || {
-            run_driver(
-                "ali-oss-client.mjs",
-                &[
-                    "--mode",
-                    "credential",
-                    "--url",
-                    &base,
-                    "--key",
-                    &key,
-                    "--file",
-                    &file_arg,
-                    "--kind",
-                    kind,
-                ],
-            )
-        })
-        .await
-        .unwrap();
+        let result = driver(
+            "ali-oss-client.mjs",
+            &[
+                "--mode",
+                "credential",
+                "--url",
+                &base,
+                "--key",
+                &key,
+                "--file",
+                &file_arg,
+                "--kind",
+                kind,
+            ],
+        )
+        .await;
         let job_id = result["job_id"].as_str().unwrap();
         let job = app.wait_for_state(job_id, JobState::Completed).await;
         assert_eq!(job.media_id.as_deref(), result["media_id"].as_str());
@@ -185,25 +190,22 @@ async fn a_mobile_client_with_an_sts_token_creates_its_own_upload_and_is_recorde
         file.display().to_string(),
         vod.clone(),
     );
-    let result = tokio::task::spawn_blocking(move || {
-        run_driver(
-            "ali-oss-client.mjs",
-            &[
-                "--mode",
-                "sts",
-                "--url",
-                &base,
-                "--key",
-                &key2,
-                "--file",
-                &file_arg,
-                "--vod-endpoint",
-                &vod2,
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let result = driver(
+        "ali-oss-client.mjs",
+        &[
+            "--mode",
+            "sts",
+            "--url",
+            &base,
+            "--key",
+            &key2,
+            "--file",
+            &file_arg,
+            "--vod-endpoint",
+            &vod2,
+        ],
+    )
+    .await;
     let video_id = result["video_id"].as_str().unwrap();
     let job = app
         .wait_for_state(&format!("sts:{video_id}"), JobState::Completed)
@@ -218,27 +220,24 @@ async fn a_mobile_client_with_an_sts_token_creates_its_own_upload_and_is_recorde
 
     // The token's session policy allows uploads only.
     let base = app.http_base();
-    let refusal = tokio::task::spawn_blocking(move || {
-        run_driver(
-            "ali-oss-client.mjs",
-            &[
-                "--mode",
-                "sts",
-                "--url",
-                &base,
-                "--key",
-                &key,
-                "--vod-endpoint",
-                &vod,
-                "--expect-refusal",
-                "GetVideoInfo",
-                "--params",
-                r#"{"VideoId":"x"}"#,
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let refusal = driver(
+        "ali-oss-client.mjs",
+        &[
+            "--mode",
+            "sts",
+            "--url",
+            &base,
+            "--key",
+            &key,
+            "--vod-endpoint",
+            &vod,
+            "--expect-refusal",
+            "GetVideoInfo",
+            "--params",
+            r#"{"VideoId":"x"}"#,
+        ],
+    )
+    .await;
     assert_eq!(refusal["code"], "Forbidden.RAM", "{refusal:#}");
     assert_eq!(refusal["status"], 403, "{refusal:#}");
     app.stop().await;

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{amqp_url, path_str, pattern, KillOnDrop, TestApp, TestAppOptions};
+use common::{path_str, pattern, KillOnDrop, TestApp, TestAppOptions};
 use serde_json::json;
 use vod_ingest::jobs::{Checkpoints, JobState};
 use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
@@ -15,35 +14,9 @@ use vod_ingest::secret::Secret;
 const PARTS: u64 = 40;
 const PARALLELISM: u64 = 2;
 
-/// A worker process: multipart above 1 MiB, 256 KiB parts, two in flight, 3 s leases.
+/// A worker process with 3 s leases.
 fn spawn_worker(app: &TestApp, log: &std::path::Path) -> KillOnDrop {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_vod-ingest"))
-        .args(["run", "--no-http", "--no-reconciler"])
-        .env("DATABASE_URL", &app.db.url)
-        .env("AMQP_URL", amqp_url())
-        .env("VOD_INGEST_AMQP_PREFIX", &app.topology.prefix)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-access-key-id")
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            "emulator-access-key-secret",
-        )
-        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
-        .env("VOD_ENDPOINT", app.emulator().base_url())
-        .env("STS_ENDPOINT", app.emulator().base_url())
-        .env("VOD_INGEST_SOURCE_ROOTS", app.media.path())
-        .env("VOD_INGEST_CONCURRENCY", "1")
-        .env("VOD_INGEST_MULTIPART_THRESHOLD", "1M")
-        .env("VOD_INGEST_PART_SIZE", "256K")
-        .env("VOD_INGEST_PART_PARALLELISM", PARALLELISM.to_string())
-        .env("VOD_INGEST_LEASE_SECS", "3")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map(KillOnDrop)
-        .expect("start vod-ingest run")
+    common::worker_process(app, log, PARALLELISM, &[("VOD_INGEST_LEASE_SECS", "3")])
 }
 
 async fn checkpointed_parts(app: &TestApp) -> i64 {

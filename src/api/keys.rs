@@ -30,6 +30,67 @@ pub struct KeyLimits {
     pub allow_sts: bool,
 }
 
+impl KeyLimits {
+    /// Limits from what an operator typed (the CLI's flags, the console's form), checked:
+    /// the error starts with the value's name as the CLI spells its flag (without `--`) and
+    /// says what is expected.
+    pub fn parse(
+        kinds: &[String],
+        max_file_size: u64,
+        requests_per_minute: u32,
+        origins: &[String],
+        allow_sts: bool,
+    ) -> Result<Self, String> {
+        let kinds = kinds
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(|k| k.parse().map_err(|e: String| format!("kinds: {e}")))
+            .collect::<Result<Vec<JobKind>, String>>()?;
+        if kinds.is_empty() {
+            return Err("kinds is empty: name at least one of video, image, attached_media".into());
+        }
+        if requests_per_minute == 0 {
+            return Err("requests-per-minute must be at least 1".into());
+        }
+        if max_file_size == 0 {
+            return Err("max-file-size must be at least 1 byte".into());
+        }
+        let allowed_origins: Vec<String> = origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for o in &allowed_origins {
+            let ok = o == "*"
+                || url::Url::parse(o)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");
+            if !ok {
+                return Err(format!("origin {o:?} is not an origin: give scheme, host and port only (https://app.example.com), or *"));
+            }
+        }
+        Ok(Self {
+            kinds,
+            max_file_size,
+            requests_per_minute,
+            allowed_origins,
+            allow_sts,
+        })
+    }
+}
+
+/// What a key was used for, from `api_audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyUsage {
+    /// Credentials, refreshes and tokens handed out.
+    pub issued: i64,
+    /// Of those, in the last 24 hours.
+    pub issued_last_day: i64,
+    /// Requests the key's limits refused.
+    pub refused: i64,
+    pub last_issued_at: Option<DateTime<Utc>>,
+}
+
 /// A stored key, without its secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKey {
@@ -183,6 +244,41 @@ impl KeyStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(Row::into_key))
+    }
+
+    /// Issuance counts per key id, from the audit table (keys never used are absent).
+    pub async fn usage(&self) -> Result<std::collections::HashMap<String, KeyUsage>, sqlx::Error> {
+        #[derive(sqlx::FromRow)]
+        struct UsageRow {
+            key_id: String,
+            issued: i64,
+            issued_last_day: i64,
+            refused: i64,
+            last_issued_at: Option<DateTime<Utc>>,
+        }
+        let rows: Vec<UsageRow> = sqlx::query_as(
+            "SELECT key_id,
+                    count(*) FILTER (WHERE outcome = 'issued') AS issued,
+                    count(*) FILTER (WHERE outcome = 'issued' AND at > now() - interval '1 day')
+                        AS issued_last_day,
+                    count(*) FILTER (WHERE outcome <> 'issued') AS refused,
+                    max(at) FILTER (WHERE outcome = 'issued') AS last_issued_at
+             FROM api_audit GROUP BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let usage = KeyUsage {
+                    issued: r.issued,
+                    issued_last_day: r.issued_last_day,
+                    refused: r.refused,
+                    last_issued_at: r.last_issued_at,
+                };
+                (r.key_id, usage)
+            })
+            .collect())
     }
 
     /// The key a request presents (`Authorization: Bearer vik_...`), if it is valid.

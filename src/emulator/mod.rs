@@ -17,6 +17,7 @@
 //! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
 //!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
 //! - `GET /_emulator/stats`: [`Stats`] as JSON.
+//! - `GET /_emulator/media`: every media asset (id, kind, title, status, size).
 //! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
 //!   `{"credential_ttl_seconds": 5, "callback_drop": true, "delay_ms": 200,
 //!     "error_rates": {"UploadPart": 0.1},
@@ -108,6 +109,10 @@ pub struct Stats {
     pub callbacks_failed: u64,
     /// Multipart parts received (UploadPart answered 200).
     pub parts: u64,
+    /// Media assets created, per kind (`video`, `image`, `attached_media`): more than one
+    /// per job means a job made a duplicate asset.
+    #[serde(default)]
+    pub media_created: BTreeMap<String, u64>,
 }
 
 /// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
@@ -231,6 +236,12 @@ impl RunningEmulator {
         self.shared.lock().stats.clone()
     }
 
+    /// The secrets it handed out most recently (STS AccessKey secrets and tokens, UploadAuth
+    /// strings), for tests that prove they leak nowhere. In-process only: never served.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().issued_secrets.iter().cloned().collect()
+    }
+
     /// Stops accepting connections and waits (at most 5 s) for open ones to finish.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -336,6 +347,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match path.as_str() {
         "/_emulator/stats" => return stats_endpoint(&shared, req.method()),
         "/_emulator/faults" => return faults_endpoint(&shared, req).await,
+        "/_emulator/media" => return media_endpoint(&shared, req.method()),
         _ => {}
     }
     let delay = shared.lock().faults.delay_ms;
@@ -373,6 +385,34 @@ fn virtual_hosted_bucket(shared: &Shared, host: &str) -> Option<String> {
     });
     let (first, rest) = name.split_once('.')?;
     (!rest.is_empty() && shared.known_bucket(first)).then(|| first.to_owned())
+}
+
+/// Every media asset the emulator holds (id, kind, title, status, size): what a test or the
+/// chaos run compares with the jobs, e.g. to find a job that created two assets.
+fn media_endpoint(shared: &Shared, method: &Method) -> Response {
+    if method != Method::GET {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let inner = shared.lock();
+    let mut media: Vec<serde_json::Value> = inner
+        .media
+        .values()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "kind": match m.kind {
+                    state::MediaKind::Video => "video",
+                    state::MediaKind::Image => "image",
+                    state::MediaKind::Attached => "attached_media",
+                },
+                "title": m.title,
+                "status": m.status,
+                "size": m.size,
+            })
+        })
+        .collect();
+    media.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    axum::Json(media).into_response()
 }
 
 fn stats_endpoint(shared: &Shared, method: &Method) -> Response {

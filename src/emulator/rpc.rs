@@ -609,6 +609,16 @@ fn register(shared: &Shared, params: &Params, m: NewMedia) -> (Media, String, St
             .media_by_object
             .insert((bucket, m.key), media.id.clone());
         inner.media.insert(media.id.clone(), media.clone());
+        let kind = match media.kind {
+            MediaKind::Video => "video",
+            MediaKind::Image => "image",
+            MediaKind::Attached => "attached_media",
+        };
+        *inner
+            .stats
+            .media_created
+            .entry(kind.to_owned())
+            .or_default() += 1;
     }
     (media, address, auth)
 }
@@ -636,14 +646,16 @@ fn upload_auth(shared: &Shared, media: &Media, prefix_scope: bool) -> String {
     );
     // `Expiration` is the remaining lifetime in seconds at issue time (vod_api.md §2.1).
     let issued = cred.expires_at - chrono::Duration::from_std(ttl).unwrap_or_default();
-    UploadAuth {
+    let encoded = UploadAuth {
         access_key_id: cred.access_key_id,
         access_key_secret: cred.secret,
         security_token: cred.token,
         expires_at: cred.expires_at,
         region: Some(shared.config.region.clone()),
     }
-    .encode(issued)
+    .encode(issued);
+    shared.remember_secret(&encoded);
+    encoded
 }
 
 // ---------------------------------------------------------------------------------------------

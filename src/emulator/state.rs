@@ -131,8 +131,14 @@ pub(crate) struct Inner {
     pub uploads: HashMap<String, MultipartUpload>,
     pub stats: Stats,
     pub faults: Faults,
+    /// The most recent secrets handed out (STS secrets and tokens, UploadAuth strings), so a
+    /// test can prove that none of them leaks into logs, tables or metrics.
+    pub issued_secrets: std::collections::VecDeque<String>,
     last_prune: Option<Instant>,
 }
+
+/// How many issued secrets are remembered: bounded, so a long-running emulator does not grow.
+const REMEMBERED_SECRETS: usize = 10_000;
 
 pub(crate) struct Shared {
     pub config: EmulatorConfig,
@@ -222,6 +228,14 @@ impl Shared {
             .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
+    pub(crate) fn remember_secret(&self, secret: &str) {
+        let mut inner = self.lock();
+        if inner.issued_secrets.len() == REMEMBERED_SECRETS {
+            inner.issued_secrets.pop_front();
+        }
+        inner.issued_secrets.push_back(secret.to_owned());
+    }
+
     /// Issues fresh STS credentials valid for `ttl`.
     pub(crate) fn issue_credential(&self, ttl: Duration, scope: Scope) -> StsCredential {
         let mut rng = rand::thread_rng();
@@ -249,6 +263,8 @@ impl Shared {
             expires_at: (Utc::now() + ttl).trunc_subsecs(0),
             scope,
         };
+        self.remember_secret(cred.secret.expose());
+        self.remember_secret(&token);
         let mut inner = self.lock();
         inner.prune();
         inner.tokens.insert(token, access_key_id.clone());

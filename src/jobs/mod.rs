@@ -1,11 +1,16 @@
 //! The job model (kinds, states, the producer's message) and its PostgreSQL store.
 
 mod checkpoint;
+mod listing;
 mod message;
 mod model;
 mod store;
 
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
+pub use listing::{
+    ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, ReceivedEvent, Waiting,
+    MIN_SUBSTRING_SEARCH,
+};
 pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,
 };

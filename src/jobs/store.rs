@@ -551,6 +551,35 @@ impl JobStore {
         .await
     }
 
+    /// Gives a leased job back on shutdown: `queued` and due now, so another worker claims it
+    /// at once; the attempt does not count. Its multipart checkpoint stays for the next owner.
+    pub async fn release(&self, job_id: &str, token: i64) -> Result<Transition, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let job: Option<Job> = sqlx::query_as(
+            "UPDATE ingest_jobs SET state = 'queued', run_at = now(), updated_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL, attempts = GREATEST(attempts - 1, 0)
+             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
+             RETURNING *",
+        )
+        .bind(job_id)
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let job = job.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
+        let transition = record(
+            &mut tx,
+            &job,
+            Some(JobState::Uploading),
+            EventFields {
+                detail: Some(serde_json::json!({ "released": "shutdown" })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(transition)
+    }
+
     /// A retryable failure: try again at `run_at`.
     pub async fn schedule_retry(
         &self,

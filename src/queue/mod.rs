@@ -5,8 +5,10 @@
 //! and demos run side by side on one broker.
 
 mod consumer;
+mod dead_letters;
 
 pub use consumer::{consume_jobs, ConsumerConfig};
+pub use dead_letters::{dead_letter_id, DeadLetter, DeadLetterError, DeadLetters, QueueDepths};
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,

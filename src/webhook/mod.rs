@@ -1,6 +1,6 @@
 //! VOD callbacks (`POST /callbacks/vod`, on the public listener) and the operators' endpoints
-//! (`/readyz`, `/metrics`, `/v1/jobs/{job_id}`, on the private admin listener). Both answer
-//! `/healthz`.
+//! (`/readyz`, `/metrics`, `/v1/jobs/{job_id}`, on the private admin listener, where the
+//! console of [`crate::console`] is mounted too). Both answer `/healthz`.
 
 pub mod reconciler;
 mod verify;

@@ -126,16 +126,20 @@ impl Worker {
         })
     }
 
-    /// Runs `concurrency` slots until `shutdown`; a slot finishes its current step first.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Runs `concurrency` slots. After `intake` no slot claims a new job, and `run` returns once
+    /// the jobs in flight have finished; after `abort` those stop too, and each releases its
+    /// lease explicitly, so another worker takes the job at once instead of after the lease
+    /// expires (a clean hand-over on shutdown).
+    pub async fn run(self: Arc<Self>, intake: CancellationToken, abort: CancellationToken) {
         tracing::info!(owner = %self.config.owner, concurrency = self.config.concurrency, "worker started");
         let mut slots = tokio::task::JoinSet::new();
         for _ in 0..self.config.concurrency.max(1) {
             let worker = self.clone();
-            let shutdown = shutdown.clone();
-            slots.spawn(async move { worker.slot(shutdown).await });
+            let (intake, abort) = (intake.clone(), abort.clone());
+            slots.spawn(async move { worker.slot(intake, abort).await });
         }
         while slots.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
     }
 
     /// Runs one job now, in this task (`vod-ingest upload`); returns its row afterwards.
@@ -156,8 +160,8 @@ impl Worker {
             .ok_or_else(|| anyhow::anyhow!("job {job_id} disappeared"))
     }
 
-    async fn slot(&self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
+    async fn slot(&self, intake: CancellationToken, abort: CancellationToken) {
+        while !intake.is_cancelled() {
             match self
                 .store
                 .claim(&self.config.owner, self.config.lease)
@@ -165,11 +169,11 @@ impl Worker {
             {
                 Ok(Some((lease, transition))) => {
                     let _ = self.transitions.send(transition);
-                    self.process(lease, &shutdown).await;
+                    self.process(lease, &abort).await;
                 }
                 Ok(None) => {
                     tokio::select! {
-                        _ = shutdown.cancelled() => {}
+                        _ = intake.cancelled() => {}
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                     }
@@ -177,7 +181,7 @@ impl Worker {
                 Err(e) => {
                     tracing::error!(error = %e, "could not claim a job; is PostgreSQL up?");
                     tokio::select! {
-                        _ = shutdown.cancelled() => {}
+                        _ = intake.cancelled() => {}
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                     }
                 }
@@ -241,8 +245,7 @@ impl Worker {
         let result = tokio::select! {
             r = self.upload(&lease.job, token) => r,
             _ = lost.cancelled() => Err(JobError::LeaseLost),
-            // On shutdown the job is left `uploading`; its lease expires and any worker
-            // (this one after a restart) rescues it.
+            // Parts in flight are dropped; finished ones are checkpointed already.
             _ = shutdown.cancelled() => Err(JobError::ShuttingDown),
         };
         heartbeat.abort();
@@ -267,9 +270,15 @@ impl Worker {
                     self.abandon_multipart(&lease.job).await;
                 }
             }
-            Err(JobError::ShuttingDown) => {
-                tracing::info!("shutting down; the job will be rescued when its lease expires");
-            }
+            Err(JobError::ShuttingDown) => match self.store.release(&job_id, token).await {
+                Ok(t) => {
+                    tracing::info!("shutting down: released the job for another worker");
+                    let _ = self.transitions.send(t);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "shutting down: could not release the job; it will be rescued when its lease expires")
+                }
+            },
             Err(e) => {
                 let attempts = lease.job.attempts;
                 let code = e.code();

@@ -87,6 +87,8 @@ pub struct TestAppOptions {
     pub client_upload_timeout: Duration,
     /// The token the admin listener requires.
     pub admin_token: Option<&'static str>,
+    /// Timeouts and load bounds of both listeners.
+    pub http_limits: vod_ingest::http_server::Limits,
 }
 
 impl Default for TestAppOptions {
@@ -105,6 +107,7 @@ impl Default for TestAppOptions {
             }),
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
+            http_limits: Default::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ impl TestApp {
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
                     sts: options.sts.clone(),
                     web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
+                    limits: options.http_limits,
                 }),
                 reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {
                     grace,
@@ -397,6 +401,29 @@ impl Drop for TestApp {
     }
 }
 
+/// What a client app does with an upload credential: decode VOD's Base64 `UploadAddress` and
+/// `UploadAuth` and PUT the bytes to OSS with them.
+pub async fn client_put(upload_address_b64: &str, upload_auth_b64: &str, bytes: Vec<u8>) {
+    use vod_ingest::oss::{ObjectTarget, OssClient, OssCredentials};
+    let address = vod_ingest::vod::UploadAddress::decode(upload_address_b64).unwrap();
+    let auth = vod_ingest::vod::UploadAuth::decode(upload_auth_b64, chrono::Utc::now()).unwrap();
+    let len = bytes.len() as u64;
+    let body: vod_ingest::source::ByteStream = Box::pin(futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
+    }));
+    OssClient::new(reqwest::Client::new())
+        .put_object_stream(
+            &ObjectTarget::from_address(&address),
+            &OssCredentials::from_upload_auth(&auth),
+            body,
+            len,
+            None,
+            None,
+        )
+        .await
+        .expect("the client's PUT succeeds");
+}
+
 /// Limits that allow everything a test normally needs.
 pub fn open_limits() -> KeyLimits {
     KeyLimits {
@@ -443,6 +470,43 @@ impl ApiResponse {
         );
         self
     }
+}
+
+/// A `vod-ingest run` worker process for `app` (no HTTP, no reconciler): multipart above 1 MiB,
+/// 256 KiB parts, `parallelism` in flight, one job at a time; `env` adds or overrides settings.
+pub fn worker_process(
+    app: &TestApp,
+    log: &Path,
+    parallelism: u64,
+    env: &[(&str, &str)],
+) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vod-ingest"));
+    cmd.args(["run", "--no-http", "--no-reconciler"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("AMQP_URL", amqp_url())
+        .env("VOD_INGEST_AMQP_PREFIX", &app.topology.prefix)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-access-key-id")
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "emulator-access-key-secret",
+        )
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env("VOD_ENDPOINT", app.emulator().base_url())
+        .env("STS_ENDPOINT", app.emulator().base_url())
+        .env("VOD_INGEST_SOURCE_ROOTS", app.media.path())
+        .env("VOD_INGEST_CONCURRENCY", "1")
+        .env("VOD_INGEST_MULTIPART_THRESHOLD", "1M")
+        .env("VOD_INGEST_PART_SIZE", "256K")
+        .env("VOD_INGEST_PART_PARALLELISM", parallelism.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.spawn().map(KillOnDrop).expect("start vod-ingest run")
 }
 
 /// A child process that is killed when the test ends, even by a panic.

@@ -1,0 +1,233 @@
+//! `/console/keys`: client apps' API keys with their limits, last use and issuance counts
+//! (`api_audit`); create one (its secret is shown on that one answer, never again) or revoke
+//! one. The same `KeyStore` as `vod-ingest api-key`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::html;
+use serde::Deserialize;
+
+use super::view::{self, Notice, Section};
+use super::{ConsoleError, ConsoleState};
+use crate::api::KeyLimits;
+use crate::display::human_bytes;
+use crate::secret::Secret;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+/// The create form as sent; checkboxes are absent when unticked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(super) struct CreateForm {
+    #[serde(default)]
+    name: String,
+    kind_video: Option<String>,
+    kind_image: Option<String>,
+    kind_attached_media: Option<String>,
+    #[serde(default)]
+    max_file_size: String,
+    #[serde(default)]
+    requests_per_minute: String,
+    #[serde(default)]
+    origins: String,
+    allow_sts: Option<String>,
+}
+
+impl CreateForm {
+    fn limits(&self) -> Result<(String, KeyLimits), String> {
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err("give the key a name (the app it is for)".into());
+        }
+        let mut kinds = Vec::new();
+        for (ticked, kind) in [
+            (&self.kind_video, "video"),
+            (&self.kind_image, "image"),
+            (&self.kind_attached_media, "attached_media"),
+        ] {
+            if ticked.is_some() {
+                kinds.push(kind.to_owned());
+            }
+        }
+        let max_file_size = crate::cli::parse_size(self.max_file_size.trim())
+            .map_err(|e| format!("largest file: {e}"))?;
+        let requests_per_minute: u32 = self.requests_per_minute.trim().parse().map_err(|_| {
+            format!(
+                "requests per minute {:?} is not a whole number",
+                self.requests_per_minute.trim()
+            )
+        })?;
+        let origins: Vec<String> = self
+            .origins
+            .split([',', '\n', ' '])
+            .map(str::to_owned)
+            .collect();
+        let limits = KeyLimits::parse(
+            &kinds,
+            max_file_size,
+            requests_per_minute,
+            &origins,
+            self.allow_sts.is_some(),
+        )?;
+        Ok((name.to_owned(), limits))
+    }
+}
+
+pub(super) async fn list(
+    State(state): State<ConsoleState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ConsoleError> {
+    let notice = match query.notice.as_str() {
+        "revoked" => Some(Notice::Done(
+            "The key is revoked: requests with it are refused from now on.".into(),
+        )),
+        _ => None,
+    };
+    page(&state, StatusCode::OK, notice, None, &CreateForm::default()).await
+}
+
+/// The page; `created` is a key just made (id and secret), shown this once.
+async fn page(
+    state: &ConsoleState,
+    status: StatusCode,
+    notice: Option<Notice>,
+    created: Option<(&str, &Secret)>,
+    form: &CreateForm,
+) -> Result<Response, ConsoleError> {
+    let keys = state.keys.list().await?;
+    let usage = state.keys.usage().await?;
+    let fresh = form.name.is_empty() && form.max_file_size.is_empty();
+    let body = html! {
+        h1 { "Client apps" }
+        @if let Some((key_id, secret)) = created {
+            section.new-key {
+                h2 { "New key " span.mono { (key_id) } }
+                p { "Give this to the app now. It is shown only this once: only its hash is kept." }
+                input.secret #new-key type="text" readonly value=(secret.expose()) aria-label="the new API key";
+            }
+        }
+        div.scroll {
+            table.keys {
+                thead { tr {
+                    th { "key" } th { "name" } th { "kinds" } th { "limits" } th { "origins" }
+                    th { "STS" } th { "created" } th { "use" } th { "" }
+                } }
+                tbody {
+                    @if keys.is_empty() { (view::empty_row(9, "No API key yet.")) }
+                    @for key in &keys {
+                        @let u = usage.get(&key.key_id).cloned().unwrap_or_default();
+                        @let l = &key.limits;
+                        tr.revoked[key.revoked_at.is_some()] data-key-id=(key.key_id) {
+                            td.mono { (key.key_id) }
+                            td { (key.name) }
+                            td { (l.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")) }
+                            td.limits {
+                                span.size { (human_bytes(l.max_file_size.min(i64::MAX as u64) as i64)) }
+                                " · " span.rpm { (l.requests_per_minute) } "/min"
+                            }
+                            td {
+                                @if l.allowed_origins.is_empty() { span.hint { "none (apps and servers)" } }
+                                @else { (l.allowed_origins.join(", ")) }
+                            }
+                            td { (if l.allow_sts { "yes" } else { "no" }) }
+                            td { (view::time(key.created_at)) }
+                            td.use {
+                                "issued " span.issued { (u.issued) } " (24 h: " span.issued-day { (u.issued_last_day) } ")"
+                                ", refused " span.refused { (u.refused) }
+                                br;
+                                small { "last used " (view::maybe_time(key.last_used_at)) }
+                            }
+                            td {
+                                @match key.revoked_at {
+                                    Some(at) => { "revoked" br; small { (view::time(at)) } }
+                                    None => {
+                                        (view::action_button(&format!("/console/keys/{}/revoke", view::segment(&key.key_id)),
+                                            "Revoke", "danger",
+                                            Some(&format!("Revoke key {} ({})? Apps using it are refused from then on.", key.key_id, key.name))))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "New key" }
+            form.new-key-form method="post" action="/console/keys" {
+                label { span { "name" } input type="text" name="name" value=(form.name) required placeholder="the app it is for"; }
+                fieldset {
+                    legend { "kinds" }
+                    label.check { input type="checkbox" name="kind_video" value="on" checked[fresh || form.kind_video.is_some()]; " video" }
+                    label.check { input type="checkbox" name="kind_image" value="on" checked[fresh || form.kind_image.is_some()]; " image" }
+                    label.check { input type="checkbox" name="kind_attached_media" value="on" checked[fresh || form.kind_attached_media.is_some()]; " attached media" }
+                }
+                label { span { "largest file" } input type="text" name="max_file_size" value=(if fresh { "10G" } else { form.max_file_size.as_str() }) required; }
+                label { span { "requests per minute" } input type="number" name="requests_per_minute" min="1" value=(if fresh { "60" } else { form.requests_per_minute.as_str() }) required; }
+                label.wide { span { "browser origins (comma- or line-separated; * for any; empty: apps and servers only)" }
+                    textarea name="origins" rows="2" placeholder="https://app.example.com" { (form.origins) } }
+                label.check { input type="checkbox" name="allow_sts" value="on" checked[form.allow_sts.is_some()]; " may get STS tokens" }
+                div.buttons { button.primary type="submit" { "Create key" } }
+            }
+        }
+    };
+    let mut resp = state.render_with(status, "Client apps", Section::Keys, notice, body);
+    if created.is_some() {
+        // The secret must not linger in a cache or in the history's saved page.
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(resp)
+}
+
+pub(super) async fn create(
+    State(state): State<ConsoleState>,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, ConsoleError> {
+    let (name, limits) = match form.limits() {
+        Ok(v) => v,
+        Err(why) => {
+            return page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                Some(Notice::Problem(format!("No key created: {why}."))),
+                None,
+                &form,
+            )
+            .await
+        }
+    };
+    let (key, secret) = state.keys.create(&name, &limits).await?;
+    tracing::info!(key_id = %key.key_id, name = %key.name, "an operator created an API key from the console");
+    page(
+        &state,
+        StatusCode::OK,
+        Some(Notice::Done(format!(
+            "Created key {} for {:?}.",
+            key.key_id, key.name
+        ))),
+        Some((&key.key_id, &secret)),
+        &CreateForm::default(),
+    )
+    .await
+}
+
+pub(super) async fn revoke(
+    State(state): State<ConsoleState>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    match state.keys.revoke(&key_id).await? {
+        Some(key) => {
+            tracing::info!(key_id = %key.key_id, "an operator revoked an API key from the console");
+            Ok(Redirect::to("/console/keys?notice=revoked").into_response())
+        }
+        None => Err(ConsoleError::NotFound(format!(
+            "no API key with id {key_id:?}"
+        ))),
+    }
+}

@@ -1,0 +1,143 @@
+//! Serves a listener's router with the limits an internet-facing service needs and
+//! `axum::serve` does not expose: a deadline for a request's headers (slow clients holding
+//! connections open), a cap on header size, a deadline for the whole request (slow bodies),
+//! a bound on requests in flight that answers `503` with `Retry-After` instead of queueing
+//! without end, and a bound on open connections (beyond it, new ones wait in the kernel's
+//! backlog). Hand-written around hyper because axum has no knobs for the first two.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// What one listener tolerates.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Time a request may take, its body included; longer gets 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 256,
+            max_connections: 1024,
+        }
+    }
+}
+
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        Json(serde_json::json!({ "code": code, "message": message })),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Wraps `router` in the request deadline and the in-flight bound.
+pub fn limited(router: Router, limits: Limits) -> Router {
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let timeout = limits.request_timeout;
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let in_flight = in_flight.clone();
+        async move {
+            let Ok(_permit) = in_flight.try_acquire() else {
+                metrics::counter!("vod_ingest_http_shed_total").increment(1);
+                return refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Overloaded",
+                    "the service is at its limit of requests in flight; retry shortly",
+                );
+            };
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => refusal(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    "the request took too long (a slow body?); send it again",
+                ),
+            }
+        }
+    }))
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets open requests finish (at most
+/// 10 s). Handlers see the peer as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router = limited(router, limits);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish within 10 s of shutdown");
+    }
+    Ok(())
+}
