@@ -42,16 +42,54 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// SIGTERM and SIGINT, listened to from start-up on: a second signal during the drain is then
+/// queued for us, never missed while a listener for it is being set up.
+#[cfg(unix)]
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+    }
+}
+
+#[cfg(not(unix))]
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     let config = args.app_config()?;
     let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let mut signals = StopSignals::install()?;
     let mut running = app::start(config).await?;
     tokio::select! {
         result = running.wait() => result,
-        _ = shutdown_signal() => {
+        _ = signals.next() => {
             tracing::info!("shutting down (a second signal stops at once)");
-            tokio::spawn(async {
-                shutdown_signal().await;
+            tokio::spawn(async move {
+                signals.next().await;
                 eprintln!("vod-ingest: second signal: stopping at once; jobs in flight are rescued when their leases expire");
                 std::process::exit(130);
             });
