@@ -12,7 +12,7 @@ import { mkdtemp, rm, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,20 +60,7 @@ let context;
 let outcome = { state: 'error', job_id: null, media_id: null, resumed: false, console_errors: consoleErrors };
 
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-    viewport: { width: 900, height: 760 },
-  });
+  context = await launchChromium(userDataDir, { width: 900, height: 760 });
   const page = context.pages()[0] || (await context.newPage());
   let reloading = false;
 

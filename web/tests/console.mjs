@@ -14,7 +14,7 @@ import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,20 +57,7 @@ function check(name, condition, detail) {
 const userDataDir = await mkdtemp(path.join(tmpdir(), 'vod-ingest-console-chromium-'));
 let context;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
+  context = await launchChromium(userDataDir, { width: 1280, height: 900 });
   context.setDefaultTimeout(timeoutMs);
   const page = context.pages()[0] || (await context.newPage());
   page.on('console', (msg) => {
