@@ -49,6 +49,16 @@ pub struct Job {
     pub max_file_size: Option<i64>,
     /// Client uploads: when the last credential handed out expires.
     pub credential_expires_at: Option<DateTime<Utc>>,
+    /// VOD's side after the upload (`UploadSucc`, `Transcoding`, `Normal`, `TranscodeFail`,
+    /// `Blocked`, `Missing`), from its processing events and the reconciler ([`super::media`]).
+    pub media_status: Option<String>,
+    /// Per processing step: what VOD reported ([`super::MediaDetail`] as JSON).
+    pub media_detail: serde_json::Value,
+    pub media_updated_at: Option<DateTime<Utc>>,
+    /// Reconciler checks in a row that found the media missing or failed.
+    pub media_checks: i32,
+    #[serde(skip)]
+    pub media_checked_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -118,6 +128,9 @@ pub struct JobEvent {
     pub error_message: Option<String>,
     pub detail: Option<serde_json::Value>,
     pub at: DateTime<Utc>,
+    /// Set on a media milestone (`playable`, `transcode_failed`, ...): a row that changes no
+    /// state and is published as `media.<milestone>`.
+    pub milestone: Option<String>,
 }
 
 /// A committed state change, as published on the events exchange (`job.<state>`).
@@ -131,6 +144,51 @@ pub struct Transition {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// A media milestone after the upload, as published on the events exchange
+/// (`media.<milestone>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaMilestone {
+    pub job_id: String,
+    pub kind: String,
+    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (README).
+    pub milestone: String,
+    pub media_id: Option<String>,
+    /// The media status after this milestone (`Normal`, `TranscodeFail`, ...).
+    pub media_status: Option<String>,
+    /// The job's state when it happened.
+    pub state: JobState,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// What VOD reported for the step (definition, format, URL, EventTime, ...).
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// What the outbox publishes: a job transition or a media milestone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxMessage {
+    Job(Transition),
+    Media(MediaMilestone),
+}
+
+impl OutboxMessage {
+    /// `job.<state>` or `media.<milestone>`.
+    pub fn routing_key(&self) -> String {
+        match self {
+            OutboxMessage::Job(t) => format!("job.{}", t.state),
+            OutboxMessage::Media(m) => format!("media.{}", m.milestone),
+        }
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        match self {
+            OutboxMessage::Job(t) => serde_json::to_vec(t),
+            OutboxMessage::Media(m) => serde_json::to_vec(m),
+        }
+        .expect("plain data serializes")
+    }
 }
 
 /// A job claimed by a worker, with the fencing token its writes must carry.
@@ -1052,17 +1110,18 @@ impl JobStore {
         .await
     }
 
-    /// Publishes the transitions no process has published yet, oldest first, through
-    /// `publish`, and marks them. One process at a time does this (a transaction-scoped
-    /// advisory lock), so consumers see each job's transitions in order. History notes that
-    /// change no state are marked without being published. Returns how many were published.
+    /// Publishes the transitions and media milestones no process has published yet, oldest
+    /// first, through `publish`, and marks them. One process at a time does this (a
+    /// transaction-scoped advisory lock), so consumers see each job's messages in order.
+    /// History notes that change no state and are no milestone are marked without being
+    /// published. Returns how many were published.
     pub async fn publish_outbox<F, Fut, E>(
         &self,
         batch: i64,
         mut publish: F,
     ) -> Result<usize, OutboxError<E>>
     where
-        F: FnMut(Transition) -> Fut,
+        F: FnMut(OutboxMessage) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>>,
     {
         let mut tx = self.pool.begin().await?;
@@ -1082,11 +1141,13 @@ impl JobStore {
             media_id: Option<String>,
             error_code: Option<String>,
             error_message: Option<String>,
+            detail: Option<serde_json::Value>,
+            milestone: Option<String>,
             at: DateTime<Utc>,
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT e.id, e.job_id, j.kind, e.from_state, e.to_state, e.media_id, e.error_code,
-                    e.error_message, e.at
+                    e.error_message, e.detail, e.milestone, e.at
              FROM ingest_job_events e JOIN ingest_jobs j USING (job_id)
              WHERE e.published_at IS NULL
              ORDER BY e.id LIMIT $1",
@@ -1097,8 +1158,25 @@ impl JobStore {
         let mut done = Vec::with_capacity(rows.len());
         let mut published = 0;
         for row in rows {
-            if row.from_state.as_deref() != Some(row.to_state.as_str()) {
-                let transition = Transition {
+            let message = if let Some(milestone) = row.milestone {
+                let detail = row.detail.unwrap_or(serde_json::Value::Null);
+                Some(OutboxMessage::Media(MediaMilestone {
+                    job_id: row.job_id,
+                    kind: row.kind,
+                    milestone,
+                    media_id: row.media_id,
+                    media_status: detail
+                        .get("media_status")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned),
+                    state: row.to_state.parse().expect("constrained"),
+                    error_code: row.error_code,
+                    error_message: row.error_message,
+                    detail,
+                    at: row.at,
+                }))
+            } else if row.from_state.as_deref() != Some(row.to_state.as_str()) {
+                Some(OutboxMessage::Job(Transition {
                     job_id: row.job_id,
                     kind: row.kind,
                     state: row.to_state.parse().expect("constrained"),
@@ -1107,8 +1185,12 @@ impl JobStore {
                     error_code: row.error_code,
                     error_message: row.error_message,
                     at: row.at,
-                };
-                if let Err(e) = publish(transition).await {
+                }))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                if let Err(e) = publish(message).await {
                     // What was published so far is marked; the rest waits for the next pass.
                     sqlx::query(
                         "UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)",

@@ -237,12 +237,21 @@ impl EventPublisher {
     }
 
     pub async fn publish(&self, transition: &Transition) -> Result<(), PublishError> {
-        let body = serde_json::to_vec(transition).expect("a transition serializes");
+        self.publish_message(&crate::jobs::OutboxMessage::Job(transition.clone()))
+            .await
+    }
+
+    /// A job transition (`job.<state>`) or a media milestone (`media.<milestone>`).
+    pub async fn publish_message(
+        &self,
+        message: &crate::jobs::OutboxMessage,
+    ) -> Result<(), PublishError> {
+        let body = message.body();
         let confirm = self
             .channel
             .basic_publish(
                 &self.exchange,
-                &format!("job.{}", transition.state),
+                &message.routing_key(),
                 BasicPublishOptions::default(),
                 &body,
                 BasicProperties::default()
@@ -274,12 +283,20 @@ pub async fn run_event_publisher(
     loop {
         loop {
             let result = store
-                .publish_outbox(200, |t| {
+                .publish_outbox(200, |m| {
                     let publisher = publisher.clone();
                     async move {
-                        publisher.publish(&t).await?;
-                        metrics::counter!("vod_ingest_transitions_total", "state" => t.state.as_str())
-                            .increment(1);
+                        publisher.publish_message(&m).await?;
+                        match &m {
+                            crate::jobs::OutboxMessage::Job(t) => {
+                                metrics::counter!("vod_ingest_transitions_total", "state" => t.state.as_str())
+                                    .increment(1)
+                            }
+                            crate::jobs::OutboxMessage::Media(ms) => {
+                                metrics::counter!("vod_ingest_media_milestones_total", "milestone" => ms.milestone.clone())
+                                    .increment(1)
+                            }
+                        }
                         Ok::<_, PublishError>(())
                     }
                 })
