@@ -7,15 +7,17 @@
 //! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
 //!
 //! - VOD 2017-03-21: `CreateUploadVideo`, `CreateUploadImage`, `CreateUploadAttachedMedia`,
-//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo` (and unsigned `ReportUploadProgress`).
+//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo`, the batch reads `GetVideoInfos`,
+//!   `GetImageInfos`, `GetAttachedMediaInfo` (`batch`) (and unsigned `ReportUploadProgress`).
 //! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls,
 //!   narrowed by the session `Policy` if one was given (`policy`), for DurationSeconds (900 up
 //!   to `role_max_session_seconds`).
 //! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`); CORS
 //!   preflights and headers for browser uploads from any origin (`cors`).
 //!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
-//! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
-//!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
+//! - Uploading a media's `FileName` completes it: its upload event is sent (`callback`), and a
+//!   video goes through processing (`processing`): `UploadSucc` -> `Transcoding` -> `Normal`
+//!   with its analysis, snapshot, per-definition and transcode events.
 //! - `GET /_emulator/stats`: [`Stats`] as JSON.
 //! - `GET /_emulator/media`: every media asset (id, kind, title, status, size).
 //! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
@@ -25,6 +27,7 @@
 //!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
 //!   `transcode_delay_ms`).
 
+mod batch;
 mod callback;
 mod cors;
 pub(crate) mod errors;
@@ -32,6 +35,7 @@ pub(crate) mod multipart;
 mod oss;
 pub(crate) mod oss_v4;
 pub(crate) mod policy;
+mod processing;
 pub(crate) mod rpc;
 mod state;
 
@@ -113,6 +117,12 @@ pub struct Stats {
     /// per job means a job made a duplicate asset.
     #[serde(default)]
     pub media_created: BTreeMap<String, u64>,
+    /// Events answered with 200, per event type.
+    #[serde(default)]
+    pub events_sent: BTreeMap<String, u64>,
+    /// Events lost, per event type: by a fault, or after three failed attempts.
+    #[serde(default)]
+    pub events_lost: BTreeMap<String, u64>,
 }
 
 /// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
@@ -126,12 +136,32 @@ pub struct Faults {
     /// DurationSeconds (their `Expiration` says so), so that tests can see one expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role_ttl_seconds: Option<u64>,
-    /// Drop every callback (counted in `callbacks_failed`).
+    /// Drop every event, upload and processing ones (counted in `callbacks_failed`).
     #[serde(default)]
     pub callback_drop: bool,
-    /// Deliver every callback twice, as VOD does when a 200 comes too late.
+    /// Deliver every event twice, as VOD does when a 200 comes too late.
     #[serde(default)]
     pub callback_duplicate: bool,
+    /// Lose each event with this probability (0.0..=1.0), as if all three attempts failed.
+    #[serde(default)]
+    pub event_loss_rate: f64,
+    /// Deliver each event twice with this probability.
+    #[serde(default)]
+    pub event_duplicate_rate: f64,
+    /// Hold every event back this long before its first attempt.
+    #[serde(default)]
+    pub event_delay_ms: u64,
+    /// Lose every event of these types (`TranscodeComplete`, `FileUploadComplete`, ...).
+    #[serde(default)]
+    pub drop_event_types: Vec<String>,
+    /// Deliver a video's processing events after its processing, in random order.
+    #[serde(default)]
+    pub event_reorder: bool,
+    /// Fail the transcoding of videos uploaded from now on: every stream and
+    /// `TranscodeComplete` fail with `InvalidParameter.ResourceContentBad`, status
+    /// `TranscodeFail`.
+    #[serde(default)]
+    pub transcode_fail: bool,
     /// Delay before answering any VOD, STS or OSS request.
     #[serde(default)]
     pub delay_ms: u64,
@@ -178,6 +208,12 @@ struct FaultsPatch {
     assume_role_ttl_seconds: Option<Option<u64>>,
     callback_drop: Option<bool>,
     callback_duplicate: Option<bool>,
+    event_loss_rate: Option<f64>,
+    event_duplicate_rate: Option<f64>,
+    event_delay_ms: Option<u64>,
+    drop_event_types: Option<Vec<String>>,
+    event_reorder: Option<bool>,
+    transcode_fail: Option<bool>,
     delay_ms: Option<u64>,
     #[serde(default, deserialize_with = "double_option")]
     transcode_delay_ms: Option<Option<u64>>,
@@ -447,6 +483,36 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.callback_duplicate {
                 f.callback_duplicate = v;
+            }
+            for (rate, name) in [
+                (patch.event_loss_rate, "event_loss_rate"),
+                (patch.event_duplicate_rate, "event_duplicate_rate"),
+            ] {
+                if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        format!("{name} is a probability: give a number from 0.0 to 1.0"),
+                    )
+                        .into_response();
+                }
+            }
+            if let Some(v) = patch.event_loss_rate {
+                f.event_loss_rate = v;
+            }
+            if let Some(v) = patch.event_duplicate_rate {
+                f.event_duplicate_rate = v;
+            }
+            if let Some(v) = patch.event_delay_ms {
+                f.event_delay_ms = v;
+            }
+            if let Some(v) = patch.drop_event_types {
+                f.drop_event_types = v;
+            }
+            if let Some(v) = patch.event_reorder {
+                f.event_reorder = v;
+            }
+            if let Some(v) = patch.transcode_fail {
+                f.transcode_fail = v;
             }
             if let Some(v) = patch.delay_ms {
                 f.delay_ms = v;

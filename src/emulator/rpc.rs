@@ -31,6 +31,9 @@ const VOD_ACTIONS: &[&str] = &[
     "RefreshUploadVideo",
     "GetVideoInfo",
     "GetImageInfo",
+    "GetVideoInfos",
+    "GetImageInfos",
+    "GetAttachedMediaInfo",
 ];
 const STS_ACTIONS: &[&str] = &["AssumeRole"];
 
@@ -159,7 +162,7 @@ fn get<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, RpcError> {
+pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, RpcError> {
     get(params, name).ok_or_else(|| RpcError::missing(name))
 }
 
@@ -267,6 +270,9 @@ async fn process(
         "RefreshUploadVideo" => refresh_upload_video(shared, params),
         "GetVideoInfo" => get_video_info(shared, params),
         "GetImageInfo" => get_image_info(shared, params),
+        "GetVideoInfos" => super::batch::get_video_infos(shared, params),
+        "GetImageInfos" => super::batch::get_image_infos(shared, params),
+        "GetAttachedMediaInfo" => super::batch::get_attached_media_info(shared, params),
         "AssumeRole" => assume_role(shared, params),
         _ => Err(RpcError::internal()),
     }
@@ -540,7 +546,7 @@ fn extension(file_name: &str) -> Option<String> {
     (!ext.is_empty()).then(|| ext.to_ascii_lowercase())
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -552,7 +558,7 @@ fn upper_hex_id() -> String {
     hex::encode_upper(uuid::Uuid::new_v4().as_bytes())
 }
 
-fn file_url(shared: &Shared, bucket: &str, key: &str) -> String {
+pub(crate) fn file_url(shared: &Shared, bucket: &str, key: &str) -> String {
     format!("{}/{bucket}/{key}", shared.base_url)
 }
 
@@ -858,6 +864,11 @@ fn get_video_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     let id = required(params, "VideoId")?;
     let m = find_media(shared, id, MediaKind::Video)
         .ok_or_else(|| RpcError::new(404, "InvalidVideo.NotFound", "The video does not exist."))?;
+    Ok(json!({ "Video": video_json(shared, &m) }))
+}
+
+/// A video as GetVideoInfo's `Video` and GetVideoInfos' `VideoList` elements show it.
+pub(crate) fn video_json(shared: &Shared, m: &Media) -> Map<String, Value> {
     let mut video = Map::new();
     let mut put = |k: &str, v: Value| {
         video.insert(k.to_owned(), v);
@@ -893,7 +904,7 @@ fn get_video_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     if let Some(u) = &m.user_data {
         put("UserData", json!(u));
     }
-    Ok(json!({ "Video": video }))
+    video
 }
 
 fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
@@ -905,6 +916,11 @@ fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
             "The specified resource does not exist.",
         )
     })?;
+    Ok(json!({ "ImageInfo": image_json(shared, &m) }))
+}
+
+/// An image as GetImageInfo's `ImageInfo` and GetImageInfos' list elements show it.
+pub(crate) fn image_json(shared: &Shared, m: &Media) -> Map<String, Value> {
     let url = file_url(shared, &m.bucket, &m.key);
     let mut mezzanine = Map::new();
     mezzanine.insert("FileURL".to_owned(), json!(url));
@@ -936,7 +952,7 @@ fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     info.insert("CreationTime".to_owned(), json!(fmt_time(m.created)));
     info.insert("AppId".to_owned(), json!(m.app_id));
     info.insert("Mezzanine".to_owned(), Value::Object(mezzanine));
-    Ok(json!({ "ImageInfo": info }))
+    info
 }
 
 /// STS's floor for DurationSeconds (15 minutes).

@@ -36,7 +36,11 @@ pub struct StepEntry {
 }
 
 impl StepEntry {
-    pub fn new(status: impl Into<String>, at: Option<DateTime<Utc>>, via: impl Into<String>) -> Self {
+    pub fn new(
+        status: impl Into<String>,
+        at: Option<DateTime<Utc>>,
+        via: impl Into<String>,
+    ) -> Self {
         Self {
             status: status.into(),
             at,
@@ -210,7 +214,11 @@ pub fn derive_status(
     } else if kind != JobKind::Video {
         (update.uploaded || current.is_some()).then_some("Normal")
     } else if let Some(t) = &detail.transcode {
-        Some(if t.succeeded() { "Normal" } else { "TranscodeFail" })
+        Some(if t.succeeded() {
+            "Normal"
+        } else {
+            "TranscodeFail"
+        })
     } else if detail.processing_seen() || update.transcoding {
         Some("Transcoding")
     } else if update.uploaded {
@@ -263,11 +271,21 @@ pub fn milestones(
     };
     if changed(&old.analysis, &new.analysis) {
         let e = new.analysis.as_ref().expect("checked");
-        out.push(step_milestone("analysed", "analysis_failed", e, Value::Null));
+        out.push(step_milestone(
+            "analysed",
+            "analysis_failed",
+            e,
+            Value::Null,
+        ));
     }
     if changed(&old.snapshot, &new.snapshot) {
         let e = new.snapshot.as_ref().expect("checked");
-        out.push(step_milestone("snapshot_ready", "snapshot_failed", e, Value::Null));
+        out.push(step_milestone(
+            "snapshot_ready",
+            "snapshot_failed",
+            e,
+            Value::Null,
+        ));
     }
     for (key, entry) in &new.streams {
         let before = old.streams.get(key).cloned();
@@ -534,8 +552,16 @@ mod tests {
             },
             step(Slot::Analysis, "success", "2026-01-01T00:00:01Z"),
             step(Slot::Snapshot, "success", "2026-01-01T00:00:02Z"),
-            step(Slot::Stream("LD-mp4".into()), "success", "2026-01-01T00:00:03Z"),
-            step(Slot::Stream("SD-mp4".into()), "success", "2026-01-01T00:00:04Z"),
+            step(
+                Slot::Stream("LD-mp4".into()),
+                "success",
+                "2026-01-01T00:00:03Z",
+            ),
+            step(
+                Slot::Stream("SD-mp4".into()),
+                "success",
+                "2026-01-01T00:00:04Z",
+            ),
             step(Slot::Transcode, "success", "2026-01-01T00:00:05Z"),
         ]
     }
@@ -546,7 +572,13 @@ mod tests {
         assert_eq!(status.as_deref(), Some("Normal"));
         assert_eq!(
             names,
-            vec!["analysed", "snapshot_ready", "stream_ready", "stream_ready", "playable"]
+            vec![
+                "analysed",
+                "snapshot_ready",
+                "stream_ready",
+                "stream_ready",
+                "playable"
+            ]
         );
     }
 
@@ -555,13 +587,22 @@ mod tests {
         let forward = sequence();
         let mut reversed = forward.clone();
         reversed.reverse();
-        let mut doubled: Vec<MediaUpdate> = forward.iter().flat_map(|u| [u.clone(), u.clone()]).collect();
+        let mut doubled: Vec<MediaUpdate> = forward
+            .iter()
+            .flat_map(|u| [u.clone(), u.clone()])
+            .collect();
         doubled.rotate_left(5);
         for order in [forward.clone(), reversed, doubled] {
             let (status, mut names) = run(&order);
             assert_eq!(status.as_deref(), Some("Normal"), "{order:?}");
             names.sort_unstable();
-            let mut expected = vec!["analysed", "snapshot_ready", "stream_ready", "stream_ready", "playable"];
+            let mut expected = vec![
+                "analysed",
+                "snapshot_ready",
+                "stream_ready",
+                "stream_ready",
+                "playable",
+            ];
             expected.sort_unstable();
             assert_eq!(names, expected);
         }
@@ -571,7 +612,11 @@ mod tests {
     fn a_late_failure_does_not_undo_a_success() {
         let mut updates = sequence();
         updates.push(step(Slot::Transcode, "fail", "2026-01-01T00:00:09Z"));
-        updates.push(step(Slot::Stream("LD-mp4".into()), "fail", "2026-01-01T00:00:09Z"));
+        updates.push(step(
+            Slot::Stream("LD-mp4".into()),
+            "fail",
+            "2026-01-01T00:00:09Z",
+        ));
         let (status, names) = run(&updates);
         assert_eq!(status.as_deref(), Some("Normal"));
         assert!(!names.contains(&"transcode_failed"), "{names:?}");
@@ -592,9 +637,17 @@ mod tests {
         detail.merge(&updates[0]);
         let status = derive_status(JobKind::Video, Some("UploadSucc"), &detail, &updates[0]);
         assert_eq!(status.as_deref(), Some("TranscodeFail"));
-        let ms = milestones(Some("UploadSucc"), status.as_deref(), &MediaDetail::default(), &detail);
+        let ms = milestones(
+            Some("UploadSucc"),
+            status.as_deref(),
+            &MediaDetail::default(),
+            &detail,
+        );
         let failed = ms.iter().find(|m| m.name == "transcode_failed").unwrap();
-        assert_eq!(failed.error_code.as_deref(), Some("InvalidParameter.ResourceContentBad"));
+        assert_eq!(
+            failed.error_code.as_deref(),
+            Some("InvalidParameter.ResourceContentBad")
+        );
         assert_eq!(
             failed.error_message.as_deref(),
             Some("The resource operated InputFile is bad")

@@ -20,8 +20,8 @@ pub use message::{
 };
 pub use model::{JobKind, JobState, Origin};
 pub use store::{
-    ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, MediaMilestone, NewClientUpload,
-    OutboxError, OutboxMessage, StoreError, Transition,
+    ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, MediaMilestone,
+    NewClientUpload, OutboxError, OutboxMessage, StoreError, Transition,
 };
 
 /// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.

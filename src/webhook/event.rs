@@ -88,7 +88,9 @@ fn number_u64(v: &Value) -> Option<u64> {
         Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse().ok().or_else(|| s.parse::<f64>().ok().map(|f| f as u64))
+            s.parse()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().map(|f| f as u64))
         }
         _ => None,
     }
@@ -106,10 +108,12 @@ fn number_f64(v: &Value) -> Option<f64> {
 fn nested(v: &Value) -> Option<Map<String, Value>> {
     match v {
         Value::Object(m) => Some(m.clone()),
-        Value::String(s) => match serde_json::from_str(s).or_else(|_| serde_json::from_str(&repair(s))) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        },
+        Value::String(s) => {
+            match serde_json::from_str(s).or_else(|_| serde_json::from_str(&repair(s))) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -131,14 +135,20 @@ pub(crate) fn parse_event_time(raw: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     let body = raw.strip_suffix('Z').unwrap_or(raw);
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(body, format) {
             return Some(t.and_utc());
         }
     }
     // `2024-04-10T01:37:14:627`: the third colon separates the milliseconds.
     let (head, millis) = body.rsplit_once(':')?;
-    if head.matches(':').count() == 2 && millis.len() == 3 && millis.bytes().all(|b| b.is_ascii_digit())
+    if head.matches(':').count() == 2
+        && millis.len() == 3
+        && millis.bytes().all(|b| b.is_ascii_digit())
     {
         return NaiveDateTime::parse_from_str(&format!("{head}.{millis}"), "%Y-%m-%dT%H:%M:%S%.f")
             .ok()
@@ -194,7 +204,12 @@ fn repair(text: &str) -> String {
 }
 
 /// The step an object reports, with what VOD said about it.
-fn entry(obj: &Map<String, Value>, via: &str, at: Option<DateTime<Utc>>, default_ok: bool) -> StepEntry {
+fn entry(
+    obj: &Map<String, Value>,
+    via: &str,
+    at: Option<DateTime<Utc>>,
+    default_ok: bool,
+) -> StepEntry {
     let status = match text(obj, "Status") {
         Some(s) if is_success(&s) => "success",
         Some(_) => "fail",
@@ -202,7 +217,11 @@ fn entry(obj: &Map<String, Value>, via: &str, at: Option<DateTime<Utc>>, default
         None => "fail",
     };
     let mut e = StepEntry::new(status, at, via);
-    for (key, name) in [("ErrorCode", "error_code"), ("ErrorMessage", "error_message"), ("JobId", "job_id")] {
+    for (key, name) in [
+        ("ErrorCode", "error_code"),
+        ("ErrorMessage", "error_message"),
+        ("JobId", "job_id"),
+    ] {
         if let Some(v) = text(obj, key) {
             e = e.with(name, v);
         }
@@ -210,12 +229,20 @@ fn entry(obj: &Map<String, Value>, via: &str, at: Option<DateTime<Utc>>, default
     e
 }
 
-fn stream_entry(obj: &Map<String, Value>, via: &str, at: Option<DateTime<Utc>>) -> (String, StepEntry) {
+fn stream_entry(
+    obj: &Map<String, Value>,
+    via: &str,
+    at: Option<DateTime<Utc>>,
+) -> (String, StepEntry) {
     let definition = text(obj, "Definition").unwrap_or_else(|| "unknown".to_owned());
     let format = text(obj, "Format");
     let key = match &format {
         // `HD-MP4`-style definitions already name their format.
-        Some(f) if !definition.to_ascii_lowercase().ends_with(&f.to_ascii_lowercase()) => {
+        Some(f)
+            if !definition
+                .to_ascii_lowercase()
+                .ends_with(&f.to_ascii_lowercase()) =>
+        {
             format!("{definition}-{f}")
         }
         _ => definition.clone(),
@@ -226,7 +253,12 @@ fn stream_entry(obj: &Map<String, Value>, via: &str, at: Option<DateTime<Utc>>) 
     if let Some(url) = text(obj, "FileUrl") {
         e = e.with("url", url);
     }
-    for (k, name) in [("Size", "size"), ("Width", "width"), ("Height", "height"), ("Bitrate", "bitrate")] {
+    for (k, name) in [
+        ("Size", "size"),
+        ("Width", "width"),
+        ("Height", "height"),
+        ("Bitrate", "bitrate"),
+    ] {
         if let Some(n) = field(obj, k).and_then(number_u64) {
             e = e.with(name, n);
         }
@@ -249,7 +281,9 @@ fn media_update(
 ) -> Option<MediaUpdate> {
     let mut update = MediaUpdate::default();
     match event_type {
-        "FileUploadComplete" | "ImageUploadComplete" | "AttachedMediaUploadComplete"
+        "FileUploadComplete"
+        | "ImageUploadComplete"
+        | "AttachedMediaUploadComplete"
         | "UploadByURLComplete" => {
             update.uploaded = succeeded;
             if !succeeded {
@@ -258,7 +292,13 @@ fn media_update(
         }
         "VideoAnalysisComplete" => {
             let mut e = entry(obj, event_type, at, false);
-            for (k, name) in [("Width", "width"), ("Height", "height"), ("Size", "size"), ("Bitrate", "bitrate"), ("Fps", "fps")] {
+            for (k, name) in [
+                ("Width", "width"),
+                ("Height", "height"),
+                ("Size", "size"),
+                ("Bitrate", "bitrate"),
+                ("Fps", "fps"),
+            ] {
                 if let Some(n) = field(obj, k).and_then(number_u64) {
                     e = e.with(name, n);
                 }
@@ -351,12 +391,22 @@ fn media_update(
             let suggestion = data
                 .as_ref()
                 .and_then(|d| text(d, "Suggestion"))
-                .unwrap_or_else(|| if succeeded { "unknown".into() } else { "fail".into() });
+                .unwrap_or_else(|| {
+                    if succeeded {
+                        "unknown".into()
+                    } else {
+                        "fail".into()
+                    }
+                });
             let mut e = StepEntry::new(suggestion, at, event_type);
             if let Some(label) = data.as_ref().and_then(|d| text(d, "Label")) {
                 e = e.with("label", label);
             }
-            for (k, name) in [("Code", "code"), ("Message", "message"), ("JobId", "job_id")] {
+            for (k, name) in [
+                ("Code", "code"),
+                ("Message", "message"),
+                ("JobId", "job_id"),
+            ] {
                 if let Some(v) = text(obj, k) {
                     e = e.with(name, v);
                 }
@@ -368,7 +418,9 @@ fn media_update(
             if text(obj, "DeleteType").as_deref() != Some("all") {
                 return None;
             }
-            update.steps.push((Slot::Deleted, entry(obj, event_type, at, false)));
+            update
+                .steps
+                .push((Slot::Deleted, entry(obj, event_type, at, false)));
         }
         _ => return None,
     }
@@ -429,6 +481,11 @@ mod tests {
         assert_eq!(extend(&obj), Some(serde_json::json!({"job_id": "j-1"})));
         let obj: Map<String, Value> = serde_json::from_str(r#"{"Extend":"test data"}"#).unwrap();
         assert_eq!(extend(&obj), Some(serde_json::json!("test data")));
+        let e = parse_event(
+            br#"{"EventType":"FileUploadComplete","VideoId":"v","Extend":"{\"a\":1}"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.extend, Some(serde_json::json!({"a": 1})));
     }
 
     #[test]
