@@ -288,6 +288,15 @@ pub struct RunArgs {
     /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
     #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
     pub reconcile_after_secs: u64,
+    /// Seconds after its completion a video may go without a processing outcome (playable or
+    /// transcode failed) before the reconciler asks VOD for its status.
+    #[arg(long, env = "VOD_INGEST_PROCESSING_GRACE_SECS", default_value_t = 600)]
+    pub processing_grace_secs: u64,
+    /// Checks in a row (one per reconciler interval) that find a media missing in VOD, or its
+    /// upload failed, before the job ends failed (MediaNotFound / UploadFailed).
+    #[arg(long, env = "VOD_INGEST_RECONCILE_MISSING_CHECKS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reconcile_missing_checks: u32,
     /// On SIGTERM or SIGINT: seconds the jobs in flight get to finish before they are
     /// released to other workers (new jobs are not taken from the first signal on).
     #[arg(long, env = "VOD_INGEST_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
@@ -718,6 +727,8 @@ impl RunArgs {
             reconciler: (!self.no_reconciler).then(|| ReconcilerConfig {
                 grace: Duration::from_secs(self.reconcile_after_secs),
                 client_upload_timeout: Duration::from_secs(self.client_upload_timeout_secs),
+                processing_grace: Duration::from_secs(self.processing_grace_secs),
+                missing_checks: self.reconcile_missing_checks,
                 ..Default::default()
             }),
         })

@@ -89,6 +89,10 @@ pub struct TestAppOptions {
     pub admin_token: Option<&'static str>,
     /// Timeouts and load bounds of both listeners.
     pub http_limits: vod_ingest::http_server::Limits,
+    /// The reconciler's wait for a completed video's processing outcome.
+    pub processing_grace: Duration,
+    /// The reconciler's checks before it gives up on missing media.
+    pub missing_checks: u32,
 }
 
 impl Default for TestAppOptions {
@@ -108,6 +112,8 @@ impl Default for TestAppOptions {
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
             http_limits: Default::default(),
+            processing_grace: Duration::from_secs(3600),
+            missing_checks: 3,
         }
     }
 }
@@ -197,6 +203,8 @@ impl TestApp {
                     interval: Duration::from_millis(200),
                     batch: 100,
                     client_upload_timeout: options.client_upload_timeout,
+                    processing_grace: options.processing_grace,
+                    missing_checks: options.missing_checks,
                 }),
             },
             http_listener,
