@@ -1147,3 +1147,72 @@ fn the_emulator_command_takes_the_roles_maximum_session_duration() {
         43200
     );
 }
+
+/// GetVideoInfos, GetImageInfos and GetAttachedMediaInfo: up to 20 ids, found ones in the
+/// list, the rest in NonExist*Ids; a media of another kind does not exist for the call.
+#[tokio::test]
+async fn batch_reads_answer_found_and_missing_ids() {
+    let e = start().await;
+    let v1 = create_video(&e, &[]).await.id;
+    let v2 = create_video(&e, &[]).await.id;
+    let img = vod(&e, "CreateUploadImage", &[("ImageType", "default")]).await;
+    let img = img.1["ImageId"].as_str().unwrap().to_owned();
+    let att = vod(
+        &e,
+        "CreateUploadAttachedMedia",
+        &[("BusinessType", "subtitle"), ("MediaExt", "vtt")],
+    )
+    .await;
+    let att = att.1["MediaId"].as_str().unwrap().to_owned();
+    let unknown = "ffffffffffffffffffffffffffffffff";
+
+    let ids = format!("{v1},{unknown},{v2},{img}");
+    let resp = vod(&e, "GetVideoInfos", &[("VideoIds", &ids)]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let found: Vec<&str> = resp.1["VideoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VideoId"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec![v1.as_str(), v2.as_str()]);
+    assert_eq!(resp.1["VideoList"][0]["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistVideoIds"], json!([unknown, img]));
+
+    let resp = vod(&e, "GetImageInfos", &[("ImageIds", &format!("{img},{v1}"))]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_eq!(resp.1["ImageInfo"][0]["ImageId"], img.as_str());
+    assert_eq!(resp.1["ImageInfo"][0]["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistImageIds"], json!([v1]));
+
+    let resp = vod(
+        &e,
+        "GetAttachedMediaInfo",
+        &[("MediaIds", &format!("{att},{unknown}"))],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let a = &resp.1["AttachedMediaList"][0];
+    assert_eq!(a["MediaId"], att.as_str());
+    assert_eq!(a["BusinessType"], "subtitle");
+    assert_eq!(a["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistMediaIds"], json!([unknown]));
+
+    // 21 ids are one too many, with the real code; 20 are fine.
+    let many: Vec<String> = (0..21).map(|i| format!("{i:032x}")).collect();
+    for (action, param) in [
+        ("GetVideoInfos", "VideoIds"),
+        ("GetImageInfos", "ImageIds"),
+        ("GetAttachedMediaInfo", "MediaIds"),
+    ] {
+        let resp = vod(&e, action, &[(param, &many.join(","))]).await;
+        assert_rpc_error(&resp, 400, &format!("LimitExceeded.{param}"));
+        assert_eq!(
+            resp.1["Message"],
+            format!("The input parameter \"{param}\" Exceed the limit.")
+        );
+        let resp = vod(&e, action, &[(param, &many[..20].join(","))]).await;
+        assert_eq!(resp.0, 200, "{action}: {}", resp.1);
+        assert_rpc_error(&vod(&e, action, &[]).await, 400, &format!("Missing{param}"));
+    }
+}
