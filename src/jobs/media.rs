@@ -298,8 +298,11 @@ pub fn milestones(
             ));
         }
     }
-    if new.ai_audit.is_some() && old.ai_audit != new.ai_audit {
-        let e = new.ai_audit.as_ref().expect("checked");
+    if let Some(e) = new
+        .ai_audit
+        .as_ref()
+        .filter(|_| old.ai_audit != new.ai_audit)
+    {
         out.push(Milestone {
             name: "ai_audit_complete",
             error_code: None,
@@ -307,8 +310,7 @@ pub fn milestones(
             detail: serde_json::to_value(e).expect("plain data serializes"),
         });
     }
-    if new.deleted.is_some() && old.deleted.is_none() {
-        let e = new.deleted.as_ref().expect("checked");
+    if let Some(e) = new.deleted.as_ref().filter(|_| old.deleted.is_none()) {
         out.push(step_milestone("deleted", "delete_failed", e, Value::Null));
     }
     let audit_now = new.audit.as_ref().map(|a| a.status.as_str());
@@ -628,7 +630,7 @@ mod tests {
         entry = entry
             .with("error_code", "InvalidParameter.ResourceContentBad")
             .with("error_message", "The resource operated InputFile is bad");
-        let updates = vec![MediaUpdate {
+        let updates = [MediaUpdate {
             uploaded: true,
             steps: vec![(Slot::Transcode, entry)],
             ..Default::default()
