@@ -361,6 +361,9 @@ async fn job_page(
                     }
                 }
                 h3 { "On VOD's side" }
+                @if let Some(line) = crate::display::media_line(&job) {
+                    p.media-status { "Media status (from VOD's events) " strong.mono { (line) } }
+                }
                 @match &vod {
                     VodSide::NoMedia => p.hint { "No media id yet: VOD has not been asked for an upload address." },
                     VodSide::CannotAsk(why) => p.hint { (why) "." },
