@@ -293,6 +293,40 @@ async fn store_and_apply(
     let accepted = verdict.accepted();
     // Only an authenticated event may claim a dedup key, so a forged copy cannot shadow it.
     let dedup_key = (accepted && parsed.is_some()).then(|| hex::encode(Sha256::digest(body)));
+    let headers = headers_for_storage(headers);
+    let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
+    // The fast path, one statement in autocommit: an event that concerns no job (its media is
+    // no job's, or it names none) is only stored. The statement stores nothing when a job owns
+    // the media or the event is a duplicate; the transaction below then decides. Upload events
+    // that may be recorded as STS uploads always take the transaction.
+    let may_record_sts = state.record_sts_uploads
+        && parsed.is_some_and(|p| p.succeeded && completed_kind(&p.event_type).is_some());
+    if !may_record_sts {
+        let stored: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE $3::text IS NULL OR NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE media_id = $3)
+             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(verdict.as_str())
+        .bind(parsed.map(|p| p.event_type.as_str()))
+        .bind(parsed.and_then(|p| p.media_id.as_deref()))
+        .bind(signature_timestamp)
+        .bind(&dedup_key)
+        .bind(&headers)
+        .bind(body)
+        .bind(parsed.and_then(|p| p.event_time))
+        .fetch_optional(state.store.pool())
+        .await?;
+        if stored.is_some() {
+            return Ok(match (accepted, parsed) {
+                (false, _) => Outcome::Rejected,
+                (true, None) => Outcome::NotAnEvent,
+                (true, Some(_)) => Outcome::Stored,
+            });
+        }
+    }
     let mut tx = state.store.pool().begin().await?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
@@ -303,9 +337,9 @@ async fn store_and_apply(
     .bind(verdict.as_str())
     .bind(parsed.map(|p| p.event_type.as_str()))
     .bind(parsed.and_then(|p| p.media_id.as_deref()))
-    .bind(timestamp.and_then(|t| t.trim().parse::<i64>().ok()))
+    .bind(signature_timestamp)
     .bind(&dedup_key)
-    .bind(headers_for_storage(headers))
+    .bind(&headers)
     .bind(body)
     .bind(parsed.and_then(|p| p.event_time))
     .fetch_optional(&mut *tx)
