@@ -3,8 +3,8 @@
 # signed, distinct callbacks (no two bodies alike, so none is a duplicate), then prints requests
 # per second, p99 latency and how many events PostgreSQL holds, and fails when any is lost.
 #
-# Usage: scripts/webhook-load.sh [DURATION] [CONNECTIONS] [THREADS]   e.g. scripts/webhook-load.sh 30s 64 2
-#   defaults: 30s, 64 connections, 2 wrk threads.
+# Usage: scripts/webhook-load.sh [DURATION] [CONNECTIONS] [THREADS]   e.g. scripts/webhook-load.sh 30s 16 2
+#   defaults: 30s, 16 connections, 2 wrk threads.
 # Environment:
 #   LOAD_DATABASE_URL  a database of the run's own, dropped afterwards
 #                      (default postgres://postgres@127.0.0.1:5432/vod_ingest_load_<pid>)
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 duration="${1:-30s}"
-connections="${2:-64}"
+connections="${2:-16}"
 threads="${3:-2}"
 event_type="${LOAD_EVENT:-StreamTranscodeComplete}"
 amqp_url="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
