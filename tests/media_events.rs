@@ -506,3 +506,54 @@ async fn media_vod_reports_missing_fails_the_job_after_the_configured_checks() {
     assert_eq!(j.media_checks, 2);
     app.stop().await;
 }
+
+/// Every upload event lost: the reconciler confirms videos, images and attached media (which it
+/// could not before GetAttachedMediaInfo), with batch reads only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reconciler_confirms_all_three_kinds_with_batch_reads() {
+    let app = TestApp::spawn_with(with_reconciler(3)).await;
+    app.set_faults(json!({"callback_drop": true})).await;
+    for i in 0..3 {
+        publish_video(&app, &format!("batch-v{i}")).await;
+    }
+    let png = app.media_file("batch.png", b"\x89PNG\r\n\x1a\nnot really");
+    app.publish(json!({"job_id": "batch-i", "kind": "image", "source": png.display().to_string()}))
+        .await;
+    let vtt = app.media_file("batch.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n");
+    app.publish(
+        json!({"job_id": "batch-a", "kind": "attached_media", "business_type": "subtitle",
+        "source": vtt.display().to_string()}),
+    )
+    .await;
+    for id in ["batch-v0", "batch-v1", "batch-v2", "batch-i", "batch-a"] {
+        let j = app.wait_for_state(id, JobState::Completed).await;
+        let via: String = sqlx::query_scalar(
+            "SELECT detail->>'via' FROM ingest_job_events WHERE job_id = $1 AND to_state = 'completed'",
+        )
+        .bind(id)
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+        assert_eq!(via, "reconciler", "{id}");
+        assert!(j.media_status.is_some(), "{id}: {j:?}");
+    }
+    let requests = app.emulator().stats().requests;
+    assert!(
+        requests
+            .get("GetAttachedMediaInfo")
+            .is_some_and(|n| *n >= 1),
+        "{requests:?}"
+    );
+    assert!(
+        requests.get("GetVideoInfos").is_some_and(|n| *n >= 1),
+        "{requests:?}"
+    );
+    assert!(
+        requests.get("GetImageInfos").is_some_and(|n| *n >= 1),
+        "{requests:?}"
+    );
+    for single in ["GetVideoInfo", "GetImageInfo"] {
+        assert_eq!(requests.get(single), None, "{single}: {requests:?}");
+    }
+    app.stop().await;
+}
