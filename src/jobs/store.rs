@@ -695,17 +695,15 @@ impl JobStore {
         media_id: &str,
         confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
-        let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT job_id, kind, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
+        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT job_id, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
         )
         .bind(media_id)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some((job_id, kind, previous, max_file_size)) = row else {
+        let Some((job_id, previous, max_file_size)) = row else {
             return Ok(None);
         };
-        // VOD cannot be asked about attached media yet, so their size is not waited for.
-        let size_can_be_asked = kind != JobKind::AttachedMedia.as_str();
         let previous: JobState = previous.parse().expect("constrained");
         let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
         match (previous, max_file_size, confirmation.size) {
@@ -731,7 +729,8 @@ impl JobStore {
                 .await?;
                 Ok(Some(t))
             }
-            (JobState::AwaitingUpload, Some(_), None) if size_can_be_asked => {
+            // The reconciler reads the size from VOD (every kind, with the batch reads).
+            (JobState::AwaitingUpload, Some(_), None) => {
                 let t = Self::move_in(
                     tx,
                     &job_id,
