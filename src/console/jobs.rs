@@ -441,6 +441,7 @@ fn history_table(history: &[JobEvent]) -> Markup {
                             td { (view::time(e.at)) }
                             td.transition {
                                 @match e.from_state.as_deref() {
+                                    _ if e.milestone.is_some() => { span.note { "media" } " " span.mono { "media." (e.milestone.as_deref().unwrap_or_default()) } }
                                     Some(from) if from == e.to_state => { span.note { "note" } " " (view::state_badge(&e.to_state)) }
                                     Some(from) => { (view::state_badge(from)) " → " (view::state_badge(&e.to_state)) }
                                     None => { "created " (view::state_badge(&e.to_state)) }
