@@ -253,7 +253,6 @@ async fn uploaded_pass(
                     via: "reconciler",
                     size: *size,
                 };
-                let t = store.complete_by_media(media_id, confirmation).await?;
                 let update = match kind {
                     JobKind::Video => status_update(status),
                     _ => MediaUpdate {
@@ -261,7 +260,11 @@ async fn uploaded_pass(
                         ..Default::default()
                     },
                 };
-                let applied = store.apply_media(media_id, &update, None).await?;
+                // One transaction: the job completes together with its media status.
+                let applied = store
+                    .apply_media(media_id, &update, Some(confirmation))
+                    .await?;
+                let t = applied.as_ref().and_then(|a| a.transition.clone());
                 checked(store, &job.job_id).await?;
                 if let Some(t) = t {
                     tracing::info!(job_id = %job.job_id, %media_id, %status, state = %t.state, "moved on by the reconciler: its callback never came");
