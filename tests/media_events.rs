@@ -413,7 +413,20 @@ async fn an_uploaded_video_ends_playable_despite_lost_duplicated_and_reordered_e
         assert_eq!(j.state(), JobState::Completed, "{name}");
         let seen = events.until("media.playable").await;
         assert_eq!(seen.last().unwrap().1["job_id"], name);
-        let stats = app.emulator().stats();
+        // The emulator counts a delivery when it reads our 200, just after the commit.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let stats = loop {
+            let stats = app.emulator().stats();
+            let settled = if name == "faulty" {
+                stats.events_lost.contains_key("TranscodeComplete")
+            } else {
+                stats.events_sent.get("TranscodeComplete").is_some()
+            };
+            if settled || tokio::time::Instant::now() > deadline {
+                break stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         if name == "faulty" {
             assert!(
                 stats.events_lost.contains_key("TranscodeComplete"),
