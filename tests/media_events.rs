@@ -420,7 +420,7 @@ async fn an_uploaded_video_ends_playable_despite_lost_duplicated_and_reordered_e
             let settled = if name == "faulty" {
                 stats.events_lost.contains_key("TranscodeComplete")
             } else {
-                stats.events_sent.get("TranscodeComplete").is_some()
+                stats.events_sent.contains_key("TranscodeComplete")
             };
             if settled || tokio::time::Instant::now() > deadline {
                 break stats;
