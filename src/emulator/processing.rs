@@ -80,7 +80,7 @@ fn stream(
         "Fps": "25",
         "Height": height,
         "Width": width,
-        "Size": (bitrate * 125) as f64 * duration,
+        "Size": ((bitrate * 125) as f64 * duration) as u64,
         "JobId": uuid::Uuid::new_v4().simple().to_string(),
         "StartTime": started,
         "FinishTime": now_text(),
