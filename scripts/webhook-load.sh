@@ -12,6 +12,10 @@
 #                      declares its topology under the prefix vod.ingest.loadtest (reused by reruns)
 #   LOAD_EVENT         event type sent (default StreamTranscodeComplete, for media no job knows:
 #                      the insert path every callback takes)
+#   LOAD_KNOWN_JOBS    when set to N > 0, N completed video jobs are created first and every
+#                      event is a StreamTranscodeComplete (a new definition each time) for one of
+#                      their media: the transactional path (job row locked, detail merged, a
+#                      media.stream_ready milestone recorded and published)
 #
 # It builds the release binary, starts the emulator (VOD endpoints for `run`) and
 # `vod-ingest run --no-worker --no-reconciler` on loopback ports, and stops both at the end.
@@ -25,6 +29,7 @@ duration="${1:-30s}"
 connections="${2:-16}"
 threads="${3:-2}"
 event_type="${LOAD_EVENT:-StreamTranscodeComplete}"
+known_jobs="${LOAD_KNOWN_JOBS:-0}"
 amqp_url="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 db_url="${LOAD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vod_ingest_load_$$}"
 
@@ -89,6 +94,12 @@ for _ in $(seq 100); do
 done
 curl -fs "http://127.0.0.1:$http_port/healthz" > /dev/null || { cat "$work/run.log" >&2; exit 1; }
 
+if (( known_jobs > 0 )); then
+    psql -q "$db_url" -c "INSERT INTO ingest_jobs (job_id, kind, state, source, request, media_id, media_status, uploaded_at, completed_at)
+        SELECT 'load-' || i, 'video', 'completed', 'load', '{}', lpad(to_hex(i), 32, '0'), 'Transcoding', now(), now()
+        FROM generate_series(0, $((known_jobs - 1))) i" > /dev/null
+fi
+
 # Signatures for every second of the run (and a margin), as a Lua table.
 now="$(date +%s)"
 {
@@ -113,13 +124,19 @@ function setup(thread)
 end
 
 local counter = 0
+local known = $known_jobs
 function request()
     counter = counter + 1
     local ts = os.time()
     local video_id = string.format("%08x%08x%016x", $$, tid, counter)
+    local definition = "LD"
+    if known > 0 then
+        video_id = string.format("%032x", math.random(0, known - 1))
+        definition = string.format("D%d-%d", tid, counter)
+    end
     local body = '{"Status":"success","VideoId":"' .. video_id .. '","EventType":"' .. event_type ..
         '","EventTime":"' .. os.date("!%Y-%m-%dT%H:%M:%SZ", ts) ..
-        '","Bitrate":"925","Definition":"LD","Duration":15.0,"Encrypt":false,' ..
+        '","Bitrate":"925","Definition":"' .. definition .. '","Duration":15.0,"Encrypt":false,' ..
         '"FileUrl":"http://vod.example/' .. video_id .. '/ld.mp4","Format":"mp4","Fps":"30",' ..
         '"Height":960,"Size":1815321,"Width":540,"JobId":"' .. video_id .. '"}'
     return wrk.format("POST", "/callbacks/vod", {
