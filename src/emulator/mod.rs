@@ -34,6 +34,7 @@ pub(crate) mod oss_v4;
 pub(crate) mod policy;
 pub(crate) mod rpc;
 mod state;
+mod v3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
