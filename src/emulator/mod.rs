@@ -114,6 +114,9 @@ pub struct Stats {
     /// per job means a job made a duplicate asset.
     #[serde(default)]
     pub media_created: BTreeMap<String, u64>,
+    /// Failures injected by `fail_next` or `error_rates`, per action.
+    #[serde(default)]
+    pub injected_failures: BTreeMap<String, u64>,
 }
 
 /// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
@@ -153,6 +156,7 @@ pub struct Faults {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InjectedFailure {
     /// `PutObject`, `HeadObject`, `GetObject`, `CreateUploadVideo`, `AssumeRole`, ...
     pub action: String,
@@ -171,7 +175,9 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Unknown fields are refused, so that a misspelt fault is not silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     credential_ttl_seconds: Option<Option<u64>>,
@@ -198,15 +204,29 @@ impl Shared {
             .iter()
             .position(|f| f.action == action)
         {
-            return Some(inner.faults.fail_next.remove(pos));
+            let failure = inner.faults.fail_next.remove(pos);
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+            return Some(failure);
         }
         let rate = inner.faults.error_rates.get(action).copied().unwrap_or(0.0);
-        (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
+        let failure = (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
             action: action.to_owned(),
             code: "ServiceUnavailable".to_owned(),
             status: 503,
             message: None,
-        })
+        });
+        if failure.is_some() {
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+        }
+        failure
     }
 }
 
@@ -433,7 +453,14 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             };
             let patch: FaultsPatch = match serde_json::from_slice(&body) {
                 Ok(p) => p,
-                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+                // serde names the unknown field and lists the valid ones.
+                Err(e) => {
+                    let body = serde_json::json!({
+                        "code": "InvalidFaults",
+                        "message": format!("PUT /_emulator/faults: {e}"),
+                    });
+                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                }
             };
             let mut inner = shared.lock();
             let f = &mut inner.faults;
