@@ -114,6 +114,9 @@ pub struct Stats {
     /// per job means a job made a duplicate asset.
     #[serde(default)]
     pub media_created: BTreeMap<String, u64>,
+    /// VOD and STS requests that passed authentication, per signature (`v1`, `v3`).
+    #[serde(default)]
+    pub signatures: BTreeMap<String, u64>,
     /// Failures injected by `fail_next` or `error_rates`, per action.
     #[serde(default)]
     pub injected_failures: BTreeMap<String, u64>,

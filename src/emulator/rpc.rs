@@ -237,6 +237,13 @@ async fn process(
         Some(v3) => super::v3::authenticate(shared, method, v3, body)?,
         None => authenticate(shared, method, params)?,
     };
+    let signature = if v3.is_some() { "v3" } else { "v1" };
+    *shared
+        .lock()
+        .stats
+        .signatures
+        .entry(signature.to_owned())
+        .or_default() += 1;
 
     // Rights: UploadAuth credentials belong to VOD's storage account and are for OSS only;
     // AssumeRole needs a RAM identity, which the emulator has only as the configured key.

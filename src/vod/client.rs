@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 use super::credentials::CredentialProvider;
 use super::error::{VodError, VodErrorKind};
 use super::rpc::{self, RpcCall};
+use super::signing::SignatureVersion;
 use super::types::{UploadAddress, UploadAuth};
 use crate::secret::Secret;
 
@@ -149,6 +150,7 @@ struct Inner {
     config: VodConfig,
     credentials: CredentialProvider,
     http: reqwest::Client,
+    signature: SignatureVersion,
 }
 
 impl std::fmt::Debug for VodClient {
@@ -156,6 +158,7 @@ impl std::fmt::Debug for VodClient {
         f.debug_struct("VodClient")
             .field("config", &self.inner.config)
             .field("credentials", &self.inner.credentials)
+            .field("signature", &self.inner.signature)
             .finish()
     }
 }
@@ -167,7 +170,21 @@ impl VodClient {
                 config,
                 credentials,
                 http,
+                signature: SignatureVersion::default(),
             }),
+        }
+    }
+
+    /// Which signature to sign with (default V1). Call before the client is cloned.
+    pub fn with_signature_version(self, signature: SignatureVersion) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            config: shared.config.clone(),
+            credentials: shared.credentials.clone(),
+            http: shared.http.clone(),
+            signature,
+        });
+        Self {
+            inner: Arc::new(Inner { signature, ..inner }),
         }
     }
 
@@ -267,6 +284,7 @@ impl VodClient {
                 Some(inner.config.timeout),
                 &creds,
                 call,
+                inner.signature,
             )
             .await
         })

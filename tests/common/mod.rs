@@ -89,6 +89,8 @@ pub struct TestAppOptions {
     pub admin_token: Option<&'static str>,
     /// Timeouts and load bounds of both listeners.
     pub http_limits: vod_ingest::http_server::Limits,
+    /// How the service signs its VOD and STS calls.
+    pub signature_version: vod_ingest::vod::SignatureVersion,
 }
 
 impl Default for TestAppOptions {
@@ -108,6 +110,7 @@ impl Default for TestAppOptions {
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
             http_limits: Default::default(),
+            signature_version: Default::default(),
         }
     }
 }
@@ -172,6 +175,7 @@ impl TestApp {
                     role_arn: None,
                     role_session_name: "test".into(),
                     timeout: Duration::from_secs(10),
+                    signature_version: options.signature_version,
                 },
                 worker,
                 http: Some(HttpSettings {
