@@ -31,6 +31,7 @@ pub(crate) mod errors;
 pub(crate) mod multipart;
 mod oss;
 pub(crate) mod oss_v4;
+mod persist;
 pub(crate) mod policy;
 pub(crate) mod rpc;
 mod state;
@@ -332,6 +333,8 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(shared.clone());
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -341,6 +344,9 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
         if let Err(e) = result {
             tracing::error!(error = %e, "emulator server stopped with an error");
         }
+        // One last save of what the final requests changed.
+        let _ = save_stop.send(true);
+        let _ = saver.await;
     });
     tracing::info!(%addr, bucket = %shared.bucket, "emulator listening");
     Ok(RunningEmulator {
@@ -358,9 +364,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (listener, shared) = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening");
-    axum::serve(listener, router(shared))
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
+    let result = axum::serve(listener, router(shared))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = save_stop.send(true);
+    let _ = saver.await;
+    result?;
     Ok(())
 }
 
