@@ -2,7 +2,8 @@
 //! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
 //! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests.
 //!
-//! It is only as useful as it is strict: it verifies every signature (RPC v1; OSS V1 and V4),
+//! It is only as useful as it is strict: it verifies every signature (RPC V1 and V3 (`v3`);
+//! OSS V1 and V4),
 //! expires credentials, scopes upload credentials to their object, and answers errors with the
 //! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
 //!
