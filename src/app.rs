@@ -39,6 +39,8 @@ pub struct VodSettings {
     pub role_arn: Option<String>,
     pub role_session_name: String,
     pub timeout: Duration,
+    /// V1 or V3 (`VOD_INGEST_SIGNATURE_VERSION`).
+    pub signature_version: crate::vod::SignatureVersion,
 }
 
 impl VodSettings {
@@ -49,7 +51,8 @@ impl VodSettings {
                 self.access_key_secret.clone(),
                 role_arn.clone(),
                 self.role_session_name.clone(),
-                StsClient::new(self.sts_endpoint.clone(), self.region.clone(), http.clone()),
+                StsClient::new(self.sts_endpoint.clone(), self.region.clone(), http.clone())
+                    .with_signature_version(self.signature_version),
             ),
             (None, Some(token)) => CredentialProvider::sts_token(
                 self.access_key_id.clone(),
@@ -70,6 +73,7 @@ impl VodSettings {
             credentials,
             http,
         )
+        .with_signature_version(self.signature_version)
     }
 }
 
@@ -402,7 +406,8 @@ async fn start_with(
                 config.vod.sts_endpoint.clone(),
                 config.vod.region.clone(),
                 http_client.clone(),
-            );
+            )
+            .with_signature_version(config.vod.signature_version);
             Arc::new(TokenIssuer::new(
                 settings,
                 sts,

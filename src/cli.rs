@@ -106,6 +106,10 @@ pub struct VodArgs {
     /// STS endpoint [default: https://sts.<region>.aliyuncs.com].
     #[arg(long, env = "STS_ENDPOINT")]
     pub sts_endpoint: Option<String>,
+    /// Signature for VOD and STS calls: `v1` (HMAC-SHA1, the classic SDKs') or `v3`
+    /// (ACS3-HMAC-SHA256, today's V2.0 SDKs').
+    #[arg(long, env = "VOD_INGEST_SIGNATURE_VERSION", default_value = "v1")]
+    pub signature_version: crate::vod::SignatureVersion,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -571,6 +575,7 @@ impl VodArgs {
             role_arn: self.role_arn.clone().filter(|r| !r.trim().is_empty()),
             role_session_name: self.role_session_name.clone(),
             timeout: Duration::from_secs(30),
+            signature_version: self.signature_version,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
 //! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests.
 //!
-//! It is only as useful as it is strict: it verifies every signature (RPC v1; OSS V1 and V4),
+//! It is only as useful as it is strict: it verifies every signature (RPC V1 and V3 (`v3`);
+//! OSS V1 and V4),
 //! expires credentials, scopes upload credentials to their object, and answers errors with the
 //! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
 //!
@@ -34,10 +35,12 @@ pub(crate) mod errors;
 pub(crate) mod multipart;
 mod oss;
 pub(crate) mod oss_v4;
+mod persist;
 pub(crate) mod policy;
 mod processing;
 pub(crate) mod rpc;
 mod state;
+mod v3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -123,6 +126,12 @@ pub struct Stats {
     /// Events lost, per event type: by a fault, or after three failed attempts.
     #[serde(default)]
     pub events_lost: BTreeMap<String, u64>,
+    /// VOD and STS requests that passed authentication, per signature (`v1`, `v3`).
+    #[serde(default)]
+    pub signatures: BTreeMap<String, u64>,
+    /// Failures injected by `fail_next` or `error_rates`, per action.
+    #[serde(default)]
+    pub injected_failures: BTreeMap<String, u64>,
 }
 
 /// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
@@ -182,6 +191,7 @@ pub struct Faults {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InjectedFailure {
     /// `PutObject`, `HeadObject`, `GetObject`, `CreateUploadVideo`, `AssumeRole`, ...
     pub action: String,
@@ -200,7 +210,9 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Unknown fields are refused, so that a misspelt fault is not silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     credential_ttl_seconds: Option<Option<u64>>,
@@ -233,15 +245,29 @@ impl Shared {
             .iter()
             .position(|f| f.action == action)
         {
-            return Some(inner.faults.fail_next.remove(pos));
+            let failure = inner.faults.fail_next.remove(pos);
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+            return Some(failure);
         }
         let rate = inner.faults.error_rates.get(action).copied().unwrap_or(0.0);
-        (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
+        let failure = (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
             action: action.to_owned(),
             code: "ServiceUnavailable".to_owned(),
             status: 503,
             message: None,
-        })
+        });
+        if failure.is_some() {
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+        }
+        failure
     }
 }
 
@@ -344,6 +370,8 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(shared.clone());
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -353,6 +381,9 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
         if let Err(e) = result {
             tracing::error!(error = %e, "emulator server stopped with an error");
         }
+        // One last save of what the final requests changed.
+        let _ = save_stop.send(true);
+        let _ = saver.await;
     });
     tracing::info!(%addr, bucket = %shared.bucket, "emulator listening");
     Ok(RunningEmulator {
@@ -370,9 +401,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (listener, shared) = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening");
-    axum::serve(listener, router(shared))
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
+    let result = axum::serve(listener, router(shared))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = save_stop.send(true);
+    let _ = saver.await;
+    result?;
     Ok(())
 }
 
@@ -468,7 +504,14 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             };
             let patch: FaultsPatch = match serde_json::from_slice(&body) {
                 Ok(p) => p,
-                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+                // serde names the unknown field and lists the valid ones.
+                Err(e) => {
+                    let body = serde_json::json!({
+                        "code": "InvalidFaults",
+                        "message": format!("PUT /_emulator/faults: {e}"),
+                    });
+                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                }
             };
             let mut inner = shared.lock();
             let f = &mut inner.faults;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use super::credentials::CredentialProvider;
 use super::error::{VodError, VodErrorKind};
 use super::rpc::{self, RpcCall};
+use super::signing::SignatureVersion;
 use super::types::{UploadAddress, UploadAuth};
 use crate::secret::Secret;
 
@@ -180,6 +181,7 @@ struct Inner {
     config: VodConfig,
     credentials: CredentialProvider,
     http: reqwest::Client,
+    signature: SignatureVersion,
 }
 
 impl std::fmt::Debug for VodClient {
@@ -187,6 +189,7 @@ impl std::fmt::Debug for VodClient {
         f.debug_struct("VodClient")
             .field("config", &self.inner.config)
             .field("credentials", &self.inner.credentials)
+            .field("signature", &self.inner.signature)
             .finish()
     }
 }
@@ -198,7 +201,21 @@ impl VodClient {
                 config,
                 credentials,
                 http,
+                signature: SignatureVersion::default(),
             }),
+        }
+    }
+
+    /// Which signature to sign with (default V1). Call before the client is cloned.
+    pub fn with_signature_version(self, signature: SignatureVersion) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            config: shared.config.clone(),
+            credentials: shared.credentials.clone(),
+            http: shared.http.clone(),
+            signature,
+        });
+        Self {
+            inner: Arc::new(Inner { signature, ..inner }),
         }
     }
 
@@ -355,6 +372,7 @@ impl VodClient {
                 Some(inner.config.timeout),
                 &creds,
                 call,
+                inner.signature,
             )
             .await
         })

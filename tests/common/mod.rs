@@ -93,6 +93,8 @@ pub struct TestAppOptions {
     pub processing_grace: Duration,
     /// The reconciler's checks before it gives up on missing media.
     pub missing_checks: u32,
+    /// How the service signs its VOD and STS calls.
+    pub signature_version: vod_ingest::vod::SignatureVersion,
 }
 
 impl Default for TestAppOptions {
@@ -114,6 +116,7 @@ impl Default for TestAppOptions {
             http_limits: Default::default(),
             processing_grace: Duration::from_secs(3600),
             missing_checks: 3,
+            signature_version: Default::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ impl TestApp {
                     role_arn: None,
                     role_session_name: "test".into(),
                     timeout: Duration::from_secs(10),
+                    signature_version: options.signature_version,
                 },
                 worker,
                 http: Some(HttpSettings {
