@@ -425,7 +425,7 @@ pub struct MediaOwner {
 #[derive(Debug)]
 pub enum Optimistic {
     /// Stored and applied (possibly changing nothing, for an observation already known).
-    Applied(MediaApplied),
+    Applied(Box<MediaApplied>),
     /// The same callback was stored before; nothing was written.
     Duplicate,
     /// The job changed since it was read; nothing was written.
@@ -633,14 +633,14 @@ impl JobStore {
         Ok(match (unchanged, id) {
             (false, _) => Optimistic::Changed,
             (true, None) => Optimistic::Duplicate,
-            (true, Some(_)) => Optimistic::Applied(MediaApplied {
+            (true, Some(_)) => Optimistic::Applied(Box::new(MediaApplied {
                 job_id: owner.job_id.clone(),
                 kind: kind.as_str().to_owned(),
                 state: Some(state),
                 media_status: new_status,
                 milestones: names,
                 transition: None,
-            }),
+            })),
         })
     }
 
