@@ -311,6 +311,60 @@ async fn duplicated_and_reordered_events_make_the_job_playable_once() {
     app.stop().await;
 }
 
+/// Callbacks about one job's media arriving at once: each is merged (none lost to a
+/// concurrent one, whichever path it takes), each milestone recorded once, and every copy sent
+/// again is a duplicate that changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_events_for_one_job_are_all_merged_once() {
+    let app = http_only().await;
+    let media = "cccc1111cccc1111cccc1111cccc1111";
+    uploaded_job(&app, "many", media).await;
+    let first = &processing_events(media)[0];
+    assert_eq!(post(&app, &first.to_string()).await.0, 200);
+    assert_eq!(job(&app, "many").await.state(), JobState::Completed);
+    let bodies: Vec<String> = (0..24)
+        .map(|i| {
+            json!({"EventTime": format!("2026-12-20T10:01:{i:02}Z"),
+                "EventType": "StreamTranscodeComplete", "VideoId": media, "Status": "success",
+                "Definition": format!("D{i}"), "Format": "mp4",
+                "FileUrl": format!("http://x/{i}.mp4")})
+            .to_string()
+        })
+        .collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|b| post(&app, b))).await;
+    for (status, text) in &answers {
+        assert_eq!((*status, text.as_str()), (200, "ok\n"));
+    }
+    let j = job(&app, "many").await;
+    let streams = j.media_detail["streams"].as_object().unwrap();
+    for i in 0..24 {
+        assert_eq!(
+            streams[&format!("D{i}-mp4")]["url"],
+            format!("http://x/{i}.mp4"),
+            "{streams:?}"
+        );
+    }
+    let count = |names: &[String]| names.iter().filter(|n| *n == "stream_ready").count();
+    assert_eq!(count(&milestones(&app, "many").await), 24);
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM vod_events WHERE media_id = $1 AND applied AND job_id = 'many'
+           AND event_type = 'StreamTranscodeComplete'",
+    )
+    .bind(media)
+    .fetch_one(app.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(applied, 24);
+
+    let again = futures_util::future::join_all(bodies.iter().map(|b| post(&app, b))).await;
+    for (status, text) in &again {
+        assert_eq!((*status, text.as_str()), (200, "duplicate\n"));
+    }
+    assert_eq!(count(&milestones(&app, "many").await), 24);
+    assert_eq!(job(&app, "many").await.media_detail, j.media_detail);
+    app.stop().await;
+}
+
 /// A failed transcode: the job shows why (VOD's code and message) and producers get
 /// `media.transcode_failed`.
 #[tokio::test(flavor = "multi_thread")]

@@ -13,7 +13,8 @@ pub use listing::{
     MIN_SUBSTRING_SEARCH,
 };
 pub use media::{
-    derive_status, milestones, MediaApplied, MediaDetail, MediaUpdate, Milestone, Slot, StepEntry,
+    derive_status, milestones, MediaApplied, MediaDetail, MediaOwner, MediaUpdate, Milestone,
+    Optimistic, RawCallback, Slot, StepEntry,
 };
 pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,

@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::{Confirmation, JobKind, JobStore};
+use crate::jobs::{Confirmation, JobKind, JobState, JobStore, MediaOwner, Optimistic, RawCallback};
 use crate::queue::TransitionSender;
 use crate::secret::Secret;
 
@@ -295,29 +295,57 @@ async fn store_and_apply(
     let dedup_key = (accepted && parsed.is_some()).then(|| hex::encode(Sha256::digest(body)));
     let headers = headers_for_storage(headers);
     let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
-    // The fast path, one statement in autocommit: an event that concerns no job (its media is
-    // no job's, or it names none) is only stored. The statement stores nothing when a job owns
-    // the media or the event is a duplicate; the transaction below then decides. Upload events
-    // that may be recorded as STS uploads always take the transaction.
+    // The fast paths, in autocommit. The first statement stores an event that concerns no job
+    // (its media is no job's, or it names none) and otherwise reads the job that owns the
+    // media; a processing event for that job is then stored and merged by one more statement
+    // that writes only if the job is still as read. Everything else (a duplicate, a changed
+    // job, upload events, jobs waiting for their upload confirmation, unauthenticated events
+    // for a job's media) takes the transaction below, which decides. Upload events that may
+    // be recorded as STS uploads always take it.
     let may_record_sts = state.record_sts_uploads
         && parsed.is_some_and(|p| p.succeeded && completed_kind(&p.event_type).is_some());
     if !may_record_sts {
-        let stored: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE $3::text IS NULL OR NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE media_id = $3)
-             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-             RETURNING id",
+        let raw = RawCallback {
+            verification: verdict.as_str(),
+            event_type: parsed.map(|p| p.event_type.as_str()),
+            media_id: parsed.and_then(|p| p.media_id.as_deref()),
+            signature_timestamp,
+            dedup_key: dedup_key.as_deref(),
+            headers: &headers,
+            body,
+            event_time: parsed.and_then(|p| p.event_time),
+        };
+        type Row = (
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<serde_json::Value>,
+        );
+        let (stored, job_id, kind, job_state, media_status, media_detail): Row = sqlx::query_as(
+            "WITH owner AS (
+                 SELECT job_id, kind, state, media_status, media_detail FROM ingest_jobs
+                 WHERE media_id = $3
+             ), ins AS (
+                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE NOT EXISTS (SELECT 1 FROM owner)
+                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+                 RETURNING id
+             )
+             SELECT (SELECT id FROM ins), o.job_id, o.kind, o.state, o.media_status, o.media_detail
+             FROM (SELECT 1) AS one LEFT JOIN owner o ON true",
         )
-        .bind(verdict.as_str())
-        .bind(parsed.map(|p| p.event_type.as_str()))
-        .bind(parsed.and_then(|p| p.media_id.as_deref()))
-        .bind(signature_timestamp)
-        .bind(&dedup_key)
-        .bind(&headers)
-        .bind(body)
-        .bind(parsed.and_then(|p| p.event_time))
-        .fetch_optional(state.store.pool())
+        .bind(raw.verification)
+        .bind(raw.event_type)
+        .bind(raw.media_id)
+        .bind(raw.signature_timestamp)
+        .bind(raw.dedup_key)
+        .bind(raw.headers)
+        .bind(raw.body)
+        .bind(raw.event_time)
+        .fetch_one(state.store.pool())
         .await?;
         if stored.is_some() {
             return Ok(match (accepted, parsed) {
@@ -325,6 +353,44 @@ async fn store_and_apply(
                 (true, None) => Outcome::NotAnEvent,
                 (true, Some(_)) => Outcome::Stored,
             });
+        }
+        let owner = match (job_id, kind, job_state, media_detail) {
+            (Some(job_id), Some(kind), Some(state), Some(media_detail)) => Some(MediaOwner {
+                job_id,
+                kind,
+                state,
+                media_status,
+                media_detail,
+            }),
+            _ => None,
+        };
+        // A job waiting for its upload confirmation may complete by this event: the
+        // transaction handles that.
+        let waits_for_upload = |o: &MediaOwner| {
+            o.state == JobState::Uploaded.as_str() || o.state == JobState::AwaitingUpload.as_str()
+        };
+        if let (Some(owner), Some(event), true) = (&owner, parsed, accepted) {
+            if let (Some(update), None, false) = (
+                &event.update,
+                completed_kind(&event.event_type),
+                waits_for_upload(owner),
+            ) {
+                match state
+                    .store
+                    .apply_media_if_unchanged(owner, update, &raw)
+                    .await?
+                {
+                    Optimistic::Applied(applied) => {
+                        if !applied.milestones.is_empty() {
+                            // Wakes the outbox publisher for the milestones.
+                            let _ = state.transitions.send(applied.wake());
+                        }
+                        return Ok(Outcome::Applied);
+                    }
+                    Optimistic::Duplicate => return Ok(Outcome::Duplicate),
+                    Optimistic::Changed => {}
+                }
+            }
         }
     }
     let mut tx = state.store.pool().begin().await?;
