@@ -39,6 +39,9 @@ pub struct VodSettings {
     pub role_arn: Option<String>,
     pub role_session_name: String,
     pub timeout: Duration,
+    /// VOD calls per second per action, shared by every process on the database
+    /// (`VOD_INGEST_VOD_RATE_LIMITS`).
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl VodSettings {
@@ -320,7 +323,13 @@ async fn start_with(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client failed")?;
-    let vod = config.vod.client(http_client.clone());
+    let mut vod = config.vod.client(http_client.clone());
+    if !config.vod.rate_limits.is_off() {
+        vod = vod.with_limiter(crate::ratelimit::FleetLimiter::new(
+            store.pool().clone(),
+            &config.vod.rate_limits,
+        ));
+    }
     let api_vod = vod.clone();
     let console_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {

@@ -247,6 +247,8 @@ async fn process(
         }
         _ => {}
     }
+    // The account's rate limit, counted once the caller is known (`throttle`).
+    super::throttle::admit(shared, action)?;
     if let Some(f) = shared.take_failure(action) {
         let message = f.message.unwrap_or_else(|| {
             match f.code.as_str() {

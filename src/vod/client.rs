@@ -149,6 +149,8 @@ struct Inner {
     config: VodConfig,
     credentials: CredentialProvider,
     http: reqwest::Client,
+    /// The fleet-wide rate limit every attempt waits for (`crate::ratelimit`).
+    limiter: Option<crate::ratelimit::FleetLimiter>,
 }
 
 impl std::fmt::Debug for VodClient {
@@ -167,6 +169,21 @@ impl VodClient {
                 config,
                 credentials,
                 http,
+                limiter: None,
+            }),
+        }
+    }
+
+    /// The same client, with every call waiting for the fleet's rate limit first, and
+    /// `Throttling*` answers reported to it.
+    pub fn with_limiter(self, limiter: crate::ratelimit::FleetLimiter) -> Self {
+        let inner = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                config: inner.config.clone(),
+                credentials: inner.credentials.clone(),
+                http: inner.http.clone(),
+                limiter: Some(limiter),
             }),
         }
     }
@@ -261,14 +278,23 @@ impl VodClient {
         let call = &call;
         let result = rpc::with_retries(action, idempotent, move || async move {
             let creds = inner.credentials.current().await?;
-            rpc::call_once(
+            if let Some(limiter) = &inner.limiter {
+                limiter.acquire(action).await;
+            }
+            let result = rpc::call_once(
                 &inner.http,
                 &inner.config.endpoint,
                 Some(inner.config.timeout),
                 &creds,
                 call,
             )
-            .await
+            .await;
+            if let (Some(limiter), Err(e)) = (&inner.limiter, &result) {
+                if e.code().starts_with("Throttling") {
+                    limiter.throttled(action).await;
+                }
+            }
+            result
         })
         .await;
         if let Err(e) = &result {

@@ -172,6 +172,7 @@ impl TestApp {
                     role_arn: None,
                     role_session_name: "test".into(),
                     timeout: Duration::from_secs(10),
+                    rate_limits: Default::default(),
                 },
                 worker,
                 http: Some(HttpSettings {
