@@ -236,6 +236,54 @@ impl EventPublisher {
         }
     }
 
+    /// Publishes the transitions in order, then waits for their confirms together: answers
+    /// how many, from the first, the broker confirmed, and what stopped it.
+    pub async fn publish_all(&self, transitions: &[Transition]) -> (usize, Option<PublishError>) {
+        let mut confirms = Vec::with_capacity(transitions.len());
+        let mut error = None;
+        for transition in transitions {
+            let body = serde_json::to_vec(transition).expect("a transition serializes");
+            match self
+                .channel
+                .basic_publish(
+                    &self.exchange,
+                    &format!("job.{}", transition.state),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default()
+                        .with_content_type(ShortString::from("application/json"))
+                        .with_delivery_mode(2),
+                )
+                .await
+            {
+                Ok(confirm) => confirms.push(confirm),
+                Err(e) => {
+                    error = Some(e.into());
+                    break;
+                }
+            }
+        }
+        let mut confirmed = 0;
+        for (confirm, transition) in confirms.into_iter().zip(transitions) {
+            match confirm.await {
+                Ok(Confirmation::Nack(_)) => {
+                    error = Some(PublishError::Nacked);
+                    break;
+                }
+                Ok(_) => {
+                    metrics::counter!("vod_ingest_transitions_total", "state" => transition.state.as_str())
+                        .increment(1);
+                    confirmed += 1;
+                }
+                Err(e) => {
+                    error = Some(e.into());
+                    break;
+                }
+            }
+        }
+        (confirmed, error)
+    }
+
     pub async fn publish(&self, transition: &Transition) -> Result<(), PublishError> {
         let body = serde_json::to_vec(transition).expect("a transition serializes");
         let confirm = self
@@ -258,6 +306,9 @@ impl EventPublisher {
     }
 }
 
+/// History rows one outbox pass takes.
+const OUTBOX_BATCH: i64 = 1000;
+
 /// Where components report that they committed transitions: a wake-up for the outbox
 /// publisher, so events go out at once rather than at the next poll.
 pub type TransitionSender = tokio::sync::mpsc::UnboundedSender<Transition>;
@@ -274,18 +325,14 @@ pub async fn run_event_publisher(
     loop {
         loop {
             let result = store
-                .publish_outbox(200, |t| {
+                .publish_outbox(OUTBOX_BATCH, |transitions| {
                     let publisher = publisher.clone();
-                    async move {
-                        publisher.publish(&t).await?;
-                        metrics::counter!("vod_ingest_transitions_total", "state" => t.state.as_str())
-                            .increment(1);
-                        Ok::<_, PublishError>(())
-                    }
+                    async move { publisher.publish_all(&transitions).await }
                 })
                 .await;
             match result {
-                Ok(200..) => continue,
+                // A full batch (history notes included) may mean more are waiting.
+                Ok(n) if n > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not publish job events; will try again");
