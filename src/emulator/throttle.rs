@@ -7,7 +7,7 @@
 //! documented; the emulator counts requests in fixed windows of one wall-clock (Unix) second,
 //! on arrival, and a refused request does not use up the budget (a guess).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::errors::RpcError;
@@ -63,7 +63,7 @@ pub(crate) fn admit(shared: &Shared, action: &str) -> Result<(), RpcError> {
         .stats
         .rate_windows
         .entry(action.to_owned())
-        .or_insert_with(BTreeMap::new);
+        .or_default();
     per_second.insert(second, accepted);
     while per_second.len() > KEPT_WINDOWS {
         per_second.pop_first();
