@@ -183,6 +183,8 @@ def start_worker(db, prefix, limits, http_port, name, extra_env=None):
         "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
     })
     env.update(extra_env or {})
+    # BENCH_WORKER_ENV="NAME=value ...": extra environment for the vod-ingest processes only.
+    env.update(dict(kv.split("=", 1) for kv in os.environ.get("BENCH_WORKER_ENV", "").split()))
     out = open(f"{WORK}/{name}.log", "w")
     proc = subprocess.Popen([BIN, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -227,6 +229,12 @@ def vod_ingest_run():
     if os.environ.get("BENCH_PERF"):  # profile the worker for a few seconds (perf record)
         subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(proc.pid), "-o", os.environ["BENCH_PERF"], "--", "sleep", "6"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("BENCH_STRACE"):  # count the worker's system calls for a few seconds
+        subprocess.Popen(["timeout", "-s", "INT", "5", "strace", *os.environ.get("BENCH_STRACE_ARGS", "-c").split(), "-f", "-p", str(proc.pid), "-o", os.environ["BENCH_STRACE"]],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("BENCH_STRACE"):
+        time.sleep(1)
+        subprocess.run(f"ls -l /proc/{proc.pid}/fd > {os.environ['BENCH_STRACE']}.fds; ss -tnp | grep pid={proc.pid}, > {os.environ['BENCH_STRACE']}.ss", shell=True)
     t_up = wait_count(db, "SELECT count(*) FROM ingest_jobs WHERE job_id LIKE 'pre-%%' AND state IN ('uploaded','completed')", (), N, proc)
     t1 = wait_count(db, "SELECT count(*) FROM ingest_jobs WHERE job_id LIKE 'pre-%%' AND state = 'completed'", (), N, proc)
     c1 = cpu_ticks(proc.pid)

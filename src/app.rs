@@ -141,9 +141,12 @@ pub fn redact_url(raw: &str) -> String {
 
 /// Connects to PostgreSQL and applies the migrations.
 pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    // No ping before each use (sqlx's default): it is one more round trip per statement, and a
+    // broken connection fails the statement anyway, which every caller retries.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect(url)
         .await
         .with_context(|| {
