@@ -523,52 +523,41 @@ impl JobStore {
             return Ok(transitions);
         };
         let kind: JobKind = uploaded.kind.parse().expect("constrained");
-        // Usually the callback has not come yet: one look, outside a transaction, after the
-        // commit above (so a callback stored meanwhile is seen), and a transaction only when
-        // there is something to apply.
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM vod_events
-             WHERE media_id = $1 AND event_type = $2 AND NOT applied
-               AND verification IN ('verified', 'not_configured'))",
+        // The callback often beats the worker: if VOD's confirmation is stored and not applied,
+        // complete the job with it, in one statement after the commit above (so a callback
+        // stored meanwhile is seen). What `complete_by_media_in` does for an `uploaded` job
+        // and a confirmation without a size.
+        let completed: Option<JobWithEvent> = sqlx::query_as(
+            "WITH ev AS (
+                SELECT id FROM vod_events
+                WHERE media_id = $1 AND event_type = $2 AND NOT applied
+                  AND verification IN ('verified', 'not_configured')
+                ORDER BY id LIMIT 1 FOR UPDATE),
+             j AS (
+                UPDATE ingest_jobs SET state = 'completed', updated_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
+                    bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
+                WHERE media_id = $1 AND state = 'uploaded' AND EXISTS (SELECT 1 FROM ev)
+                RETURNING *),
+             e AS (
+                INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+                SELECT job_id, 'uploaded', state, media_id,
+                    jsonb_build_object('via', $2::text, 'size', NULL)
+                FROM j
+                RETURNING at),
+             applied AS (
+                UPDATE vod_events SET applied = true, job_id = $3
+                WHERE id = (SELECT id FROM ev) AND EXISTS (SELECT 1 FROM j))
+             SELECT j.*, e.at AS event_at FROM j, e",
         )
         .bind(media_id)
         .bind(kind.completion_event())
-        .fetch_one(&self.pool)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
         .await?;
-        if !waiting {
-            return Ok(transitions);
+        if let Some(row) = completed {
+            transitions.push(row.transition(Some(JobState::Uploaded), None, None));
         }
-        let mut tx = self.pool.begin().await?;
-        let early: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vod_events
-             WHERE media_id = $1 AND event_type = $2 AND NOT applied
-               AND verification IN ('verified', 'not_configured')
-             ORDER BY id LIMIT 1 FOR UPDATE",
-        )
-        .bind(media_id)
-        .bind(kind.completion_event())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(event_id) = early {
-            if let Some(t) = Self::complete_by_media_in(
-                &mut tx,
-                media_id,
-                Confirmation {
-                    via: kind.completion_event(),
-                    size: None,
-                },
-            )
-            .await?
-            {
-                sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
-                    .bind(event_id)
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                transitions.push(t);
-            }
-        }
-        tx.commit().await?;
         Ok(transitions)
     }
 

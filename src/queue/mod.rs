@@ -306,6 +306,9 @@ impl EventPublisher {
     }
 }
 
+/// Least time between two outbox passes after a wake-up: what an event may wait for company.
+const OUTBOX_PACE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// History rows one outbox pass takes.
 const OUTBOX_BATCH: i64 = 1000;
 
@@ -331,8 +334,8 @@ pub async fn run_event_publisher(
                 })
                 .await;
             match result {
-                // A full batch (history notes included) may mean more are waiting.
-                Ok(n) if n > 0 => continue,
+                // A large batch may mean more are waiting (history notes are not counted).
+                Ok(n) if n as i64 >= OUTBOX_BATCH / 2 => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not publish job events; will try again");
@@ -345,7 +348,9 @@ pub async fn run_event_publisher(
             woken = wake.recv() => if woken.is_none() { return },
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
-        // Coalesce a burst of wake-ups into one pass.
+        // Coalesce a burst of wake-ups into one pass, and make passes at most every
+        // OUTBOX_PACE, so that under load each pass publishes many transitions.
+        tokio::time::sleep(OUTBOX_PACE).await;
         while wake.try_recv().is_ok() {}
     }
 }

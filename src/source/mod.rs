@@ -42,7 +42,9 @@ pub enum OpenedSource {
 
 impl OpenedSource {
     pub async fn local(path: &Path) -> std::io::Result<Self> {
-        let meta = tokio::fs::metadata(path).await?;
+        // A stat of a path the caller just canonicalized (itself a series of system calls on
+        // this thread) is as quick: no hand-off to the blocking pool for it.
+        let meta = std::fs::metadata(path)?;
         if !meta.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

@@ -236,37 +236,28 @@ impl Worker {
             return;
         }
 
-        // The lease is renewed in the background; losing it stops the upload.
-        let lost = CancellationToken::new();
-        let heartbeat = {
-            let store = self.store.clone();
-            let lost = lost.clone();
+        // The lease is renewed alongside the upload, in this task (no task of its own per
+        // job); losing it stops the upload.
+        let heartbeat = async {
             let lease_len = self.config.lease;
-            let job_id = job_id.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease_len / 3).await;
-                    match store.renew(&job_id, token, lease_len).await {
-                        Ok(()) => {}
-                        Err(StoreError::LeaseLost(_)) => {
-                            lost.cancel();
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not renew the lease; will try again")
-                        }
+            loop {
+                tokio::time::sleep(lease_len / 3).await;
+                match self.store.renew(&job_id, token, lease_len).await {
+                    Ok(()) => {}
+                    Err(StoreError::LeaseLost(_)) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the lease; will try again")
                     }
                 }
-            })
+            }
         };
 
         let result = tokio::select! {
             r = self.upload(&lease.job, token) => r,
-            _ = lost.cancelled() => Err(JobError::LeaseLost),
+            _ = heartbeat => Err(JobError::LeaseLost),
             // Parts in flight are dropped; finished ones are checkpointed already.
             _ = shutdown.cancelled() => Err(JobError::ShuttingDown),
         };
-        heartbeat.abort();
 
         match result {
             Ok(()) => match self.store.mark_uploaded(&job_id, token).await {
