@@ -17,6 +17,7 @@
 #   BENCH_WORKER_RATE_LIMITS  VOD_INGEST_VOD_RATE_LIMITS for parts 1 [1000 per action: the
 #                     documented 120 per action would cap an even mix at 360 jobs/s by itself]
 #   BENCH_FLEET_LIMIT [50]  BENCH_FLEET_PROCESSES [3]  BENCH_FLEET_JOBS [1200]
+#   BENCH_FLEET_CONCURRENCY [8]  VOD_INGEST_CONCURRENCY of each fleet process
 #   BENCH_SKIP_REFERENCE=1, BENCH_SKIP_FLEET=1  leave a part out
 #   BENCH_PG_ADMIN    a PostgreSQL URL to create the bench databases from
 #                     [postgres://postgres@127.0.0.1:5432/postgres]

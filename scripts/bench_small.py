@@ -5,6 +5,7 @@ processes against an emulator rate limit. Prints one table; all figures come fro
 Arguments: BIN EMULATOR_URL WORKDIR. Settings come from the environment (see bench-small.sh).
 """
 
+import atexit
 import json
 import os
 import statistics
@@ -182,11 +183,12 @@ def start_worker(db, prefix, limits, http_port, name, extra_env=None):
         "VOD_INGEST_VOD_RATE_LIMITS": limits,
         "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
     })
-    env.update(extra_env or {})
     # BENCH_WORKER_ENV="NAME=value ...": extra environment for the vod-ingest processes only.
     env.update(dict(kv.split("=", 1) for kv in os.environ.get("BENCH_WORKER_ENV", "").split()))
+    env.update(extra_env or {})
     out = open(f"{WORK}/{name}.log", "w")
     proc = subprocess.Popen([BIN, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    STARTED.append(proc)
     deadline = time.time() + 60
     while True:
         try:
@@ -207,6 +209,15 @@ def stop(proc):
 
 
 CALLBACK_PORT = int(os.environ["BENCH_CALLBACK_PORT"])
+STARTED = []  # every process started here, stopped on exit whatever happens
+
+
+@atexit.register
+def stop_all():
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 results = {}
 
 
@@ -263,6 +274,7 @@ def reference_run():
     out = open(f"{WORK}/reference.log", "w")
     proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "bench_small_reference.py"), AMQP, queue, db, str(REF_THREADS)],
                             env=env, stdout=subprocess.PIPE, stderr=out, text=True)
+    STARTED.append(proc)
     proc.stdout.readline()
     t0, c0 = time.time(), cpu_ticks(proc.pid)
     t1 = wait_count(db, "SELECT count(*) FROM ref_jobs WHERE job_id LIKE 'pre-%%' AND state = 'uploaded'", (), N, proc)
@@ -290,7 +302,9 @@ def fleet_run():
     stop(proc)
     preload(f"{prefix}.jobs", "pre", FLEET_JOBS)
     before = stats()
-    procs = [start_worker(db, prefix, limits, CALLBACK_PORT if i == 0 else free_port(), f"fleet-{i}") for i in range(FLEET_PROCS)]
+    # Eight jobs at a time each are plenty for 150 jobs/s, and keep the three pools small.
+    conc = {"VOD_INGEST_CONCURRENCY": os.environ.get("BENCH_FLEET_CONCURRENCY", "8")}
+    procs = [start_worker(db, prefix, limits, CALLBACK_PORT if i == 0 else free_port(), f"fleet-{i}", conc) for i in range(FLEET_PROCS)]
     wait_count(db, "SELECT count(*) FROM ingest_jobs WHERE state IN ('uploaded','completed')", (), FLEET_JOBS, procs[0])
     after = stats()
     for p in procs:
