@@ -660,15 +660,60 @@ impl JobStore {
         media_id: &str,
         confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
-        let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT job_id, kind, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
+        // The common case, a worker's job waiting in `uploaded`, completes in the statement
+        // that locks the row; every other case is decided below on what it locked.
+        #[allow(clippy::type_complexity)]
+        let row: Option<(
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        )> = sqlx::query_as(
+            "WITH cur AS (
+                    SELECT ctid AS row_id, job_id, kind, state, max_file_size FROM ingest_jobs
+                    WHERE media_id = $1 FOR UPDATE),
+                 j AS (
+                    UPDATE ingest_jobs SET state = 'completed', updated_at = now(),
+                        lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
+                        bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
+                    FROM cur
+                    WHERE ingest_jobs.ctid = cur.row_id AND cur.state = 'uploaded'
+                      AND NOT (cur.max_file_size IS NOT NULL AND $2::bigint IS NOT NULL
+                               AND $2::bigint > cur.max_file_size)
+                    RETURNING ingest_jobs.job_id, ingest_jobs.media_id),
+                 e AS (
+                    INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+                    SELECT job_id, 'uploaded', 'completed', media_id,
+                        jsonb_build_object('via', $3::text, 'size', $2::bigint)
+                    FROM j
+                    RETURNING at)
+                 SELECT cur.job_id, cur.kind, cur.state, cur.max_file_size,
+                        (SELECT media_id FROM j), (SELECT at FROM e)
+                 FROM cur",
         )
         .bind(media_id)
+        .bind(confirmation.size.map(|s| s as i64))
+        .bind(confirmation.via)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some((job_id, kind, previous, max_file_size)) = row else {
+        let Some((job_id, kind, previous, max_file_size, completed_media, completed_at)) = row
+        else {
             return Ok(None);
         };
+        if let Some(at) = completed_at {
+            return Ok(Some(Transition {
+                job_id,
+                kind,
+                state: JobState::Completed,
+                previous_state: Some(JobState::Uploaded),
+                media_id: completed_media,
+                error_code: None,
+                error_message: None,
+                at,
+            }));
+        }
         // VOD cannot be asked about attached media yet, so their size is not waited for.
         let size_can_be_asked = kind != JobKind::AttachedMedia.as_str();
         let previous: JobState = previous.parse().expect("constrained");
