@@ -307,7 +307,7 @@ impl EventPublisher {
 }
 
 /// Least time between two outbox passes after a wake-up: what an event may wait for company.
-const OUTBOX_PACE: std::time::Duration = std::time::Duration::from_millis(5);
+const OUTBOX_PACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// History rows one outbox pass takes.
 const OUTBOX_BATCH: i64 = 1000;

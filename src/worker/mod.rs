@@ -91,6 +91,10 @@ fn default_owner() -> String {
 /// Jobs one claim statement takes at most.
 const MAX_CLAIM: usize = 64;
 
+/// With jobs waiting, a claim waits up to `CLAIM_GATHER` for `MIN_CLAIM` free slots.
+const MIN_CLAIM: usize = 4;
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 /// Retry delay for the `attempt`-th failure: exponential with jitter, capped.
 pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32);
@@ -138,16 +142,29 @@ impl Worker {
         tracing::info!(owner = %self.config.owner, concurrency = self.config.concurrency, "worker started");
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
         let mut jobs = tokio::task::JoinSet::new();
+        let mut backlog = false;
         while !intake.is_cancelled() {
             let first = tokio::select! {
                 _ = intake.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore stays open"),
             };
             let mut permits = vec![first];
-            while permits.len() < MAX_CLAIM {
-                match slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
+            // Slots free up one job at a time: while jobs are waiting (the last claim filled
+            // every slot it had), let a few more free up, so one statement claims for several.
+            let gather_until = tokio::time::Instant::now() + CLAIM_GATHER;
+            loop {
+                while permits.len() < MAX_CLAIM {
+                    match slots.clone().try_acquire_owned() {
+                        Ok(p) => permits.push(p),
+                        Err(_) => break,
+                    }
+                }
+                if !backlog || permits.len() >= MIN_CLAIM || permits.len() >= MAX_CLAIM {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(gather_until) => break,
+                    permit = slots.clone().acquire_owned() => permits.push(permit.expect("the semaphore stays open")),
                 }
             }
             match self
@@ -156,6 +173,7 @@ impl Worker {
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
+                    backlog = claimed.len() == permits.len();
                     for (lease, transition) in claimed {
                         let _ = self.transitions.send(transition);
                         let permit = permits.pop().expect("no more jobs than permits");
@@ -167,6 +185,7 @@ impl Worker {
                     }
                 }
                 Ok(_) => {
+                    backlog = false;
                     drop(permits);
                     tokio::select! {
                         _ = intake.cancelled() => {}
