@@ -53,6 +53,13 @@ def stats():
     return http("GET", "/_emulator/stats")
 
 
+def machine_busy():
+    """Busy CPU ticks of the whole machine (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -239,7 +246,7 @@ def vod_ingest_run():
     preload(f"{prefix}.jobs", "pre", N)
     throttled0 = throttled_total()
     proc = start_worker(db, prefix, WORKER_LIMITS, CALLBACK_PORT, "vod-ingest")
-    t0, c0 = time.time(), cpu_ticks(proc.pid)
+    t0, c0, m0 = time.time(), cpu_ticks(proc.pid), machine_busy()
     if os.environ.get("BENCH_PERF"):  # profile the worker for a few seconds (perf record)
         subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(proc.pid), "-o", os.environ["BENCH_PERF"], "--", "sleep", "6"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -251,7 +258,7 @@ def vod_ingest_run():
         subprocess.run(f"ls -l /proc/{proc.pid}/fd > {os.environ['BENCH_STRACE']}.fds; ss -tnp | grep pid={proc.pid}, > {os.environ['BENCH_STRACE']}.ss", shell=True)
     t_up = wait_count(db, "SELECT count(*) FROM ingest_jobs WHERE job_id LIKE 'pre-%%' AND state IN ('uploaded','completed')", (), N, proc)
     t1 = t_up if no_callbacks else wait_count(db, "SELECT count(*) FROM ingest_jobs WHERE job_id LIKE 'pre-%%' AND state = 'completed'", (), N, proc)
-    c1 = cpu_ticks(proc.pid)
+    c1, m1 = cpu_ticks(proc.pid), machine_busy()
     # Events: every transition reached the events exchange (published_at set).
     log(f"vod-ingest: offering {RATE:g} jobs/s for {LAT_SECS:g} s...")
     sent = offer(f"{prefix}.jobs", "lat", RATE, LAT_SECS)
@@ -263,7 +270,8 @@ def vod_ingest_run():
             time.sleep(0.1)
     stop(proc)
     results["vod-ingest"] = dict(jobs_s=N / (t1 - t0), up_s=N / (t_up - t0), cpu_ms=(c1 - c0) / CLK * 1000 / N,
-                                 p50=p50, p99=p99, throttled=throttled_total() - throttled0, unpublished=unpub)
+                                 p50=p50, p99=p99, throttled=throttled_total() - throttled0, unpublished=unpub,
+                                 machine=(m1 - m0) / CLK / (t1 - t0))
 
 
 def reference_run():
@@ -347,6 +355,11 @@ for name in ("vod-ingest", "reference"):
     end = "completed" if name == "vod-ingest" else "uploaded"
     print(f"{name:12}{r['jobs_s']:9.1f}{r['up_s']:13.1f}{r['cpu_ms']:12.3f}{1000 / r['cpu_ms']:12.0f}{r['p50']:8.3f}{r['p99']:8.3f}{r['throttled']:11d}   (jobs/s to {end})")
 v = results["vod-ingest"]
+cores = os.cpu_count() or 1
+print(f"machine busy during the vod-ingest run: {v['machine']:.2f} of {cores} cores (worker, emulator, PostgreSQL, RabbitMQ, "
+      f"the bench's poller and anything else); load average now {open('/proc/loadavg').read().split()[0]}")
+if v["machine"] > cores * 0.98:
+    print("NOTE: the machine was saturated: jobs/s is bound by the shared cores; rerun on a quiet machine")
 if v["unpublished"]:
     print(f"WARNING: {v['unpublished']} history rows were not published on the events exchange")
 ok = lambda c: "PASS" if c else "FAIL"
