@@ -366,9 +366,10 @@ impl Worker {
             .await?;
 
         let session = upload::Session::new(self, job, token, &message, size, ticket);
-        let reporter = session.report_progress();
-        let result = session.run(&source).await;
-        drop(reporter);
+        let result = tokio::select! {
+            r = session.run(&source) => r,
+            _ = session.write_progress() => unreachable!("progress is written until the upload ends"),
+        };
         if result.is_ok() {
             metrics::counter!("vod_ingest_bytes_uploaded_total").increment(size);
         }
