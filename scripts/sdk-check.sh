@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Checks the emulator against Alibaba Cloud's official Python SDKs (aliyun-python-sdk-core,
-# -vod, -sts and oss2), used unmodified: see scripts/sdk_check.py.
+# Checks the emulator against Alibaba Cloud's official Python SDKs, used unmodified: the classic
+# ones (aliyun-python-sdk-core, -vod, -sts; signature V1) and oss2 in scripts/sdk_check.py, and
+# today's V2.0 SDKs (alibabacloud-vod20170321, alibabacloud-sts20150401; signature V3, their
+# defaults) in scripts/sdk_check_v2.py.
 #
 # Usage: scripts/sdk-check.sh
 #   EMULATOR_CMD   command that starts the emulator; it gets `--listen 127.0.0.1:PORT
@@ -18,8 +20,10 @@ venv="${SDK_VENV:-$target_dir/sdk-venv}"
 if [[ ! -x "$venv/bin/python" ]]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkvod, aliyunsdksts, oss2' 2>/dev/null; then
-    if ! "$venv/bin/pip" install --quiet aliyun-python-sdk-core aliyun-python-sdk-vod aliyun-python-sdk-sts oss2; then
+# The V2.0 SDKs (signature V3) are pinned: they are what sdk_check_v2.py was written against.
+if ! "$venv/bin/python" -c 'import aliyunsdkcore, aliyunsdkvod, aliyunsdksts, oss2, alibabacloud_vod20170321, alibabacloud_sts20150401' 2>/dev/null; then
+    if ! "$venv/bin/pip" install --quiet aliyun-python-sdk-core aliyun-python-sdk-vod aliyun-python-sdk-sts oss2 \
+        alibabacloud-vod20170321==3.12.1 alibabacloud-sts20150401==1.2.0; then
         if [[ "${SDK_CHECK_OPTIONAL:-0}" == 1 ]]; then
             echo "sdk-check: SKIPPED: the official SDKs could not be installed from PyPI" >&2
             exit 0
@@ -59,4 +63,8 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-EMULATOR_ENDPOINT="127.0.0.1:$port" "$venv/bin/python" scripts/sdk_check.py
+status=0
+EMULATOR_ENDPOINT="127.0.0.1:$port" "$venv/bin/python" scripts/sdk_check.py || status=1
+# Today's official SDKs, signature V3, on their defaults.
+EMULATOR_ENDPOINT="127.0.0.1:$port" "$venv/bin/python" scripts/sdk_check_v2.py || status=1
+exit "$status"

@@ -42,6 +42,8 @@ pub struct VodSettings {
     /// VOD calls per second per action, shared by every process on the database
     /// (`VOD_INGEST_VOD_RATE_LIMITS`).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// V1 or V3 (`VOD_INGEST_SIGNATURE_VERSION`).
+    pub signature_version: crate::vod::SignatureVersion,
 }
 
 impl VodSettings {
@@ -52,7 +54,8 @@ impl VodSettings {
                 self.access_key_secret.clone(),
                 role_arn.clone(),
                 self.role_session_name.clone(),
-                StsClient::new(self.sts_endpoint.clone(), self.region.clone(), http.clone()),
+                StsClient::new(self.sts_endpoint.clone(), self.region.clone(), http.clone())
+                    .with_signature_version(self.signature_version),
             ),
             (None, Some(token)) => CredentialProvider::sts_token(
                 self.access_key_id.clone(),
@@ -73,6 +76,7 @@ impl VodSettings {
             credentials,
             http,
         )
+        .with_signature_version(self.signature_version)
     }
 }
 
@@ -414,7 +418,8 @@ async fn start_with(
                 config.vod.sts_endpoint.clone(),
                 config.vod.region.clone(),
                 http_client.clone(),
-            );
+            )
+            .with_signature_version(config.vod.signature_version);
             Arc::new(TokenIssuer::new(
                 settings,
                 sts,

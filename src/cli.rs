@@ -110,6 +110,10 @@ pub struct VodArgs {
     /// `off`, or `Action=N,...` (unnamed actions keep the documented 120; `Action=0` lifts one).
     #[arg(long, env = "VOD_INGEST_VOD_RATE_LIMITS", default_value = "")]
     pub vod_rate_limits: String,
+    /// Signature for VOD and STS calls: `v1` (HMAC-SHA1, the classic SDKs') or `v3`
+    /// (ACS3-HMAC-SHA256, today's V2.0 SDKs').
+    #[arg(long, env = "VOD_INGEST_SIGNATURE_VERSION", default_value = "v1")]
+    pub signature_version: crate::vod::SignatureVersion,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -292,6 +296,15 @@ pub struct RunArgs {
     /// Seconds a job may wait in `uploaded` for its callback before the reconciler asks VOD.
     #[arg(long, env = "VOD_INGEST_RECONCILE_AFTER_SECS", default_value_t = 120)]
     pub reconcile_after_secs: u64,
+    /// Seconds after its completion a video may go without a processing outcome (playable or
+    /// transcode failed) before the reconciler asks VOD for its status.
+    #[arg(long, env = "VOD_INGEST_PROCESSING_GRACE_SECS", default_value_t = 600)]
+    pub processing_grace_secs: u64,
+    /// Checks in a row (one per reconciler interval) that find a media missing in VOD, or its
+    /// upload failed, before the job ends failed (MediaNotFound / UploadFailed).
+    #[arg(long, env = "VOD_INGEST_RECONCILE_MISSING_CHECKS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reconcile_missing_checks: u32,
     /// On SIGTERM or SIGINT: seconds the jobs in flight get to finish before they are
     /// released to other workers (new jobs are not taken from the first signal on).
     #[arg(long, env = "VOD_INGEST_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
@@ -572,6 +585,7 @@ impl VodArgs {
             role_arn: self.role_arn.clone().filter(|r| !r.trim().is_empty()),
             role_session_name: self.role_session_name.clone(),
             timeout: Duration::from_secs(30),
+            signature_version: self.signature_version,
         })
     }
 }
@@ -728,6 +742,8 @@ impl RunArgs {
             reconciler: (!self.no_reconciler).then(|| ReconcilerConfig {
                 grace: Duration::from_secs(self.reconcile_after_secs),
                 client_upload_timeout: Duration::from_secs(self.client_upload_timeout_secs),
+                processing_grace: Duration::from_secs(self.processing_grace_secs),
+                missing_checks: self.reconcile_missing_checks,
                 ..Default::default()
             }),
         })

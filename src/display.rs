@@ -1,6 +1,6 @@
 //! How jobs are shown to operators: the CLI and the demo print through these.
 
-use crate::jobs::{Job, JobEvent, JobState};
+use crate::jobs::{Job, JobEvent, JobState, MediaDetail};
 
 pub fn describe_event(e: &JobEvent) -> String {
     let mut line = format!(
@@ -11,6 +11,9 @@ pub fn describe_event(e: &JobEvent) -> String {
     );
     if let Some(m) = &e.media_id {
         line.push_str(&format!("  media_id={m}"));
+    }
+    if let Some(m) = &e.milestone {
+        line = format!("{}  media.{m}", e.at.format("%H:%M:%S%.3f"),);
     }
     if let Some(c) = &e.error_code {
         line.push_str(&format!(
@@ -78,6 +81,9 @@ pub fn print_job(job: &Job, history: &[JobEvent]) {
     if !job.superseded_media_ids.is_empty() {
         println!("superseded: {}", job.superseded_media_ids.join(", "));
     }
+    if let Some(line) = media_line(job) {
+        println!("media:      {line}");
+    }
     println!("source:     {}", job.source);
     match &job.api_key_id {
         Some(key) => println!("origin:     {} (API key {key})", job.origin),
@@ -113,11 +119,68 @@ pub fn print_job(job: &Job, history: &[JobEvent]) {
     }
 }
 
+/// VOD's side after the upload in one line: `Normal (playable): LD-mp4 SD-mp4`,
+/// `TranscodeFail: InvalidParameter.ResourceContentBad: ...`, `Transcoding: analysed, snapshot, 1/3 streams`.
+pub fn media_line(job: &Job) -> Option<String> {
+    let status = job.media_status.as_deref()?;
+    let detail = MediaDetail::from_json(&job.media_detail);
+    let streams: Vec<&str> = detail
+        .streams
+        .iter()
+        .filter(|(_, s)| s.succeeded())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut steps = Vec::new();
+    if let Some(a) = &detail.analysis {
+        steps.push(if a.succeeded() {
+            "analysed".to_owned()
+        } else {
+            "analysis failed".to_owned()
+        });
+    }
+    if detail.snapshot.as_ref().is_some_and(|s| s.succeeded()) {
+        steps.push("snapshot".to_owned());
+    }
+    if !detail.streams.is_empty() {
+        steps.push(format!("streams {}", streams.join(" ")));
+    }
+    if let Some(a) = &detail.audit {
+        steps.push(format!("audit {}", a.status));
+    }
+    let reason = detail
+        .transcode
+        .as_ref()
+        .filter(|t| !t.succeeded())
+        .map(|t| {
+            format!(
+                "{}: {}",
+                t.info
+                    .get("error_code")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("TranscodeFail"),
+                t.info
+                    .get("error_message")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            )
+        });
+    let mut line = match status {
+        "Normal" if job.kind == "video" => "Normal (playable)".to_owned(),
+        other => other.to_owned(),
+    };
+    if let Some(reason) = reason {
+        line.push_str(&format!(": {reason}"));
+    } else if !steps.is_empty() {
+        line.push_str(&format!(": {}", steps.join(", ")));
+    }
+    Some(line)
+}
+
 /// A fixed-width table of jobs.
 pub fn jobs_table(jobs: &[Job]) -> String {
     let mut out = format!(
-        "{:<38} {:<15} {:<6} {:<15} {:<34} {}\n",
-        "JOB_ID", "KIND", "ORIGIN", "STATE", "MEDIA_ID", "PROGRESS / ERROR"
+        "{:<38} {:<15} {:<6} {:<15} {:<34} {:<13} {}\n",
+        "JOB_ID", "KIND", "ORIGIN", "STATE", "MEDIA_ID", "MEDIA_STATUS", "PROGRESS / ERROR"
     );
     for job in jobs {
         let tail = match (&job.last_error_code, job.state()) {
@@ -132,13 +195,18 @@ pub fn jobs_table(jobs: &[Job]) -> String {
             ),
             _ => progress_bar(job.bytes_uploaded, job.bytes_total),
         };
+        let tail = match (job.state(), job.media_status.as_deref()) {
+            (JobState::Completed, Some("TranscodeFail")) => media_line(job).unwrap_or(tail),
+            _ => tail,
+        };
         out.push_str(&format!(
-            "{:<38} {:<15} {:<6} {:<15} {:<34} {}\n",
+            "{:<38} {:<15} {:<6} {:<15} {:<34} {:<13} {}\n",
             job.job_id,
             job.kind,
             job.origin,
             job.state,
             job.media_id.as_deref().unwrap_or("-"),
+            job.media_status.as_deref().unwrap_or("-"),
             tail
         ));
     }

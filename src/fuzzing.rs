@@ -24,6 +24,8 @@ pub struct CallbackEvent {
     pub media_id: Option<String>,
     pub succeeded: bool,
     pub size: Option<u64>,
+    pub event_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub extend: Option<serde_json::Value>,
 }
 
 pub fn parse_callback_event(body: &[u8]) -> Option<CallbackEvent> {
@@ -32,6 +34,8 @@ pub fn parse_callback_event(body: &[u8]) -> Option<CallbackEvent> {
         media_id: e.media_id,
         succeeded: e.succeeded,
         size: e.size,
+        event_time: e.event_time,
+        extend: e.extend,
     })
 }
 

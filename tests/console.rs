@@ -95,10 +95,12 @@ async fn jobs_in_every_state(app: &TestApp, big_mib: usize, delay_ms: u64) -> Fi
     .await;
     app.wait_for_state(f.retrying, JobState::Retrying).await;
 
-    // The callback is lost and no reconciler runs: the job waits in `uploaded`.
+    // The callback is lost and no reconciler runs: the job waits in `uploaded`. (No
+    // transcoding, so no processing event comes later to complete it.)
     app.set_faults(json!({"callback_drop": true})).await;
     app.publish(
         json!({"job_id": f.uploaded, "kind": "video", "title": "Waiting for VOD",
+        "template_group_id": "VOD_NO_TRANSCODE",
         "source": video("uploaded.mp4", &pattern(60_000, 4))}),
     )
     .await;

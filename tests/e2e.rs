@@ -277,3 +277,35 @@ async fn every_transition_is_published_on_the_events_exchange() {
     let _ = conn.close(200, "done").await;
     app.stop().await;
 }
+
+/// The same pipeline with our client signing V3 (`VOD_INGEST_SIGNATURE_VERSION=v3`): every VOD
+/// call the worker makes is verified by the emulator's V3 path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_complete_with_signature_v3() {
+    let app = TestApp::spawn_with(common::TestAppOptions {
+        signature_version: vod_ingest::vod::SignatureVersion::V3,
+        ..Default::default()
+    })
+    .await;
+    let video = pattern(1024 * 1024 + 3, 7);
+    let image = pattern(10_000, 8);
+    app.publish(
+        json!({"job_id": "v3-video", "kind": "video", "title": "V3 测试 a+b",
+        "source": path_str(&app.media_file("v3 movie.mp4", &video))}),
+    )
+    .await;
+    app.publish(json!({"job_id": "v3-image", "kind": "image",
+        "source": path_str(&app.media_file("v3.png", &image))}))
+        .await;
+    for (job_id, bytes) in [("v3-video", &video), ("v3-image", &image)] {
+        let job = app.wait_for_state(job_id, JobState::Completed).await;
+        assert_eq!(&app.object_bytes(&job), bytes, "{job_id}");
+    }
+    let stats = app.emulator.as_ref().unwrap().stats();
+    assert!(
+        stats.signatures.get("v3").copied().unwrap_or(0) >= 2,
+        "{stats:?}"
+    );
+    assert_eq!(stats.signatures.get("v1"), None, "{stats:?}");
+    app.stop().await;
+}

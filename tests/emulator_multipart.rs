@@ -389,3 +389,92 @@ async fn credentials_expiring_mid_upload_are_refreshed() {
         .await
     );
 }
+
+/// A restarted emulator on the same data directory keeps its media, the STS credentials it
+/// issued and multipart uploads in progress (`data_dir/.emulator-state.json`).
+#[tokio::test]
+async fn a_restart_loses_nothing_it_issued() {
+    let e = start().await;
+    let up = create_video(&e, &[]).await;
+    let creds = Creds::from_upload_auth(&up.auth);
+    let (bucket, key) = (up.address.bucket.clone(), up.address.file_name.clone());
+    let id = initiate(&e, &bucket, &key, &creds).await;
+    let first = data(102_400);
+    let resp = upload_part(&e, &bucket, &key, &creds, &id, "1", first.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let etag1 = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let sts = call(
+        &e,
+        &Creds::root(),
+        "AssumeRole",
+        STS,
+        &[
+            ("RoleArn", "acs:ram::1234567890123456:role/r"),
+            ("RoleSessionName", "restart"),
+        ],
+    )
+    .await;
+    assert_eq!(sts.0, 200, "{}", sts.1);
+    let c = &sts.1["Credentials"];
+    let sts = Creds {
+        id: c["AccessKeyId"].as_str().unwrap().into(),
+        secret: c["AccessKeySecret"].as_str().unwrap().into(),
+        token: Some(c["SecurityToken"].as_str().unwrap().into()),
+    };
+
+    let Emu { emu, dir, http } = e;
+    emu.shutdown().await;
+    assert!(dir.path().join(".emulator-state.json").exists());
+    let config = vod_ingest::emulator::EmulatorConfig::new(dir.path().to_path_buf());
+    let e = Emu {
+        emu: vod_ingest::emulator::start(config).await.unwrap(),
+        dir,
+        http,
+    };
+
+    // The media is still there, and STS credentials issued before the restart still sign.
+    let info = call(&e, &sts, "GetVideoInfo", VOD, &[("VideoId", &up.id)]).await;
+    assert_eq!(info.0, 200, "{}", info.1);
+    assert_eq!(info.1["Video"]["VideoId"], up.id.as_str());
+    assert_eq!(info.1["Video"]["Status"], "Uploading");
+    // The multipart upload goes on with the same upload credential and completes.
+    let second = data(10);
+    let resp = upload_part(&e, &bucket, &key, &creds, &id, "2", second.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let etag2 = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let resp = complete(
+        &e,
+        &bucket,
+        &key,
+        &creds,
+        &id,
+        complete_body(&[(1, &etag1), (2, &etag2)]),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let mut whole = first;
+    whole.extend_from_slice(&second);
+    let resp = OssCall::new("GET", &bucket, &key, Some(&creds))
+        .send(&e)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), whole);
+    let info = vod(&e, "GetVideoInfo", &[("VideoId", &up.id)]).await;
+    assert_eq!(info.1["Video"]["Status"], "UploadSucc", "{}", info.1);
+
+    // And once more: the completed object and status survive too.
+    let Emu { emu, dir, http } = e;
+    emu.shutdown().await;
+    let config = vod_ingest::emulator::EmulatorConfig::new(dir.path().to_path_buf());
+    let e = Emu {
+        emu: vod_ingest::emulator::start(config).await.unwrap(),
+        dir,
+        http,
+    };
+    let resp = OssCall::new("HEAD", &bucket, &key, Some(&creds))
+        .send(&e)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let info = vod(&e, "GetVideoInfo", &[("VideoId", &up.id)]).await;
+    assert_ne!(info.1["Video"]["Status"], "Uploading", "{}", info.1);
+}

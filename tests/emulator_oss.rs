@@ -865,7 +865,8 @@ async fn image_and_attached_callbacks_go_to_the_default_url_unsigned() {
 async fn failing_callbacks_are_tried_three_times_then_dropped() {
     let (url, got) = receiver(500).await;
     let e = start_with(|c| c.callback_url = Some(url.clone())).await;
-    let up = create_video(&e, &[]).await;
+    // No transcoding: the upload event is the only one.
+    let up = create_video(&e, &[("TemplateGroupId", "VOD_NO_TRANSCODE")]).await;
     let creds = Creds::from_upload_auth(&up.auth);
     let started = std::time::Instant::now();
     let resp = OssCall::new(
@@ -902,7 +903,9 @@ async fn callback_faults_drop_and_duplicate() {
     let (url, got) = receiver(200).await;
     let e = start_with(|c| c.callback_url = Some(url.clone())).await;
     set_faults(&e, json!({"callback_drop": true})).await;
-    let up = create_video(&e, &[]).await;
+    // No transcoding: the upload events are the only ones.
+    let no_transcode = [("TemplateGroupId", "VOD_NO_TRANSCODE")];
+    let up = create_video(&e, &no_transcode).await;
     let put = |up: &Upload| {
         let creds = Creds::from_upload_auth(&up.auth);
         let (b, k) = (up.address.bucket.clone(), up.address.file_name.clone());
@@ -922,7 +925,7 @@ async fn callback_faults_drop_and_duplicate() {
         json!({"callback_drop": false, "callback_duplicate": true}),
     )
     .await;
-    let up = create_video(&e, &[]).await;
+    let up = create_video(&e, &no_transcode).await;
     put(&up).await;
     assert!(
         wait_for(Duration::from_secs(5), || async {

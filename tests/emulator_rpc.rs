@@ -1097,6 +1097,7 @@ async fn injected_failures_and_stats() {
         .unwrap();
     assert_eq!(stats.requests.get("CreateUploadVideo"), Some(&2));
     assert_eq!(stats.requests.get("Unknown"), Some(&1));
+    assert_eq!(stats.injected_failures.get("CreateUploadVideo"), Some(&1));
     assert_eq!(e.emu.stats().requests, stats.requests);
     let faults = set_faults(&e, json!({"delay_ms": 0})).await;
     assert_eq!(faults["fail_next"], json!([]));
@@ -1146,4 +1147,438 @@ fn the_emulator_command_takes_the_roles_maximum_session_duration() {
         ]),
         43200
     );
+}
+
+/// GetVideoInfos, GetImageInfos and GetAttachedMediaInfo: up to 20 ids, found ones in the
+/// list, the rest in NonExist*Ids; a media of another kind does not exist for the call.
+#[tokio::test]
+async fn batch_reads_answer_found_and_missing_ids() {
+    let e = start().await;
+    let v1 = create_video(&e, &[]).await.id;
+    let v2 = create_video(&e, &[]).await.id;
+    let img = vod(&e, "CreateUploadImage", &[("ImageType", "default")]).await;
+    let img = img.1["ImageId"].as_str().unwrap().to_owned();
+    let att = vod(
+        &e,
+        "CreateUploadAttachedMedia",
+        &[("BusinessType", "subtitle"), ("MediaExt", "vtt")],
+    )
+    .await;
+    let att = att.1["MediaId"].as_str().unwrap().to_owned();
+    let unknown = "ffffffffffffffffffffffffffffffff";
+
+    let ids = format!("{v1},{unknown},{v2},{img}");
+    let resp = vod(&e, "GetVideoInfos", &[("VideoIds", &ids)]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let found: Vec<&str> = resp.1["VideoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VideoId"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec![v1.as_str(), v2.as_str()]);
+    assert_eq!(resp.1["VideoList"][0]["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistVideoIds"], json!([unknown, img]));
+
+    let resp = vod(&e, "GetImageInfos", &[("ImageIds", &format!("{img},{v1}"))]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_eq!(resp.1["ImageInfo"][0]["ImageId"], img.as_str());
+    assert_eq!(resp.1["ImageInfo"][0]["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistImageIds"], json!([v1]));
+
+    let resp = vod(
+        &e,
+        "GetAttachedMediaInfo",
+        &[("MediaIds", &format!("{att},{unknown}"))],
+    )
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let a = &resp.1["AttachedMediaList"][0];
+    assert_eq!(a["MediaId"], att.as_str());
+    assert_eq!(a["BusinessType"], "subtitle");
+    assert_eq!(a["Status"], "Uploading");
+    assert_eq!(resp.1["NonExistMediaIds"], json!([unknown]));
+
+    // 21 ids are one too many, with the real code; 20 are fine.
+    let many: Vec<String> = (0..21).map(|i| format!("{i:032x}")).collect();
+    for (action, param) in [
+        ("GetVideoInfos", "VideoIds"),
+        ("GetImageInfos", "ImageIds"),
+        ("GetAttachedMediaInfo", "MediaIds"),
+    ] {
+        let resp = vod(&e, action, &[(param, &many.join(","))]).await;
+        assert_rpc_error(&resp, 400, &format!("LimitExceeded.{param}"));
+        assert_eq!(
+            resp.1["Message"],
+            format!("The input parameter \"{param}\" Exceed the limit.")
+        );
+        let resp = vod(&e, action, &[(param, &many[..20].join(","))]).await;
+        assert_eq!(resp.0, 200, "{action}: {}", resp.1);
+        assert_rpc_error(&vod(&e, action, &[]).await, 400, &format!("Missing{param}"));
+    }
+}
+#[tokio::test]
+async fn faults_refuse_unknown_fields_and_name_them() {
+    let e = start().await;
+    for (body, field) in [
+        (json!({"callback_dorp": true}), "callback_dorp"),
+        (
+            json!({"fail_next": [{"action": "PutObject", "code": "X", "status": 500, "statsu": 1}]}),
+            "statsu",
+        ),
+    ] {
+        let resp = e
+            .http
+            .put(format!("{}/_emulator/faults", e.emu.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], "InvalidFaults");
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{message}"
+        );
+        assert!(message.contains("expected one of"), "{message}");
+    }
+    // Nothing was applied.
+    let faults = set_faults(&e, json!({})).await;
+    assert_eq!(faults["callback_drop"], false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signature V3 (ACS3-HMAC-SHA256), as the V2.0 SDKs send it
+// ---------------------------------------------------------------------------------------------
+
+struct V3Call<'a> {
+    creds: Creds,
+    action: &'a str,
+    version: &'a str,
+    query: Vec<(&'a str, &'a str)>,
+    body: Vec<u8>,
+    date: String,
+    nonce: String,
+    /// Headers left out of SignedHeaders (still sent).
+    unsigned: Vec<&'a str>,
+    /// Overrides x-acs-content-sha256 (still signed).
+    content_sha256: Option<String>,
+}
+
+impl<'a> V3Call<'a> {
+    fn new(creds: Creds, action: &'a str, version: &'a str, query: &[(&'a str, &'a str)]) -> Self {
+        Self {
+            creds,
+            action,
+            version,
+            query: query.to_vec(),
+            body: Vec::new(),
+            date: now_timestamp(),
+            nonce: uuid::Uuid::new_v4().simple().to_string(),
+            unsigned: Vec::new(),
+            content_sha256: None,
+        }
+    }
+
+    async fn send(&self, e: &Emu) -> (u16, serde_json::Value) {
+        let host = e.emu.addr().to_string();
+        let hash = self
+            .content_sha256
+            .clone()
+            .unwrap_or_else(|| sign::v3::hex_sha256(&self.body));
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), host),
+            ("x-acs-action".into(), self.action.into()),
+            ("x-acs-version".into(), self.version.into()),
+            ("x-acs-date".into(), self.date.clone()),
+            ("x-acs-signature-nonce".into(), self.nonce.clone()),
+            ("x-acs-content-sha256".into(), hash.clone()),
+        ];
+        if let Some(token) = &self.creds.token {
+            headers.push(("x-acs-accesskey-id".into(), self.creds.id.clone()));
+            headers.push(("x-acs-security-token".into(), token.clone()));
+        }
+        let query: std::collections::BTreeMap<String, String> = self
+            .query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let signed: Vec<String> = headers
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !self.unsigned.contains(&k.as_str()))
+            .collect();
+        let input = sign::v3::CanonicalInput {
+            method: "POST",
+            query: &query,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            signed_headers: &signed,
+            hashed_payload: &hash,
+        };
+        let (authorization, _) = sign::v3::sign(&input, &self.creds.id, &self.creds.secret);
+        let mut url = url::Url::parse(&e.emu.base_url()).unwrap();
+        url.set_query(Some(&sign::v3::canonical_query(&query)));
+        let mut req = e
+            .http
+            .post(url)
+            .header("authorization", authorization)
+            .body(self.body.clone());
+        for (k, v) in &headers {
+            if k != "host" {
+                req = req.header(k.as_str(), v.as_str());
+            }
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn v3_signed_calls_work_for_vod_and_sts() {
+    let e = start().await;
+    let resp = V3Call::new(
+        Creds::root(),
+        "CreateUploadVideo",
+        VOD,
+        &[
+            ("Title", "v3 测试 a+b*c~d/e"),
+            ("FileName", "dir with space/ü clip.mp4"),
+        ],
+    )
+    .send(&e)
+    .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let video_id = resp.1["VideoId"].as_str().unwrap().to_owned();
+
+    // STS answers as STS (told apart by x-acs-version), with a form body covered by the hash.
+    let mut call = V3Call::new(Creds::root(), "AssumeRole", STS, &[]);
+    call.body = b"RoleArn=acs%3Aram%3A%3A1%3Arole%2Fr&RoleSessionName=v3-test".to_vec();
+    let resp = {
+        // The form body needs its content type; send by hand through the same signer.
+        let (s, v) = call_form(&e, &call).await;
+        (s, v)
+    };
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    let c = &resp.1["Credentials"];
+    let sts = Creds {
+        id: c["AccessKeyId"].as_str().unwrap().into(),
+        secret: c["AccessKeySecret"].as_str().unwrap().into(),
+        token: Some(c["SecurityToken"].as_str().unwrap().into()),
+    };
+    let resp = V3Call::new(sts.clone(), "GetVideoInfo", VOD, &[("VideoId", &video_id)])
+        .send(&e)
+        .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_eq!(resp.1["Video"]["VideoId"], video_id.as_str());
+
+    // STS credentials: a garbled token and an unsigned token header are refused.
+    let mut garbled = sts.clone();
+    garbled.token = Some(format!("{}x", sts.token.clone().unwrap()));
+    let resp = V3Call::new(garbled, "GetVideoInfo", VOD, &[("VideoId", &video_id)])
+        .send(&e)
+        .await;
+    assert_rpc_error(&resp, 400, "InvalidSecurityToken.Malformed");
+    let mut call = V3Call::new(sts, "GetVideoInfo", VOD, &[("VideoId", &video_id)]);
+    call.unsigned = vec!["x-acs-security-token"];
+    assert_rpc_error(&call.send(&e).await, 400, "IncompleteSignature");
+}
+
+/// Like `V3Call::send`, with `content-type: application/x-www-form-urlencoded` signed.
+async fn call_form(e: &Emu, call: &V3Call<'_>) -> (u16, serde_json::Value) {
+    let host = e.emu.addr().to_string();
+    let hash = sign::v3::hex_sha256(&call.body);
+    let headers: Vec<(String, String)> = vec![
+        (
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ),
+        ("host".into(), host),
+        ("x-acs-action".into(), call.action.into()),
+        ("x-acs-version".into(), call.version.into()),
+        ("x-acs-date".into(), call.date.clone()),
+        ("x-acs-signature-nonce".into(), call.nonce.clone()),
+        ("x-acs-content-sha256".into(), hash.clone()),
+    ];
+    let query = std::collections::BTreeMap::new();
+    let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let input = sign::v3::CanonicalInput {
+        method: "POST",
+        query: &query,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        signed_headers: &signed,
+        hashed_payload: &hash,
+    };
+    let (authorization, _) = sign::v3::sign(&input, &call.creds.id, &call.creds.secret);
+    let mut req = e
+        .http
+        .post(format!("{}/", e.emu.base_url()))
+        .header("authorization", authorization)
+        .body(call.body.clone());
+    for (k, v) in &headers {
+        if k != "host" {
+            req = req.header(k.as_str(), v.as_str());
+        }
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn v3_refusals() {
+    let e = start().await;
+    let get = |creds: Creds| V3Call::new(creds, "GetVideoInfo", VOD, &[("VideoId", "x")]);
+    // Correctly signed: reaches the action.
+    assert_rpc_error(
+        &get(Creds::root()).send(&e).await,
+        404,
+        "InvalidVideo.NotFound",
+    );
+
+    let mut wrong = Creds::root();
+    wrong.secret = "wrong".into();
+    let resp = get(wrong).send(&e).await;
+    assert_rpc_error(&resp, 400, "SignatureDoesNotMatch");
+    let message = resp.1["Message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Specified signature is not matched with our calculation. server string to sign is:ACS3-HMAC-SHA256\n"
+        ),
+        "{message}"
+    );
+
+    let mut unknown = Creds::root();
+    unknown.id = "no-such-key".into();
+    assert_rpc_error(
+        &get(unknown).send(&e).await,
+        404,
+        "InvalidAccessKeyId.NotFound",
+    );
+
+    for header in ["host", "x-acs-action", "x-acs-date", "x-acs-content-sha256"] {
+        let mut call = get(Creds::root());
+        call.unsigned = vec![header];
+        let resp = call.send(&e).await;
+        assert_rpc_error(&resp, 400, "IncompleteSignature");
+        assert!(
+            resp.1["Message"].as_str().unwrap().contains(header),
+            "{}",
+            resp.1
+        );
+    }
+
+    let mut call = get(Creds::root());
+    call.content_sha256 = Some(sign::v3::hex_sha256(b"another body"));
+    let resp = call.send(&e).await;
+    assert_rpc_error(&resp, 400, "IncompleteSignature");
+    assert!(resp.1["Message"]
+        .as_str()
+        .unwrap()
+        .contains("x-acs-content-sha256"));
+
+    let mut call = get(Creds::root());
+    call.date = (chrono::Utc::now() - chrono::Duration::minutes(16))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    assert_rpc_error(&call.send(&e).await, 400, "InvalidTimeStamp.Expired");
+    let mut call = get(Creds::root());
+    call.date = "2026-11-28 08:00:00".into();
+    assert_rpc_error(&call.send(&e).await, 400, "InvalidTimeStamp.Format");
+
+    let call = get(Creds::root());
+    assert_rpc_error(&call.send(&e).await, 404, "InvalidVideo.NotFound");
+    assert_rpc_error(&call.send(&e).await, 400, "SignatureNonceUsed");
+
+    // No Authorization at all, and a malformed one.
+    let resp = e
+        .http
+        .post(format!("{}/?VideoId=x", e.emu.base_url()))
+        .header("x-acs-action", "GetVideoInfo")
+        .header("x-acs-version", VOD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["Code"], "IncompleteSignature");
+    let resp = e
+        .http
+        .post(format!("{}/?VideoId=x", e.emu.base_url()))
+        .header("x-acs-action", "GetVideoInfo")
+        .header("x-acs-version", VOD)
+        .header(
+            "authorization",
+            "ACS3-HMAC-SHA256 Credential=emulator-access-key-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["Code"], "IncompleteSignature");
+    assert!(
+        v["Message"].as_str().unwrap().contains("SignedHeaders"),
+        "{v}"
+    );
+}
+
+/// Our own client on V3: AssumeRole through STS, then VOD calls signed with the STS
+/// credentials, a wrong secret refused with the V3 string to sign.
+#[tokio::test]
+async fn our_client_signs_v3_with_access_keys_and_assumed_roles() {
+    use vod_ingest::secret::Secret;
+    use vod_ingest::vod::{
+        CreateUploadVideoRequest, CredentialProvider, SignatureVersion, StsClient, VodClient,
+        VodConfig,
+    };
+    let e = start().await;
+    let endpoint = url::Url::parse(&format!("{}/", e.emu.base_url())).unwrap();
+    let config = VodConfig {
+        endpoint: endpoint.clone(),
+        region: "cn-shanghai".into(),
+        timeout: Duration::from_secs(10),
+    };
+    let http = reqwest::Client::new();
+    let sts = StsClient::new(endpoint, "cn-shanghai".into(), http.clone())
+        .with_signature_version(SignatureVersion::V3);
+    let provider = CredentialProvider::assume_role(
+        AK,
+        Secret::new(SECRET),
+        "acs:ram::1234567890123456:role/r".into(),
+        "v3-client".into(),
+        sts,
+    );
+    let client = VodClient::new(config.clone(), provider, http.clone())
+        .with_signature_version(SignatureVersion::V3);
+    let ticket = client
+        .create_upload_video(&CreateUploadVideoRequest {
+            title: "v3 测试 a+b*c~d/e".into(),
+            file_name: "dir with space/ü clip.mp4".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let info = client.get_video_info(&ticket.media_id).await.unwrap();
+    assert_eq!(info.video_id, ticket.media_id);
+    let stats = e.emu.stats();
+    assert_eq!(stats.signatures.get("v3"), Some(&3), "{stats:?}");
+    assert_eq!(stats.signatures.get("v1"), None);
+
+    let wrong = VodClient::new(
+        config,
+        CredentialProvider::access_key(AK, Secret::new("wrong")),
+        http,
+    )
+    .with_signature_version(SignatureVersion::V3);
+    let err = wrong.get_video_info(&ticket.media_id).await.unwrap_err();
+    assert_eq!(err.code(), "SignatureDoesNotMatch", "{err}");
+    assert!(!err.is_retryable());
 }

@@ -296,13 +296,17 @@ async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() 
         .0,
         200
     );
-    // Neither completes cb-5: only its own upload event may.
-    assert_eq!(job_state(&app, "cb-5").await, JobState::Uploaded);
+    // A processing event for cb-5's media proves VOD has the file (its own upload event was
+    // lost): cb-5 completes, and its media is playable. The upload event for media no job
+    // knows is stored and acknowledged, and applies to nothing.
+    assert_eq!(job_state(&app, "cb-5").await, JobState::Completed);
+    let job = app.store().get("cb-5").await.unwrap().unwrap();
+    assert_eq!(job.media_status.as_deref(), Some("Normal"));
     let applied: Vec<bool> = sqlx::query_scalar("SELECT applied FROM vod_events ORDER BY id")
         .fetch_all(app.store().pool())
         .await
         .unwrap();
-    assert_eq!(applied, vec![false, false]);
+    assert_eq!(applied, vec![true, false]);
     app.stop().await;
 }
 

@@ -361,6 +361,9 @@ async fn job_page(
                     }
                 }
                 h3 { "On VOD's side" }
+                @if let Some(line) = crate::display::media_line(&job) {
+                    p.media-status { "Media status (from VOD's events) " strong.mono { (line) } }
+                }
                 @match &vod {
                     VodSide::NoMedia => p.hint { "No media id yet: VOD has not been asked for an upload address." },
                     VodSide::CannotAsk(why) => p.hint { (why) "." },
@@ -438,6 +441,7 @@ fn history_table(history: &[JobEvent]) -> Markup {
                             td { (view::time(e.at)) }
                             td.transition {
                                 @match e.from_state.as_deref() {
+                                    _ if e.milestone.is_some() => { span.note { "media" } " " span.mono { "media." (e.milestone.as_deref().unwrap_or_default()) } }
                                     Some(from) if from == e.to_state => { span.note { "note" } " " (view::state_badge(&e.to_state)) }
                                     Some(from) => { (view::state_badge(from)) " → " (view::state_badge(&e.to_state)) }
                                     None => { "created " (view::state_badge(&e.to_state)) }

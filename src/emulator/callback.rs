@@ -15,7 +15,6 @@ use crate::sign;
 
 const ATTEMPTS: u32 = 3;
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
-const DEFAULT_TRANSCODE_DELAY: Duration = Duration::from_millis(1000);
 
 // Field order follows the documented samples (DOC-CUR for videos, DOC-2021 for images and
 // attached media), with `Status` first as in real captures.
@@ -94,46 +93,63 @@ pub(crate) fn object_stored(shared: &Arc<Shared>, bucket: &str, key: &str, size:
         media.clone()
     };
     if media.kind == MediaKind::Video {
-        spawn_transcode(shared.clone(), media.id.clone());
+        super::processing::start(shared.clone(), media.id.clone());
     }
     let Some((url, body)) = event(shared, &media, size) else {
         return;
     };
-    let (drop, duplicate) = {
-        let inner = shared.lock();
-        (inner.faults.callback_drop, inner.faults.callback_duplicate)
+    let event_type = match media.kind {
+        MediaKind::Video => "FileUploadComplete",
+        MediaKind::Image => "ImageUploadComplete",
+        MediaKind::Attached => "AttachedMediaUploadComplete",
     };
-    if drop {
-        shared.lock().stats.callbacks_failed += 1;
+    send_event(shared, url, event_type, body);
+}
+
+/// Sends one event as VOD does, through the delivery faults: `callback_drop` and
+/// `drop_event_types` lose it, `event_loss_rate` loses it at random (as three failed attempts
+/// would), `callback_duplicate` / `event_duplicate_rate` deliver it twice (as VOD does when a
+/// 200 comes too late), `event_delay_ms` holds it back.
+pub(crate) fn send_event(shared: &Arc<Shared>, url: String, event_type: &str, body: String) {
+    let (lost, duplicate, delay) = {
+        let inner = shared.lock();
+        let f = &inner.faults;
+        let lost = f.callback_drop
+            || f.drop_event_types.iter().any(|t| t == event_type)
+            || (f.event_loss_rate > 0.0 && rand::random::<f64>() < f.event_loss_rate);
+        let duplicate = f.callback_duplicate
+            || (f.event_duplicate_rate > 0.0 && rand::random::<f64>() < f.event_duplicate_rate);
+        (lost, duplicate, f.event_delay_ms)
+    };
+    if lost {
+        let mut inner = shared.lock();
+        inner.stats.callbacks_failed += 1;
+        *inner
+            .stats
+            .events_lost
+            .entry(event_type.to_owned())
+            .or_default() += 1;
         return;
     }
     for _ in 0..if duplicate { 2 } else { 1 } {
-        tokio::spawn(deliver(shared.clone(), url.clone(), body.clone()));
+        let (shared, url, body, event_type) = (
+            shared.clone(),
+            url.clone(),
+            body.clone(),
+            event_type.to_owned(),
+        );
+        tokio::spawn(async move {
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            deliver(shared, url, event_type, body).await;
+        });
     }
 }
 
-/// The simulated transcode: `UploadSucc` becomes `Normal` after a short delay.
-fn spawn_transcode(shared: Arc<Shared>, id: String) {
-    let delay = shared
-        .lock()
-        .faults
-        .transcode_delay_ms
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_TRANSCODE_DELAY);
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let mut inner = shared.lock();
-        if let Some(m) = inner.media.get_mut(&id) {
-            if m.status == "UploadSucc" {
-                m.status = "Normal";
-                m.modified = Utc::now();
-            }
-        }
-    });
-}
-
-/// The callback URL (UserData's, else the configured one) and the event body.
-fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> {
+/// Where a media's events go (UserData's `CallbackURL`, else the configured one) and the
+/// `Extend` they carry back.
+pub(crate) fn callback_target(shared: &Shared, media: &Media) -> Option<(String, Option<String>)> {
     let user_data: Option<serde_json::Map<String, serde_json::Value>> = media
         .user_data
         .as_deref()
@@ -152,6 +168,12 @@ fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> 
         .as_ref()
         .and_then(|u| u.get("Extend"))
         .map(extend_string);
+    Some((url, extend))
+}
+
+/// The callback URL and the upload event's body.
+fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> {
+    let (url, extend) = callback_target(shared, media)?;
     let event_time = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let file_url = format!("{}/{}/{}", shared.base_url, media.bucket, media.key);
     let body = match media.kind {
@@ -190,7 +212,7 @@ fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> 
 
 /// Up to three attempts; the same body each time, a fresh timestamp and signature per attempt
 /// (the timestamp is "when the callback request is sent").
-async fn deliver(shared: Arc<Shared>, url: String, body: String) {
+async fn deliver(shared: Arc<Shared>, url: String, event_type: String, body: String) {
     // Only scheme, host and path go to the log: a query string may carry a secret.
     let shown = url.split('?').next().unwrap_or_default().to_owned();
     for attempt in 1..=ATTEMPTS {
@@ -208,7 +230,9 @@ async fn deliver(shared: Arc<Shared>, url: String, body: String) {
         }
         match request.send().await {
             Ok(resp) if resp.status() == reqwest::StatusCode::OK => {
-                shared.lock().stats.callbacks_sent += 1;
+                let mut inner = shared.lock();
+                inner.stats.callbacks_sent += 1;
+                *inner.stats.events_sent.entry(event_type).or_default() += 1;
                 return;
             }
             Ok(resp) => {
@@ -222,6 +246,8 @@ async fn deliver(shared: Arc<Shared>, url: String, body: String) {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
-    tracing::warn!(url = %shown, "callback dropped after {ATTEMPTS} attempts");
-    shared.lock().stats.callbacks_failed += 1;
+    tracing::warn!(url = %shown, %event_type, "callback dropped after {ATTEMPTS} attempts");
+    let mut inner = shared.lock();
+    inner.stats.callbacks_failed += 1;
+    *inner.stats.events_lost.entry(event_type).or_default() += 1;
 }

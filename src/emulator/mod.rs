@@ -2,20 +2,23 @@
 //! (`/?Action=...`, told apart by `Version`), OSS (path-style `/{bucket}/{key}` and
 //! virtual-hosted `Host: {bucket}.{host}`), and two endpoints of its own for tests.
 //!
-//! It is only as useful as it is strict: it verifies every signature (RPC v1; OSS V1 and V4),
+//! It is only as useful as it is strict: it verifies every signature (RPC V1 and V3 (`v3`);
+//! OSS V1 and V4),
 //! expires credentials, scopes upload credentials to their object, and answers errors with the
 //! real services' codes, HTTP statuses and bodies (see `rpc`, `oss`, `errors`).
 //!
 //! - VOD 2017-03-21: `CreateUploadVideo`, `CreateUploadImage`, `CreateUploadAttachedMedia`,
-//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo` (and unsigned `ReportUploadProgress`).
+//!   `RefreshUploadVideo`, `GetVideoInfo`, `GetImageInfo`, the batch reads `GetVideoInfos`,
+//!   `GetImageInfos`, `GetAttachedMediaInfo` (`batch`) (and unsigned `ReportUploadProgress`).
 //! - STS 2015-04-01: `AssumeRole`, with the configured AccessKey; its credentials sign VOD calls,
 //!   narrowed by the session `Policy` if one was given (`policy`), for DurationSeconds (900 up
 //!   to `role_max_session_seconds`).
 //! - OSS: PutObject, HeadObject, GetObject, DeleteObject, and multipart (`multipart`); CORS
 //!   preflights and headers for browser uploads from any origin (`cors`).
 //!   Objects are stored on disk under `data_dir`; bodies are streamed, never buffered whole.
-//! - Uploading a media's `FileName` completes it: status moves on (video `Uploading` ->
-//!   `UploadSucc` -> `Normal`), and its callback is sent (`callback`).
+//! - Uploading a media's `FileName` completes it: its upload event is sent (`callback`), and a
+//!   video goes through processing (`processing`): `UploadSucc` -> `Transcoding` -> `Normal`
+//!   with its analysis, snapshot, per-definition and transcode events.
 //! - `GET /_emulator/stats`: [`Stats`] as JSON.
 //! - `GET /_emulator/media`: every media asset (id, kind, title, status, size).
 //! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
@@ -26,16 +29,20 @@
 //!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
 //!   `transcode_delay_ms`).
 
+mod batch;
 mod callback;
 mod cors;
 pub(crate) mod errors;
 pub(crate) mod multipart;
 mod oss;
 pub(crate) mod oss_v4;
+mod persist;
 pub(crate) mod policy;
+mod processing;
 pub(crate) mod rpc;
 mod state;
 mod throttle;
+mod v3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -122,6 +129,18 @@ pub struct Stats {
     /// that saw any): what a limiter test checks against the limit.
     #[serde(default)]
     pub rate_windows: BTreeMap<String, BTreeMap<u64, u32>>,
+    /// Events answered with 200, per event type.
+    #[serde(default)]
+    pub events_sent: BTreeMap<String, u64>,
+    /// Events lost, per event type: by a fault, or after three failed attempts.
+    #[serde(default)]
+    pub events_lost: BTreeMap<String, u64>,
+    /// VOD and STS requests that passed authentication, per signature (`v1`, `v3`).
+    #[serde(default)]
+    pub signatures: BTreeMap<String, u64>,
+    /// Failures injected by `fail_next` or `error_rates`, per action.
+    #[serde(default)]
+    pub injected_failures: BTreeMap<String, u64>,
 }
 
 /// Faults injected at run time with `PUT /_emulator/faults` (fields absent from the request
@@ -135,12 +154,32 @@ pub struct Faults {
     /// DurationSeconds (their `Expiration` says so), so that tests can see one expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role_ttl_seconds: Option<u64>,
-    /// Drop every callback (counted in `callbacks_failed`).
+    /// Drop every event, upload and processing ones (counted in `callbacks_failed`).
     #[serde(default)]
     pub callback_drop: bool,
-    /// Deliver every callback twice, as VOD does when a 200 comes too late.
+    /// Deliver every event twice, as VOD does when a 200 comes too late.
     #[serde(default)]
     pub callback_duplicate: bool,
+    /// Lose each event with this probability (0.0..=1.0), as if all three attempts failed.
+    #[serde(default)]
+    pub event_loss_rate: f64,
+    /// Deliver each event twice with this probability.
+    #[serde(default)]
+    pub event_duplicate_rate: f64,
+    /// Hold every event back this long before its first attempt.
+    #[serde(default)]
+    pub event_delay_ms: u64,
+    /// Lose every event of these types (`TranscodeComplete`, `FileUploadComplete`, ...).
+    #[serde(default)]
+    pub drop_event_types: Vec<String>,
+    /// Deliver a video's processing events after its processing, in random order.
+    #[serde(default)]
+    pub event_reorder: bool,
+    /// Fail the transcoding of videos uploaded from now on: every stream and
+    /// `TranscodeComplete` fail with `InvalidParameter.ResourceContentBad`, status
+    /// `TranscodeFail`.
+    #[serde(default)]
+    pub transcode_fail: bool,
     /// Delay before answering any VOD, STS or OSS request.
     #[serde(default)]
     pub delay_ms: u64,
@@ -165,6 +204,7 @@ pub struct Faults {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InjectedFailure {
     /// `PutObject`, `HeadObject`, `GetObject`, `CreateUploadVideo`, `AssumeRole`, ...
     pub action: String,
@@ -183,7 +223,9 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Unknown fields are refused, so that a misspelt fault is not silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultsPatch {
     #[serde(default, deserialize_with = "double_option")]
     credential_ttl_seconds: Option<Option<u64>>,
@@ -191,6 +233,12 @@ struct FaultsPatch {
     assume_role_ttl_seconds: Option<Option<u64>>,
     callback_drop: Option<bool>,
     callback_duplicate: Option<bool>,
+    event_loss_rate: Option<f64>,
+    event_duplicate_rate: Option<f64>,
+    event_delay_ms: Option<u64>,
+    drop_event_types: Option<Vec<String>>,
+    event_reorder: Option<bool>,
+    transcode_fail: Option<bool>,
     delay_ms: Option<u64>,
     #[serde(default, deserialize_with = "double_option")]
     transcode_delay_ms: Option<Option<u64>>,
@@ -211,15 +259,29 @@ impl Shared {
             .iter()
             .position(|f| f.action == action)
         {
-            return Some(inner.faults.fail_next.remove(pos));
+            let failure = inner.faults.fail_next.remove(pos);
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+            return Some(failure);
         }
         let rate = inner.faults.error_rates.get(action).copied().unwrap_or(0.0);
-        (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
+        let failure = (rate > 0.0 && rand::random::<f64>() < rate).then(|| InjectedFailure {
             action: action.to_owned(),
             code: "ServiceUnavailable".to_owned(),
             status: 503,
             message: None,
-        })
+        });
+        if failure.is_some() {
+            *inner
+                .stats
+                .injected_failures
+                .entry(action.to_owned())
+                .or_default() += 1;
+        }
+        failure
     }
 }
 
@@ -322,6 +384,8 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(shared.clone());
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -331,6 +395,9 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
         if let Err(e) = result {
             tracing::error!(error = %e, "emulator server stopped with an error");
         }
+        // One last save of what the final requests changed.
+        let _ = save_stop.send(true);
+        let _ = saver.await;
     });
     tracing::info!(%addr, bucket = %shared.bucket, "emulator listening");
     Ok(RunningEmulator {
@@ -348,9 +415,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (listener, shared) = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening");
-    axum::serve(listener, router(shared))
+    let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
+    let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
+    let result = axum::serve(listener, router(shared))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = save_stop.send(true);
+    let _ = saver.await;
+    result?;
     Ok(())
 }
 
@@ -446,7 +518,14 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             };
             let patch: FaultsPatch = match serde_json::from_slice(&body) {
                 Ok(p) => p,
-                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+                // serde names the unknown field and lists the valid ones.
+                Err(e) => {
+                    let body = serde_json::json!({
+                        "code": "InvalidFaults",
+                        "message": format!("PUT /_emulator/faults: {e}"),
+                    });
+                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                }
             };
             let mut inner = shared.lock();
             let f = &mut inner.faults;
@@ -461,6 +540,36 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.callback_duplicate {
                 f.callback_duplicate = v;
+            }
+            for (rate, name) in [
+                (patch.event_loss_rate, "event_loss_rate"),
+                (patch.event_duplicate_rate, "event_duplicate_rate"),
+            ] {
+                if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        format!("{name} is a probability: give a number from 0.0 to 1.0"),
+                    )
+                        .into_response();
+                }
+            }
+            if let Some(v) = patch.event_loss_rate {
+                f.event_loss_rate = v;
+            }
+            if let Some(v) = patch.event_duplicate_rate {
+                f.event_duplicate_rate = v;
+            }
+            if let Some(v) = patch.event_delay_ms {
+                f.event_delay_ms = v;
+            }
+            if let Some(v) = patch.drop_event_types {
+                f.drop_event_types = v;
+            }
+            if let Some(v) = patch.event_reorder {
+                f.event_reorder = v;
+            }
+            if let Some(v) = patch.transcode_fail {
+                f.transcode_fail = v;
             }
             if let Some(v) = patch.delay_ms {
                 f.delay_ms = v;

@@ -15,18 +15,18 @@ use serde_json::{Map, Value};
 /// RAM's limit on the `Policy` parameter of AssumeRole (vod_api.md §4; older docs said 1024).
 pub(crate) const MAX_POLICY_CHARS: usize = 2048;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SessionPolicy {
     statements: Vec<Statement>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Effect {
     Allow,
     Deny,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Patterns {
     /// `Action` / `Resource`: the statement covers what matches one of these.
     Listed(Vec<String>),
@@ -34,7 +34,7 @@ enum Patterns {
     Excluded(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Statement {
     effect: Effect,
     /// Lower-cased, since actions compare case-insensitively.

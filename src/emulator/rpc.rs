@@ -31,6 +31,9 @@ const VOD_ACTIONS: &[&str] = &[
     "RefreshUploadVideo",
     "GetVideoInfo",
     "GetImageInfo",
+    "GetVideoInfos",
+    "GetImageInfos",
+    "GetAttachedMediaInfo",
 ];
 const STS_ACTIONS: &[&str] = &["AssumeRole"];
 
@@ -47,7 +50,7 @@ const REQUIRED_COMMON: &[&str] = &[
 ];
 
 /// Allowed clock difference between client and server.
-const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
+pub(super) const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Extensions VOD accepts for audio and video (`vod_api.md` §7), lower-case.
 const VIDEO_EXTENSIONS: &[&str] = &[
@@ -76,7 +79,7 @@ enum Service {
 }
 
 /// Who signed the request.
-enum Caller {
+pub(super) enum Caller {
     /// The configured long-term AccessKey.
     Root,
     Sts(StsCredential),
@@ -86,6 +89,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let request_id = rpc_request_id();
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or_default().to_owned();
+    // Signature V3 (the V2.0 SDKs): action and version come in headers (`v3`).
+    let v3 = super::v3::detect(req.headers(), &query);
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -98,7 +103,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let body = axum::body::to_bytes(req.into_body(), 1 << 20).await;
 
     let form = body.as_ref().ok().filter(|_| is_form);
-    let params = collect_params(query.as_bytes(), form.map(|b| &b[..]));
+    let mut params = collect_params(query.as_bytes(), form.map(|b| &b[..]));
+    if let Some(v3) = &v3 {
+        v3.fill_action_and_version(&mut params);
+    }
     let format = Format::from_param(params.get("Format").map(String::as_str));
     let version = params.get("Version").cloned().unwrap_or_default();
     let service = if version == STS_VERSION {
@@ -124,7 +132,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
             "The request body is too large.",
         ))
     } else {
-        process(&shared, &method, &params, service, &action).await
+        let body = body.as_deref().unwrap_or_default();
+        process(
+            &shared,
+            &method,
+            &params,
+            service,
+            &action,
+            v3.as_ref(),
+            body,
+        )
+        .await
     };
     match result {
         Ok(mut value) => {
@@ -159,7 +177,7 @@ fn get<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, RpcError> {
+pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, RpcError> {
     get(params, name).ok_or_else(|| RpcError::missing(name))
 }
 
@@ -179,6 +197,8 @@ async fn process(
     params: &Params,
     service: Service,
     action: &str,
+    v3: Option<&super::v3::V3Request>,
+    body: &[u8],
 ) -> Result<Value, RpcError> {
     if *method != Method::GET && *method != Method::POST {
         return Err(RpcError::new(
@@ -192,8 +212,10 @@ async fn process(
     if service == Service::Vod && action == "ReportUploadProgress" {
         return Ok(json!({}));
     }
-    for name in REQUIRED_COMMON {
-        required(params, name)?;
+    if v3.is_none() {
+        for name in REQUIRED_COMMON {
+            required(params, name)?;
+        }
     }
     let version = required(params, "Version")?;
     let known = match version {
@@ -214,7 +236,17 @@ async fn process(
             "Specified api is not found, please check your url and method.",
         ));
     }
-    let caller = authenticate(shared, method, params)?;
+    let caller = match v3 {
+        Some(v3) => super::v3::authenticate(shared, method, v3, body)?,
+        None => authenticate(shared, method, params)?,
+    };
+    let signature = if v3.is_some() { "v3" } else { "v1" };
+    *shared
+        .lock()
+        .stats
+        .signatures
+        .entry(signature.to_owned())
+        .or_default() += 1;
 
     // Rights: UploadAuth credentials belong to VOD's storage account and are for OSS only;
     // AssumeRole needs a RAM identity, which the emulator has only as the configured key.
@@ -269,6 +301,9 @@ async fn process(
         "RefreshUploadVideo" => refresh_upload_video(shared, params),
         "GetVideoInfo" => get_video_info(shared, params),
         "GetImageInfo" => get_image_info(shared, params),
+        "GetVideoInfos" => super::batch::get_video_infos(shared, params),
+        "GetImageInfos" => super::batch::get_image_infos(shared, params),
+        "GetAttachedMediaInfo" => super::batch::get_attached_media_info(shared, params),
         "AssumeRole" => assume_role(shared, params),
         _ => Err(RpcError::internal()),
     }
@@ -325,6 +360,60 @@ fn authenticate(shared: &Shared, method: &Method, params: &Params) -> Result<Cal
     }
 
     let access_key_id = required(params, "AccessKeyId")?;
+    let (caller, secret) = caller_and_secret(shared, access_key_id, get(params, "SecurityToken"))?;
+
+    let string_to_sign = sign::rpc::string_to_sign(method.as_str(), params);
+    let expected = sign::rpc::signature(&string_to_sign, &secret);
+    let provided = required(params, "Signature")?;
+    if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
+        // The official Python SDK compares the text after ':' with its own StringToSign to
+        // tell a wrong secret from a signing bug, so this message must be exact.
+        return Err(RpcError::new(
+            400,
+            "SignatureDoesNotMatch",
+            format!(
+                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+            ),
+        ));
+    }
+
+    // Only a correctly signed request uses up its nonce, so forgeries cannot burn nonces.
+    spend_nonce(shared, access_key_id, required(params, "SignatureNonce")?)?;
+    Ok(caller)
+}
+
+/// Refuses a nonce this AccessKeyId used within [`NONCE_WINDOW`], else remembers it.
+pub(super) fn spend_nonce(
+    shared: &Shared,
+    access_key_id: &str,
+    nonce: &str,
+) -> Result<(), RpcError> {
+    let mut inner = shared.lock();
+    inner.prune();
+    let key = (access_key_id.to_owned(), nonce.to_owned());
+    let now = std::time::Instant::now();
+    if inner
+        .nonces
+        .get(&key)
+        .is_some_and(|seen| now.duration_since(*seen) < NONCE_WINDOW)
+    {
+        return Err(RpcError::new(
+            400,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        ));
+    }
+    inner.nonces.insert(key, now);
+    Ok(())
+}
+
+/// Who `access_key_id` is, and the secret its signature must be made with; STS credentials
+/// need their `token`. Shared by signature V1 and V3.
+pub(super) fn caller_and_secret(
+    shared: &Shared,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<(Caller, String), RpcError> {
     let not_found = || {
         RpcError::new(
             404,
@@ -349,7 +438,7 @@ fn authenticate(shared: &Shared, method: &Method, params: &Params) -> Result<Cal
         // as `InvalidParameter` "SecurityToken.Expired"). We choose the specific codes, 400,
         // because a client can act on them. A missing token is `MissingSecurityToken`, the
         // answer STS itself gives (oss.md §4.2, aliyun-sts-go-sdk#1).
-        let token = get(params, "SecurityToken").ok_or_else(|| {
+        let token = token.ok_or_else(|| {
             RpcError::new(
                 400,
                 "MissingSecurityToken",
@@ -385,41 +474,7 @@ fn authenticate(shared: &Shared, method: &Method, params: &Params) -> Result<Cal
     } else {
         return Err(not_found());
     };
-
-    let string_to_sign = sign::rpc::string_to_sign(method.as_str(), params);
-    let expected = sign::rpc::signature(&string_to_sign, &secret);
-    let provided = required(params, "Signature")?;
-    if !sign::constant_time_eq(expected.as_bytes(), provided.as_bytes()) {
-        // The official Python SDK compares the text after ':' with its own StringToSign to
-        // tell a wrong secret from a signing bug, so this message must be exact.
-        return Err(RpcError::new(
-            400,
-            "SignatureDoesNotMatch",
-            format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
-            ),
-        ));
-    }
-
-    // Only a correctly signed request uses up its nonce, so forgeries cannot burn nonces.
-    let nonce = required(params, "SignatureNonce")?;
-    let mut inner = shared.lock();
-    inner.prune();
-    let key = (access_key_id.to_owned(), nonce.to_owned());
-    let now = std::time::Instant::now();
-    if inner
-        .nonces
-        .get(&key)
-        .is_some_and(|seen| now.duration_since(*seen) < NONCE_WINDOW)
-    {
-        return Err(RpcError::new(
-            400,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        ));
-    }
-    inner.nonces.insert(key, now);
-    Ok(caller)
+    Ok((caller, secret))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,7 +597,7 @@ fn extension(file_name: &str) -> Option<String> {
     (!ext.is_empty()).then(|| ext.to_ascii_lowercase())
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -554,7 +609,7 @@ fn upper_hex_id() -> String {
     hex::encode_upper(uuid::Uuid::new_v4().as_bytes())
 }
 
-fn file_url(shared: &Shared, bucket: &str, key: &str) -> String {
+pub(crate) fn file_url(shared: &Shared, bucket: &str, key: &str) -> String {
     format!("{}/{bucket}/{key}", shared.base_url)
 }
 
@@ -860,6 +915,11 @@ fn get_video_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     let id = required(params, "VideoId")?;
     let m = find_media(shared, id, MediaKind::Video)
         .ok_or_else(|| RpcError::new(404, "InvalidVideo.NotFound", "The video does not exist."))?;
+    Ok(json!({ "Video": video_json(shared, &m) }))
+}
+
+/// A video as GetVideoInfo's `Video` and GetVideoInfos' `VideoList` elements show it.
+pub(crate) fn video_json(shared: &Shared, m: &Media) -> Map<String, Value> {
     let mut video = Map::new();
     let mut put = |k: &str, v: Value| {
         video.insert(k.to_owned(), v);
@@ -895,7 +955,7 @@ fn get_video_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     if let Some(u) = &m.user_data {
         put("UserData", json!(u));
     }
-    Ok(json!({ "Video": video }))
+    video
 }
 
 fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
@@ -907,6 +967,11 @@ fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
             "The specified resource does not exist.",
         )
     })?;
+    Ok(json!({ "ImageInfo": image_json(shared, &m) }))
+}
+
+/// An image as GetImageInfo's `ImageInfo` and GetImageInfos' list elements show it.
+pub(crate) fn image_json(shared: &Shared, m: &Media) -> Map<String, Value> {
     let url = file_url(shared, &m.bucket, &m.key);
     let mut mezzanine = Map::new();
     mezzanine.insert("FileURL".to_owned(), json!(url));
@@ -938,7 +1003,7 @@ fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     info.insert("CreationTime".to_owned(), json!(fmt_time(m.created)));
     info.insert("AppId".to_owned(), json!(m.app_id));
     info.insert("Mezzanine".to_owned(), Value::Object(mezzanine));
-    Ok(json!({ "ImageInfo": info }))
+    info
 }
 
 /// STS's floor for DurationSeconds (15 minutes).

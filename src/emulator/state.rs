@@ -21,11 +21,12 @@ use crate::secret::Secret;
 pub(crate) const NONCE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What a temporary credential may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Scope {
     /// Issued by AssumeRole: may call the VOD API (as far as its session policy allows, if it
     /// has one); has no rights on VOD's OSS buckets.
     Api {
+        #[serde(with = "super::persist::arc_option")]
         policy: Option<std::sync::Arc<SessionPolicy>>,
     },
     /// Issued in an UploadAuth: may write (and read back) one object, or, for M3U8, anything
@@ -37,24 +38,26 @@ pub(crate) enum Scope {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StsCredential {
     pub access_key_id: String,
+    #[serde(with = "super::persist::secret")]
     pub secret: Secret,
+    #[serde(with = "super::persist::secret")]
     pub token: Secret,
     /// Whole seconds, so that the client's `ExpireUTCTime` and the server agree exactly.
     pub expires_at: DateTime<Utc>,
     pub scope: Scope,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum MediaKind {
     Video,
     Image,
     Attached,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Media {
     pub id: String,
     pub kind: MediaKind,
@@ -71,13 +74,14 @@ pub(crate) struct Media {
     pub bucket: String,
     pub key: String,
     pub object_prefix: String,
+    #[serde(with = "super::persist::static_str")]
     pub status: &'static str,
     pub size: Option<u64>,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ObjectMeta {
     pub size: u64,
     /// Quoted, as on the wire: upper-hex MD5 for PutObject, `<hex>-<parts>` for multipart.
@@ -86,6 +90,7 @@ pub(crate) struct ObjectMeta {
     pub content_md5: Option<[u8; 16]>,
     pub crc64: u64,
     /// `Normal` (PutObject) or `Multipart`.
+    #[serde(with = "super::persist::static_str")]
     pub object_type: &'static str,
     pub content_type: String,
     pub last_modified: std::time::SystemTime,
@@ -93,7 +98,7 @@ pub(crate) struct ObjectMeta {
 }
 
 /// One uploaded part of a multipart upload; its bytes are at `Shared::part_path`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PartMeta {
     pub size: u64,
     pub md5: [u8; 16],
@@ -107,7 +112,7 @@ impl PartMeta {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MultipartUpload {
     pub bucket: String,
     pub key: String,
@@ -156,14 +161,26 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: EmulatorConfig, base_url: String) -> anyhow::Result<Self> {
-        let bucket = format!("outin-{}", uuid::Uuid::new_v4().simple());
+        // A restarted emulator keeps its account, bucket and everything it issued.
+        let snapshot = super::persist::load(&config.data_dir)?;
+        let bucket = snapshot
+            .as_ref()
+            .map(|s| s.bucket.clone())
+            .unwrap_or_else(|| format!("outin-{}", uuid::Uuid::new_v4().simple()));
         let storage_location = format!("{bucket}.oss-{}.aliyuncs.com", config.region);
-        let account_id: String = {
-            let mut rng = rand::thread_rng();
-            (0..16)
-                .map(|_| char::from(b'0' + rng.gen_range(0..10)))
-                .collect()
+        let account_id: String = match &snapshot {
+            Some(s) => s.account_id.clone(),
+            None => {
+                let mut rng = rand::thread_rng();
+                (0..16)
+                    .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                    .collect()
+            }
         };
+        let mut inner = Inner::default();
+        if let Some(s) = snapshot {
+            s.restore(&mut inner);
+        }
         // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -177,7 +194,7 @@ impl Shared {
             storage_location,
             account_id,
             http,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(inner),
         })
     }
 

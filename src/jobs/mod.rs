@@ -3,6 +3,7 @@
 mod batch;
 mod checkpoint;
 mod listing;
+mod media;
 mod message;
 mod model;
 mod store;
@@ -12,13 +13,16 @@ pub use listing::{
     ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, ReceivedEvent, Waiting,
     MIN_SUBSTRING_SEARCH,
 };
+pub use media::{
+    derive_status, milestones, MediaApplied, MediaDetail, MediaUpdate, Milestone, Slot, StepEntry,
+};
 pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,
 };
 pub use model::{JobKind, JobState, Origin};
 pub use store::{
-    ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, NewClientUpload,
-    OutboxError, StoreError, Transition,
+    ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, MediaMilestone,
+    NewClientUpload, OutboxError, OutboxMessage, StoreError, Transition,
 };
 
 /// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.

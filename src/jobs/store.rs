@@ -49,6 +49,16 @@ pub struct Job {
     pub max_file_size: Option<i64>,
     /// Client uploads: when the last credential handed out expires.
     pub credential_expires_at: Option<DateTime<Utc>>,
+    /// VOD's side after the upload (`UploadSucc`, `Transcoding`, `Normal`, `TranscodeFail`,
+    /// `Blocked`, `Missing`), from its processing events and the reconciler ([`super::media`]).
+    pub media_status: Option<String>,
+    /// Per processing step: what VOD reported ([`super::MediaDetail`] as JSON).
+    pub media_detail: serde_json::Value,
+    pub media_updated_at: Option<DateTime<Utc>>,
+    /// Reconciler checks in a row that found the media missing or failed.
+    pub media_checks: i32,
+    #[serde(skip)]
+    pub media_checked_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -118,6 +128,9 @@ pub struct JobEvent {
     pub error_message: Option<String>,
     pub detail: Option<serde_json::Value>,
     pub at: DateTime<Utc>,
+    /// Set on a media milestone (`playable`, `transcode_failed`, ...): a row that changes no
+    /// state and is published as `media.<milestone>`.
+    pub milestone: Option<String>,
 }
 
 /// A committed state change, as published on the events exchange (`job.<state>`).
@@ -131,6 +144,51 @@ pub struct Transition {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// A media milestone after the upload, as published on the events exchange
+/// (`media.<milestone>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaMilestone {
+    pub job_id: String,
+    pub kind: String,
+    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (README).
+    pub milestone: String,
+    pub media_id: Option<String>,
+    /// The media status after this milestone (`Normal`, `TranscodeFail`, ...).
+    pub media_status: Option<String>,
+    /// The job's state when it happened.
+    pub state: JobState,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// What VOD reported for the step (definition, format, URL, EventTime, ...).
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// What the outbox publishes: a job transition or a media milestone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxMessage {
+    Job(Transition),
+    Media(MediaMilestone),
+}
+
+impl OutboxMessage {
+    /// `job.<state>` or `media.<milestone>`.
+    pub fn routing_key(&self) -> String {
+        match self {
+            OutboxMessage::Job(t) => format!("job.{}", t.state),
+            OutboxMessage::Media(m) => format!("media.{}", m.milestone),
+        }
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        match self {
+            OutboxMessage::Job(t) => serde_json::to_vec(t),
+            OutboxMessage::Media(m) => serde_json::to_vec(m),
+        }
+        .expect("plain data serializes")
+    }
 }
 
 /// A job claimed by a worker, with the fencing token its writes must carry.
@@ -714,8 +772,6 @@ impl JobStore {
                 at,
             }));
         }
-        // VOD cannot be asked about attached media yet, so their size is not waited for.
-        let size_can_be_asked = kind != JobKind::AttachedMedia.as_str();
         let previous: JobState = previous.parse().expect("constrained");
         let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
         match (previous, max_file_size, confirmation.size) {
@@ -741,7 +797,8 @@ impl JobStore {
                 .await?;
                 Ok(Some(t))
             }
-            (JobState::AwaitingUpload, Some(_), None) if size_can_be_asked => {
+            // The reconciler reads the size from VOD (every kind, with the batch reads).
+            (JobState::AwaitingUpload, Some(_), None) => {
                 let t = Self::move_in(
                     tx,
                     &job_id,
@@ -1127,20 +1184,20 @@ impl JobStore {
         .await
     }
 
-    /// Publishes the transitions no process has published yet, oldest first, through
-    /// `publish`, and marks them. `publish` gets the whole batch (so it can wait for the
-    /// broker's confirms together) and answers how many of them, from the first, are
-    /// confirmed, and the error that stopped it. One process at a time does this (a
-    /// transaction-scoped advisory lock), so consumers see each job's transitions in order.
-    /// History notes that change no state are marked without being published. Returns how
-    /// many were published.
+    /// Publishes the transitions and media milestones no process has published yet, oldest
+    /// first, through `publish`, and marks them. `publish` gets the whole batch (so it can
+    /// wait for the broker's confirms together) and answers how many of them, from the first,
+    /// are confirmed, and the error that stopped it. One process at a time does this (a
+    /// transaction-scoped advisory lock), so consumers see each job's messages in order.
+    /// History notes that change no state and are no milestone are marked without being
+    /// published. Returns how many were published.
     pub async fn publish_outbox<F, Fut, E>(
         &self,
         batch: i64,
         publish: F,
     ) -> Result<usize, OutboxError<E>>
     where
-        F: FnOnce(Vec<Transition>) -> Fut,
+        F: FnOnce(Vec<OutboxMessage>) -> Fut,
         Fut: std::future::Future<Output = (usize, Option<E>)>,
     {
         let mut tx = self.pool.begin().await?;
@@ -1160,6 +1217,8 @@ impl JobStore {
             media_id: Option<String>,
             error_code: Option<String>,
             error_message: Option<String>,
+            detail: Option<serde_json::Value>,
+            milestone: Option<String>,
             at: DateTime<Utc>,
         }
         let rows: Vec<Row> = sqlx::query_as(
@@ -1169,7 +1228,8 @@ impl JobStore {
             "SELECT e.id, e.job_id,
                     (SELECT j.kind FROM ingest_jobs j
                      WHERE j.job_id >= e.job_id AND j.job_id <= e.job_id LIMIT 1) AS kind,
-                    e.from_state, e.to_state, e.media_id, e.error_code, e.error_message, e.at
+                    e.from_state, e.to_state, e.media_id, e.error_code, e.error_message,
+                    e.detail, e.milestone, e.at
              FROM ingest_job_events e
              WHERE e.published_at IS NULL
              ORDER BY e.id LIMIT $1",
@@ -1177,14 +1237,29 @@ impl JobStore {
         .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
-        // Per row: its id, and whether it is a transition to publish.
+        // Per row: its id, and whether it is a message to publish.
         let mut ids = Vec::with_capacity(rows.len());
-        let mut transitions = Vec::with_capacity(rows.len());
+        let mut messages = Vec::with_capacity(rows.len());
         for row in rows {
-            let is_transition = row.from_state.as_deref() != Some(row.to_state.as_str());
-            ids.push((row.id, is_transition));
-            if is_transition {
-                transitions.push(Transition {
+            let message = if let Some(milestone) = row.milestone {
+                let detail = row.detail.unwrap_or(serde_json::Value::Null);
+                Some(OutboxMessage::Media(MediaMilestone {
+                    job_id: row.job_id,
+                    kind: row.kind,
+                    milestone,
+                    media_id: row.media_id,
+                    media_status: detail
+                        .get("media_status")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned),
+                    state: row.to_state.parse().expect("constrained"),
+                    error_code: row.error_code,
+                    error_message: row.error_message,
+                    detail,
+                    at: row.at,
+                }))
+            } else if row.from_state.as_deref() != Some(row.to_state.as_str()) {
+                Some(OutboxMessage::Job(Transition {
                     job_id: row.job_id,
                     kind: row.kind,
                     state: row.to_state.parse().expect("constrained"),
@@ -1193,21 +1268,25 @@ impl JobStore {
                     error_code: row.error_code,
                     error_message: row.error_message,
                     at: row.at,
-                });
-            }
+                }))
+            } else {
+                None
+            };
+            ids.push((row.id, message.is_some()));
+            messages.extend(message);
         }
-        let (confirmed, error) = if transitions.is_empty() {
+        let (confirmed, error) = if messages.is_empty() {
             (0, None)
         } else {
-            publish(transitions).await
+            publish(messages).await
         };
-        // Rows up to the first unconfirmed transition are done; the rest waits for the next
-        // pass (a transition confirmed after an unconfirmed one goes out again: at least once).
+        // Rows up to the first unconfirmed message are done; the rest waits for the next pass
+        // (a message confirmed after an unconfirmed one goes out again: at least once).
         let mut seen = 0;
         let done: Vec<i64> = ids
             .iter()
-            .take_while(|(_, is_transition)| {
-                if *is_transition {
+            .take_while(|(_, is_message)| {
+                if *is_message {
                     seen += 1;
                     seen <= confirmed
                 } else {

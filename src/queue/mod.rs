@@ -236,18 +236,23 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes the transitions in order, then waits for their confirms together: answers
-    /// how many, from the first, the broker confirmed, and what stopped it.
-    pub async fn publish_all(&self, transitions: &[Transition]) -> (usize, Option<PublishError>) {
-        let mut confirms = Vec::with_capacity(transitions.len());
+    /// Publishes the outbox's messages (job transitions and media milestones) in order, then
+    /// waits for their confirms together: answers how many, from the first, the broker
+    /// confirmed, and what stopped it. Confirms arrive in publish order on one channel, so the
+    /// order per job holds.
+    pub async fn publish_all(
+        &self,
+        messages: &[crate::jobs::OutboxMessage],
+    ) -> (usize, Option<PublishError>) {
+        let mut confirms = Vec::with_capacity(messages.len());
         let mut error = None;
-        for transition in transitions {
-            let body = serde_json::to_vec(transition).expect("a transition serializes");
+        for message in messages {
+            let body = message.body();
             match self
                 .channel
                 .basic_publish(
                     &self.exchange,
-                    &format!("job.{}", transition.state),
+                    &message.routing_key(),
                     BasicPublishOptions::default(),
                     &body,
                     BasicProperties::default()
@@ -264,15 +269,14 @@ impl EventPublisher {
             }
         }
         let mut confirmed = 0;
-        for (confirm, transition) in confirms.into_iter().zip(transitions) {
+        for (confirm, message) in confirms.into_iter().zip(messages) {
             match confirm.await {
                 Ok(Confirmation::Nack(_)) => {
                     error = Some(PublishError::Nacked);
                     break;
                 }
                 Ok(_) => {
-                    metrics::counter!("vod_ingest_transitions_total", "state" => transition.state.as_str())
-                        .increment(1);
+                    count_published(message);
                     confirmed += 1;
                 }
                 Err(e) => {
@@ -285,12 +289,21 @@ impl EventPublisher {
     }
 
     pub async fn publish(&self, transition: &Transition) -> Result<(), PublishError> {
-        let body = serde_json::to_vec(transition).expect("a transition serializes");
+        self.publish_message(&crate::jobs::OutboxMessage::Job(transition.clone()))
+            .await
+    }
+
+    /// A job transition (`job.<state>`) or a media milestone (`media.<milestone>`).
+    pub async fn publish_message(
+        &self,
+        message: &crate::jobs::OutboxMessage,
+    ) -> Result<(), PublishError> {
+        let body = message.body();
         let confirm = self
             .channel
             .basic_publish(
                 &self.exchange,
-                &format!("job.{}", transition.state),
+                &message.routing_key(),
                 BasicPublishOptions::default(),
                 &body,
                 BasicProperties::default()
@@ -302,6 +315,20 @@ impl EventPublisher {
         match confirm {
             Confirmation::Nack(_) => Err(PublishError::Nacked),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Counts a message the broker confirmed, by state or milestone.
+fn count_published(message: &crate::jobs::OutboxMessage) {
+    match message {
+        crate::jobs::OutboxMessage::Job(t) => {
+            metrics::counter!("vod_ingest_transitions_total", "state" => t.state.as_str())
+                .increment(1)
+        }
+        crate::jobs::OutboxMessage::Media(ms) => {
+            metrics::counter!("vod_ingest_media_milestones_total", "milestone" => ms.milestone.clone())
+                .increment(1)
         }
     }
 }

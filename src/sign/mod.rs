@@ -6,6 +6,7 @@
 pub mod callback;
 pub mod oss;
 pub mod rpc;
+pub mod v3;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};

@@ -1,5 +1,6 @@
 //! The VOD upload API: CreateUploadVideo / Image / AttachedMedia, RefreshUploadVideo,
-//! GetVideoInfo, GetImageInfo (`vod_api.md` §1).
+//! GetVideoInfo, GetImageInfo (`vod_api.md` §1), and the batch reads GetVideoInfos,
+//! GetImageInfos, GetAttachedMediaInfo.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use super::credentials::CredentialProvider;
 use super::error::{VodError, VodErrorKind};
 use super::rpc::{self, RpcCall};
+use super::signing::SignatureVersion;
 use super::types::{UploadAddress, UploadAuth};
 use crate::secret::Secret;
 
@@ -139,6 +141,36 @@ pub struct ImageInfo {
     pub url: Option<String>,
 }
 
+/// Attached media (watermarks, subtitles, materials) as `GetAttachedMediaInfo` reports them.
+#[derive(Debug, Clone)]
+pub struct AttachedMediaInfo {
+    pub media_id: String,
+    /// `Uploading`, `Normal`, `UploadFail`.
+    pub status: String,
+    pub title: Option<String>,
+    pub file_size: Option<u64>,
+    pub url: Option<String>,
+}
+
+/// What a batch read found, and the ids VOD says do not exist.
+#[derive(Debug, Clone)]
+pub struct Batch<T> {
+    pub found: Vec<T>,
+    pub missing: Vec<String>,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Self {
+            found: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+}
+
+/// How many ids VOD takes per batch read (GetVideoInfos, GetImageInfos, GetAttachedMediaInfo).
+pub const MAX_BATCH_IDS: usize = 20;
+
 /// A VOD client; cheap to clone.
 #[derive(Clone)]
 pub struct VodClient {
@@ -151,6 +183,7 @@ struct Inner {
     http: reqwest::Client,
     /// The fleet-wide rate limit every attempt waits for (`crate::ratelimit`).
     limiter: Option<crate::ratelimit::FleetLimiter>,
+    signature: SignatureVersion,
 }
 
 impl std::fmt::Debug for VodClient {
@@ -158,6 +191,7 @@ impl std::fmt::Debug for VodClient {
         f.debug_struct("VodClient")
             .field("config", &self.inner.config)
             .field("credentials", &self.inner.credentials)
+            .field("signature", &self.inner.signature)
             .finish()
     }
 }
@@ -170,6 +204,7 @@ impl VodClient {
                 credentials,
                 http,
                 limiter: None,
+                signature: SignatureVersion::default(),
             }),
         }
     }
@@ -184,7 +219,22 @@ impl VodClient {
                 credentials: inner.credentials.clone(),
                 http: inner.http.clone(),
                 limiter: Some(limiter),
+                signature: inner.signature,
             }),
+        }
+    }
+
+    /// Which signature to sign with (default V1). Call before the client is cloned.
+    pub fn with_signature_version(self, signature: SignatureVersion) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            config: shared.config.clone(),
+            credentials: shared.credentials.clone(),
+            http: shared.http.clone(),
+            limiter: shared.limiter.clone(),
+            signature,
+        });
+        Self {
+            inner: Arc::new(Inner { signature, ..inner }),
         }
     }
 
@@ -261,6 +311,63 @@ impl VodClient {
         Ok(wire.into_info(image_id))
     }
 
+    /// `GetVideoInfos`, as many calls of at most [`MAX_BATCH_IDS`] as `ids` need.
+    pub async fn get_video_infos(&self, ids: &[String]) -> Result<Batch<VideoInfo>, VodError> {
+        let mut out = Batch::default();
+        for chunk in ids.chunks(MAX_BATCH_IDS) {
+            let wire: VideoInfosWire = self
+                .call("GetVideoInfos", true, vec![("VideoIds", chunk.join(","))])
+                .await?;
+            out.found
+                .extend(wire.video_list.into_iter().map(|v| v.into_info("")));
+            out.missing.extend(wire.non_exist);
+        }
+        Ok(out)
+    }
+
+    /// `GetImageInfos`, in calls of at most [`MAX_BATCH_IDS`] ids.
+    pub async fn get_image_infos(&self, ids: &[String]) -> Result<Batch<ImageInfo>, VodError> {
+        let mut out = Batch::default();
+        for chunk in ids.chunks(MAX_BATCH_IDS) {
+            let wire: ImageInfosWire = self
+                .call("GetImageInfos", true, vec![("ImageIds", chunk.join(","))])
+                .await?;
+            out.found
+                .extend(wire.image_info.into_iter().map(|i| i.into_info("")));
+            out.missing.extend(wire.non_exist);
+        }
+        Ok(out)
+    }
+
+    /// `GetAttachedMediaInfo` (VOD's name, singular, for a batch read), in calls of at most
+    /// [`MAX_BATCH_IDS`] ids.
+    pub async fn get_attached_media_infos(
+        &self,
+        ids: &[String],
+    ) -> Result<Batch<AttachedMediaInfo>, VodError> {
+        let mut out = Batch::default();
+        for chunk in ids.chunks(MAX_BATCH_IDS) {
+            let wire: AttachedInfosWire = self
+                .call(
+                    "GetAttachedMediaInfo",
+                    true,
+                    vec![("MediaIds", chunk.join(","))],
+                )
+                .await?;
+            out.found.extend(wire.list.into_iter().filter_map(|a| {
+                Some(AttachedMediaInfo {
+                    media_id: a.media_id?,
+                    status: a.status.unwrap_or_default(),
+                    title: a.title,
+                    file_size: a.file_size,
+                    url: a.url,
+                })
+            }));
+            out.missing.extend(wire.non_exist);
+        }
+        Ok(out)
+    }
+
     /// One API call with retries; every attempt takes the current credentials and is signed anew.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
@@ -287,6 +394,7 @@ impl VodClient {
                 Some(inner.config.timeout),
                 &creds,
                 call,
+                inner.signature,
             )
             .await;
             if let (Some(limiter), Err(e)) = (&inner.limiter, &result) {
@@ -499,6 +607,61 @@ struct VideoWire {
     size: Option<u64>,
 }
 
+/// A list of ids: an array, or (in some doc examples) one comma-separated string.
+fn lenient_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct VideoInfosWire {
+    #[serde(rename = "VideoList", default)]
+    video_list: Vec<VideoWire>,
+    #[serde(rename = "NonExistVideoIds", default, deserialize_with = "lenient_ids")]
+    non_exist: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ImageInfosWire {
+    #[serde(rename = "ImageInfo", default)]
+    image_info: Vec<ImageWire>,
+    #[serde(rename = "NonExistImageIds", default, deserialize_with = "lenient_ids")]
+    non_exist: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct AttachedInfosWire {
+    #[serde(rename = "AttachedMediaList", default)]
+    list: Vec<AttachedWire>,
+    #[serde(rename = "NonExistMediaIds", default, deserialize_with = "lenient_ids")]
+    non_exist: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct AttachedWire {
+    #[serde(rename = "MediaId")]
+    media_id: Option<String>,
+    #[serde(rename = "Status")]
+    status: Option<String>,
+    #[serde(rename = "Title")]
+    title: Option<String>,
+    #[serde(rename = "FileSize", default, deserialize_with = "lenient_u64")]
+    file_size: Option<u64>,
+    #[serde(rename = "URL")]
+    url: Option<String>,
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ImageInfoWire {
     #[serde(rename = "ImageInfo")]
@@ -527,7 +690,13 @@ struct MezzanineWire {
 
 impl VideoInfoWire {
     pub(crate) fn into_info(self, video_id: &str) -> VideoInfo {
-        let v = self.video;
+        self.video.into_info(video_id)
+    }
+}
+
+impl VideoWire {
+    fn into_info(self, video_id: &str) -> VideoInfo {
+        let v = self;
         VideoInfo {
             video_id: v.video_id.unwrap_or_else(|| video_id.to_owned()),
             status: v.status.unwrap_or_default(),
@@ -539,7 +708,13 @@ impl VideoInfoWire {
 
 impl ImageInfoWire {
     pub(crate) fn into_info(self, image_id: &str) -> ImageInfo {
-        let i = self.image_info;
+        self.image_info.into_info(image_id)
+    }
+}
+
+impl ImageWire {
+    fn into_info(self, image_id: &str) -> ImageInfo {
+        let i = self;
         ImageInfo {
             image_id: i.image_id.unwrap_or_else(|| image_id.to_owned()),
             status: i.status.unwrap_or_default(),

@@ -1,5 +1,6 @@
-//! Credentials for signing VOD calls: a long-term AccessKey, a static STS token, or STS
-//! credentials obtained with AssumeRole and renewed before they run out.
+//! Where the credentials that sign VOD calls come from: a long-term AccessKey, a static STS
+//! token, or STS credentials obtained with AssumeRole and renewed before they run out.
+//! (Module order, no cycle: `signing` <- `rpc` <- `sts` <- `credentials`.)
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,50 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use super::error::VodError;
+pub use super::signing::Credentials;
 use super::sts::{AssumeRoleRequest, StsClient};
 use crate::secret::Secret;
-
-/// How VOD/STS calls are signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    AccessKey {
-        access_key_id: String,
-        access_key_secret: Secret,
-    },
-    StsToken {
-        access_key_id: String,
-        access_key_secret: Secret,
-        security_token: Secret,
-    },
-}
-
-impl Credentials {
-    pub fn access_key_id(&self) -> &str {
-        match self {
-            Credentials::AccessKey { access_key_id, .. }
-            | Credentials::StsToken { access_key_id, .. } => access_key_id,
-        }
-    }
-
-    pub fn access_key_secret(&self) -> &Secret {
-        match self {
-            Credentials::AccessKey {
-                access_key_secret, ..
-            }
-            | Credentials::StsToken {
-                access_key_secret, ..
-            } => access_key_secret,
-        }
-    }
-
-    /// The STS token to send as `SecurityToken`, if these are STS credentials.
-    pub fn security_token(&self) -> Option<&Secret> {
-        match self {
-            Credentials::AccessKey { .. } => None,
-            Credentials::StsToken { security_token, .. } => Some(security_token),
-        }
-    }
-}
 
 /// Renew when less than this much of the credential's life remains, and never later than
 /// [`MIN_RENEWAL_MARGIN`] before expiry: a renewal has time to fail and be retried, and a call

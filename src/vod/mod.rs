@@ -9,16 +9,18 @@ pub(crate) mod client;
 mod credentials;
 pub(crate) mod error;
 pub(crate) mod rpc;
+mod signing;
 pub(crate) mod sts;
 mod types;
 
 pub use client::{
-    truncate_utf8, CreateUpload, CreateUploadAttachedMediaRequest, CreateUploadImageRequest,
-    CreateUploadVideoRequest, ImageInfo, UploadTicket, VideoInfo, VodClient, VodConfig,
-    MAX_DESCRIPTION_BYTES, MAX_TITLE_BYTES,
+    truncate_utf8, AttachedMediaInfo, Batch, CreateUpload, CreateUploadAttachedMediaRequest,
+    CreateUploadImageRequest, CreateUploadVideoRequest, ImageInfo, UploadTicket, VideoInfo,
+    VodClient, VodConfig, MAX_BATCH_IDS, MAX_DESCRIPTION_BYTES, MAX_TITLE_BYTES,
 };
-pub use credentials::{needs_renewal, CredentialProvider, Credentials};
+pub use credentials::{needs_renewal, CredentialProvider};
 pub use error::{TransportKind, VodError, VodErrorKind};
+pub use signing::{Credentials, SignatureVersion};
 pub use sts::{AssumeRoleRequest, StsClient, StsCredentials};
 pub use types::{DecodeError, UploadAddress, UploadAuth};
 

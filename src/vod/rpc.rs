@@ -9,8 +9,8 @@ use backon::{ExponentialBuilder, Retryable as _};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
-use super::credentials::Credentials;
 use super::error::{self, VodError, VodErrorKind};
+use super::signing::{Credentials, SignatureVersion};
 use crate::sign::rpc as sign;
 
 /// What to call: the action's own parameters; the common ones are added when signing.
@@ -61,6 +61,65 @@ pub(crate) fn signed_params(
     params
 }
 
+/// A V3 request as the V2.0 SDKs build it: the action's parameters (and `RegionId`) in the
+/// query, action, version, date, nonce and body hash (of the empty body) in `x-acs-*` headers,
+/// every header signed. Returns the query, the headers with `authorization`, and the string
+/// to sign.
+pub(crate) fn v3_signed(
+    call: &RpcCall<'_>,
+    creds: &Credentials,
+    nonce: &str,
+    date: DateTime<Utc>,
+    url: &url::Url,
+) -> (BTreeMap<String, String>, Vec<(String, String)>, String) {
+    let mut query: BTreeMap<String, String> = call
+        .params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    query.insert("RegionId".to_owned(), call.region.to_owned());
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    };
+    let hash = crate::sign::v3::hex_sha256(b"");
+    let mut headers: Vec<(String, String)> = vec![
+        ("accept".into(), "application/json".into()),
+        ("host".into(), host),
+        ("x-acs-action".into(), call.action.into()),
+        ("x-acs-content-sha256".into(), hash.clone()),
+        (
+            "x-acs-date".into(),
+            date.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+        ("x-acs-signature-nonce".into(), nonce.into()),
+        ("x-acs-version".into(), call.version.into()),
+    ];
+    if let Some(token) = creds.security_token() {
+        headers.push(("x-acs-accesskey-id".into(), creds.access_key_id().into()));
+        headers.push(("x-acs-security-token".into(), token.expose().into()));
+    }
+    let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+    let input = crate::sign::v3::CanonicalInput {
+        method: METHOD,
+        query: &query,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        signed_headers: &signed,
+        hashed_payload: &hash,
+    };
+    let (authorization, string_to_sign) = crate::sign::v3::sign(
+        &input,
+        creds.access_key_id(),
+        creds.access_key_secret().expose(),
+    );
+    headers.push(("authorization".into(), authorization));
+    (query, headers, string_to_sign)
+}
+
 /// Sends one attempt and decodes the JSON answer.
 pub(crate) async fn call_once<T: DeserializeOwned>(
     http: &reqwest::Client,
@@ -68,13 +127,8 @@ pub(crate) async fn call_once<T: DeserializeOwned>(
     timeout: Option<Duration>,
     creds: &Credentials,
     call: &RpcCall<'_>,
+    signature: SignatureVersion,
 ) -> Result<T, VodError> {
-    let nonce = uuid::Uuid::new_v4().to_string();
-    let params = signed_params(call, creds, &nonce, Utc::now());
-    let mut unsigned = params.clone();
-    unsigned.remove("Signature");
-    let string_to_sign = sign::string_to_sign(METHOD, &unsigned);
-
     if endpoint.cannot_be_a_base() {
         return Err(VodError::from(VodErrorKind::Config {
             detail: format!(
@@ -82,12 +136,36 @@ pub(crate) async fn call_once<T: DeserializeOwned>(
             ),
         }));
     }
+    let nonce = uuid::Uuid::new_v4().to_string();
     let mut url = endpoint.clone();
-    url.set_query(Some(&sign::to_query_string(&params)));
-
-    let mut request = http
-        .post(url)
-        .header(reqwest::header::ACCEPT, "application/json")
+    let mut request;
+    let string_to_sign;
+    match signature {
+        SignatureVersion::V1 => {
+            let params = signed_params(call, creds, &nonce, Utc::now());
+            let mut unsigned = params.clone();
+            unsigned.remove("Signature");
+            string_to_sign = sign::string_to_sign(METHOD, &unsigned);
+            url.set_query(Some(&sign::to_query_string(&params)));
+            request = http
+                .post(url)
+                .header(reqwest::header::ACCEPT, "application/json");
+        }
+        SignatureVersion::V3 => {
+            let (query, headers, sts) = v3_signed(call, creds, &nonce, Utc::now(), &url);
+            string_to_sign = sts;
+            url.set_query(Some(&crate::sign::v3::canonical_query(&query)));
+            request = http.post(url);
+            for (name, value) in headers {
+                // reqwest sets Host itself, from the URL: the value we signed.
+                if name != "host" {
+                    request = request.header(name, value);
+                }
+            }
+        }
+    }
+    // (V3 sends, and signs, its own `accept`: a second one would change what was signed.)
+    request = request
         .header(reqwest::header::CONTENT_LENGTH, "0")
         .body(Vec::new());
     if let Some(timeout) = timeout {

@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::credentials::Credentials;
 use super::error::{VodError, VodErrorKind};
 use super::rpc::{self, RpcCall};
+use super::signing::{Credentials, SignatureVersion};
 use crate::secret::Secret;
 
 const STS_VERSION: &str = "2015-04-01";
@@ -28,6 +28,7 @@ struct Inner {
     region: String,
     http: reqwest::Client,
     timeout: Duration,
+    signature: SignatureVersion,
 }
 
 /// AssumeRole's parameters.
@@ -98,6 +99,7 @@ impl StsClient {
                 region,
                 http,
                 timeout: DEFAULT_TIMEOUT,
+                signature: SignatureVersion::default(),
             }),
         }
     }
@@ -107,6 +109,14 @@ impl StsClient {
         let inner = Arc::unwrap_or_clone(self.inner);
         Self {
             inner: Arc::new(Inner { timeout, ..inner }),
+        }
+    }
+
+    /// Which signature to sign with (default V1).
+    pub fn with_signature_version(self, signature: SignatureVersion) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Self {
+            inner: Arc::new(Inner { signature, ..inner }),
         }
     }
 
@@ -141,6 +151,7 @@ impl StsClient {
                 Some(inner.timeout),
                 creds,
                 &call,
+                inner.signature,
             )
         })
         .await?;

@@ -2,8 +2,11 @@
 //! (`/readyz`, `/metrics`, `/v1/jobs/{job_id}`, on the private admin listener, where the
 //! console of [`crate::console`] is mounted too). Both answer `/healthz`.
 
+mod event;
 pub mod reconciler;
 mod verify;
+
+pub(crate) use event::{parse_event, ParsedEvent};
 
 pub use verify::{CallbackAuth, Verdict};
 
@@ -188,40 +191,6 @@ fn headers_for_storage(headers: &HeaderMap) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// What the body says, as far as this service cares.
-pub(crate) struct ParsedEvent {
-    pub event_type: String,
-    pub media_id: Option<String>,
-    pub succeeded: bool,
-    /// `Size` of the uploaded file, a number or a numeric string.
-    pub size: Option<u64>,
-}
-
-pub(crate) fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let event_type = value.get("EventType")?.as_str()?.to_owned();
-    let media_id = ["VideoId", "ImageId", "AttachedMediaId", "MediaId"]
-        .iter()
-        .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
-        .map(str::to_owned);
-    // Older FileUploadComplete payloads carry no Status; the event is sent only on success.
-    let succeeded = value
-        .get("Status")
-        .and_then(|s| s.as_str())
-        .is_none_or(|s| s.eq_ignore_ascii_case("success"));
-    let size = value.get("Size").and_then(|v| match v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    });
-    Some(ParsedEvent {
-        event_type,
-        media_id,
-        succeeded,
-        size,
-    })
-}
-
 /// The kind whose upload this event reports complete, if it is such an event.
 fn completed_kind(event_type: &str) -> Option<JobKind> {
     [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
@@ -292,6 +261,19 @@ async fn receive_callback(
     }
 }
 
+async fn mark_applied(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    job_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 enum Outcome {
     Applied,
     Stored,
@@ -311,20 +293,55 @@ async fn store_and_apply(
     let accepted = verdict.accepted();
     // Only an authenticated event may claim a dedup key, so a forged copy cannot shadow it.
     let dedup_key = (accepted && parsed.is_some()).then(|| hex::encode(Sha256::digest(body)));
+    let headers = headers_for_storage(headers);
+    let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
+    // The fast path, one statement in autocommit: an event that concerns no job (its media is
+    // no job's, or it names none) is only stored. The statement stores nothing when a job owns
+    // the media or the event is a duplicate; the transaction below then decides. Upload events
+    // that may be recorded as STS uploads always take the transaction.
+    let may_record_sts = state.record_sts_uploads
+        && parsed.is_some_and(|p| p.succeeded && completed_kind(&p.event_type).is_some());
+    if !may_record_sts {
+        let stored: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE $3::text IS NULL OR NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE media_id = $3)
+             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(verdict.as_str())
+        .bind(parsed.map(|p| p.event_type.as_str()))
+        .bind(parsed.and_then(|p| p.media_id.as_deref()))
+        .bind(signature_timestamp)
+        .bind(&dedup_key)
+        .bind(&headers)
+        .bind(body)
+        .bind(parsed.and_then(|p| p.event_time))
+        .fetch_optional(state.store.pool())
+        .await?;
+        if stored.is_some() {
+            return Ok(match (accepted, parsed) {
+                (false, _) => Outcome::Rejected,
+                (true, None) => Outcome::NotAnEvent,
+                (true, Some(_)) => Outcome::Stored,
+            });
+        }
+    }
     let mut tx = state.store.pool().begin().await?;
     let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
          RETURNING id",
     )
     .bind(verdict.as_str())
     .bind(parsed.map(|p| p.event_type.as_str()))
     .bind(parsed.and_then(|p| p.media_id.as_deref()))
-    .bind(timestamp.and_then(|t| t.trim().parse::<i64>().ok()))
+    .bind(signature_timestamp)
     .bind(&dedup_key)
-    .bind(headers_for_storage(headers))
+    .bind(&headers)
     .bind(body)
+    .bind(parsed.and_then(|p| p.event_time))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else {
@@ -341,41 +358,56 @@ async fn store_and_apply(
     };
     let mut outcome = Outcome::Stored;
     let mut transition = None;
-    if let (Some(kind), true, Some(media_id)) = (
-        completed_kind(&event.event_type),
-        event.succeeded,
-        &event.media_id,
-    ) {
-        {
-            let confirmation = Confirmation {
-                via: &event.event_type,
-                size: event.size,
-            };
-            transition = JobStore::complete_by_media_in(&mut tx, media_id, confirmation).await?;
-            if transition.is_none() && state.record_sts_uploads {
-                transition = JobStore::record_sts_upload_in(
-                    &mut tx,
-                    kind,
-                    media_id,
-                    event.size,
-                    &event.event_type,
-                )
-                .await?;
-            }
-            if let Some(t) = &transition {
-                sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(&t.job_id)
-                    .execute(&mut *tx)
-                    .await?;
+    let upload_kind = completed_kind(&event.event_type);
+    if let (Some(kind), true, Some(media_id)) = (upload_kind, event.succeeded, &event.media_id) {
+        let confirmation = Confirmation {
+            via: &event.event_type,
+            size: event.size,
+        };
+        transition = JobStore::complete_by_media_in(&mut tx, media_id, confirmation).await?;
+        if transition.is_none() && state.record_sts_uploads {
+            transition = JobStore::record_sts_upload_in(
+                &mut tx,
+                kind,
+                media_id,
+                event.size,
+                &event.event_type,
+            )
+            .await?;
+        }
+        // Marked applied only when it moved the job: an upload event that beat the worker
+        // stays unapplied, for `mark_uploaded` to find.
+        if let Some(t) = &transition {
+            mark_applied(&mut tx, id, &t.job_id).await?;
+            outcome = Outcome::Applied;
+        }
+    }
+    let mut media = None;
+    if let (Some(update), Some(media_id)) = (&event.update, &event.media_id) {
+        // A processing event proves VOD has the file: it completes a job whose upload event
+        // was lost. Upload events were applied above.
+        let confirm = upload_kind.is_none().then_some(Confirmation {
+            via: &event.event_type,
+            size: None,
+        });
+        if let Some(applied) = JobStore::apply_media_in(&mut tx, media_id, update, confirm).await? {
+            if upload_kind.is_none() {
+                mark_applied(&mut tx, id, &applied.job_id).await?;
                 outcome = Outcome::Applied;
             }
+            if applied.transition.is_some() {
+                transition = applied.transition.clone();
+            }
+            media = Some(applied);
         }
     }
     tx.commit().await?;
     if let Some(t) = transition {
-        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, "job completed by callback");
+        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, state = %t.state, via = %event.event_type, "job moved on by callback");
         let _ = state.transitions.send(t);
+    } else if let Some(applied) = media.filter(|m| !m.milestones.is_empty()) {
+        // Wakes the outbox publisher for the milestones.
+        let _ = state.transitions.send(applied.wake());
     }
     Ok(outcome)
 }

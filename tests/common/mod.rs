@@ -89,6 +89,12 @@ pub struct TestAppOptions {
     pub admin_token: Option<&'static str>,
     /// Timeouts and load bounds of both listeners.
     pub http_limits: vod_ingest::http_server::Limits,
+    /// The reconciler's wait for a completed video's processing outcome.
+    pub processing_grace: Duration,
+    /// The reconciler's checks before it gives up on missing media.
+    pub missing_checks: u32,
+    /// How the service signs its VOD and STS calls.
+    pub signature_version: vod_ingest::vod::SignatureVersion,
 }
 
 impl Default for TestAppOptions {
@@ -108,6 +114,9 @@ impl Default for TestAppOptions {
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
             http_limits: Default::default(),
+            processing_grace: Duration::from_secs(3600),
+            missing_checks: 3,
+            signature_version: Default::default(),
         }
     }
 }
@@ -173,6 +182,7 @@ impl TestApp {
                     role_session_name: "test".into(),
                     timeout: Duration::from_secs(10),
                     rate_limits: Default::default(),
+                    signature_version: options.signature_version,
                 },
                 worker,
                 http: Some(HttpSettings {
@@ -198,6 +208,8 @@ impl TestApp {
                     interval: Duration::from_millis(200),
                     batch: 100,
                     client_upload_timeout: options.client_upload_timeout,
+                    processing_grace: options.processing_grace,
+                    missing_checks: options.missing_checks,
                 }),
             },
             http_listener,

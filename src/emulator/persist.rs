@@ -1,0 +1,233 @@
+//! The emulator's state survives a restart: media records, the STS credentials it issued and
+//! multipart uploads in progress are kept in `data_dir/.emulator-state.json`, beside the objects
+//! and parts already stored there. A restarted emulator (or a second `demo` on the same data
+//! directory) keeps its account id and bucket, so everything it handed out stays valid.
+//!
+//! Written by a background task every [`SAVE_INTERVAL`] when the state changed (compared by
+//! content, so no code path has to remember to mark it dirty) and once more on shutdown;
+//! atomically, through a temporary file and a rename. Not kept: used nonces (a restart forgets
+//! them, as the 15-minute timestamp window still bounds replays), statistics and faults.
+//! Every field is `#[serde(default)]`-tolerant, so a snapshot from an older build still loads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{Inner, Media, MultipartUpload, ObjectMeta, Shared, StsCredential};
+
+pub(crate) const FILE_NAME: &str = ".emulator-state.json";
+const SAVE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// `&'static str` fields make serde require `'de: 'static`: the file's bytes are leaked once
+/// at start-up (a few kilobytes) so they can be borrowed for the whole run.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
+pub(crate) struct Snapshot {
+    pub bucket: String,
+    pub account_id: String,
+    #[serde(default)]
+    credentials: Vec<StsCredential>,
+    #[serde(default)]
+    media: Vec<Media>,
+    /// (bucket, key, media id)
+    #[serde(default)]
+    media_by_object: Vec<(String, String, String)>,
+    /// (bucket, key, meta)
+    #[serde(default)]
+    objects: Vec<(String, String, ObjectMeta)>,
+    /// (upload id, upload)
+    #[serde(default)]
+    uploads: Vec<(String, MultipartUpload)>,
+}
+
+pub(crate) fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// The saved state, if there is one. A file that cannot be read stops start-up with its path,
+/// rather than silently starting empty.
+pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Option<Snapshot>> {
+    let path = path(data_dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            serde_json::from_slice(bytes).map(Some).map_err(|e| {
+                anyhow::anyhow!(
+                    "the emulator state {} is not readable ({e}): fix or delete it to start empty",
+                    path.display()
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
+impl Snapshot {
+    fn of(shared: &Shared) -> Self {
+        let inner = shared.lock();
+        let mut s = Snapshot {
+            bucket: shared.bucket.clone(),
+            account_id: shared.account_id.clone(),
+            credentials: inner.credentials.values().cloned().collect(),
+            media: inner.media.values().cloned().collect(),
+            media_by_object: inner
+                .media_by_object
+                .iter()
+                .map(|((b, k), id)| (b.clone(), k.clone(), id.clone()))
+                .collect(),
+            objects: inner
+                .objects
+                .iter()
+                .map(|((b, k), m)| (b.clone(), k.clone(), m.clone()))
+                .collect(),
+            uploads: inner
+                .uploads
+                .iter()
+                .map(|(id, u)| (id.clone(), u.clone()))
+                .collect(),
+        };
+        // Sorted, so that equal states serialise equally.
+        s.credentials
+            .sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+        s.media.sort_by(|a, b| a.id.cmp(&b.id));
+        s.media_by_object.sort();
+        s.objects.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        s.uploads.sort_by(|a, b| a.0.cmp(&b.0));
+        s
+    }
+
+    pub(crate) fn restore(self, inner: &mut Inner) {
+        for c in self.credentials {
+            inner
+                .tokens
+                .insert(c.token.expose().to_owned(), c.access_key_id.clone());
+            inner.credentials.insert(c.access_key_id.clone(), c);
+        }
+        for m in self.media {
+            inner.media.insert(m.id.clone(), m);
+        }
+        for (b, k, id) in self.media_by_object {
+            inner.media_by_object.insert((b, k), id);
+        }
+        for (b, k, m) in self.objects {
+            inner.objects.insert((b, k), m);
+        }
+        inner.stats.objects = inner.objects.len() as u64;
+        for (id, u) in self.uploads {
+            inner.uploads.insert(id, u);
+        }
+    }
+}
+
+/// Writes the state if it differs from `last`; returns what was written.
+pub(crate) fn save_if_changed(shared: &Shared, last: &mut Vec<u8>) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(&Snapshot::of(shared)).map_err(std::io::Error::other)?;
+    if bytes == *last {
+        return Ok(());
+    }
+    let target = path(&shared.config.data_dir);
+    let tmp = shared.tmp_path();
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &target)?;
+    *last = bytes;
+    Ok(())
+}
+
+/// Saves every [`SAVE_INTERVAL`] until `stop` resolves, then once more.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut last = Vec::new();
+    loop {
+        let shared2 = shared.clone();
+        let mut buf = std::mem::take(&mut last);
+        let result = tokio::task::spawn_blocking(move || {
+            let r = save_if_changed(&shared2, &mut buf);
+            (r, buf)
+        })
+        .await;
+        if let Ok((r, buf)) = result {
+            last = buf;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not save the emulator state");
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SAVE_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// `Secret` as a plain string in the snapshot (the file holds what the emulator issued, as
+/// the objects beside it do; it is an emulator's, never a real account's).
+pub(crate) mod secret {
+    use crate::secret::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// `&'static str` fields (statuses, object types): known values map to their constant; an
+/// unknown one (from a newer build) is leaked once per load, which a test tool can afford.
+pub(crate) mod static_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const KNOWN: &[&str] = &[
+        "Uploading",
+        "UploadSucc",
+        "UploadFail",
+        "Transcoding",
+        "TranscodeFail",
+        "Normal",
+        "Blocked",
+        "Checking",
+        "Multipart",
+        "Appendable",
+        "success",
+        "fail",
+    ];
+
+    pub fn serialize<S: Serializer>(s: &&'static str, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(KNOWN
+            .iter()
+            .find(|k| **k == s)
+            .copied()
+            .unwrap_or_else(|| Box::leak(s.into_boxed_str())))
+    }
+}
+
+/// `Option<Arc<T>>` without serde's `rc` feature.
+pub(crate) mod arc_option {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Arc<T>>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(|v| v.map(Arc::new))
+    }
+}
