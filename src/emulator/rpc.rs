@@ -104,6 +104,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
 
     let form = body.as_ref().ok().filter(|_| is_form);
     let mut params = collect_params(query.as_bytes(), form.map(|b| &b[..]));
+    // A V1 `Signature` may come in a POST form body (`@alicloud/pop-core` sends it there, with
+    // `x-acs-*` headers): such a request is V1 whatever its headers.
+    let v3 = v3.filter(|_| !params.contains_key("Signature"));
     if let Some(v3) = &v3 {
         v3.fill_action_and_version(&mut params);
     }
