@@ -39,6 +39,9 @@ pub struct VodSettings {
     pub role_arn: Option<String>,
     pub role_session_name: String,
     pub timeout: Duration,
+    /// VOD calls per second per action, shared by every process on the database
+    /// (`VOD_INGEST_VOD_RATE_LIMITS`).
+    pub rate_limits: crate::ratelimit::RateLimits,
     /// V1 or V3 (`VOD_INGEST_SIGNATURE_VERSION`).
     pub signature_version: crate::vod::SignatureVersion,
 }
@@ -142,9 +145,12 @@ pub fn redact_url(raw: &str) -> String {
 
 /// Connects to PostgreSQL and applies the migrations.
 pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    // No ping before each use (sqlx's default): it is one more round trip per statement, and a
+    // broken connection fails the statement anyway, which every caller retries.
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect(url)
         .await
         .with_context(|| {
@@ -324,7 +330,13 @@ async fn start_with(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client failed")?;
-    let vod = config.vod.client(http_client.clone());
+    let mut vod = config.vod.client(http_client.clone());
+    if !config.vod.rate_limits.is_off() {
+        vod = vod.with_limiter(crate::ratelimit::FleetLimiter::new(
+            store.pool().clone(),
+            &config.vod.rate_limits,
+        ));
+    }
     let api_vod = vod.clone();
     let console_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {

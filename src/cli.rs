@@ -106,6 +106,10 @@ pub struct VodArgs {
     /// STS endpoint [default: https://sts.<region>.aliyuncs.com].
     #[arg(long, env = "STS_ENDPOINT")]
     pub sts_endpoint: Option<String>,
+    /// VOD calls per second per action for the whole deployment, shared through PostgreSQL:
+    /// `off`, or `Action=N,...` (unnamed actions keep the documented 120; `Action=0` lifts one).
+    #[arg(long, env = "VOD_INGEST_VOD_RATE_LIMITS", default_value = "")]
+    pub vod_rate_limits: String,
     /// Signature for VOD and STS calls: `v1` (HMAC-SHA1, the classic SDKs') or `v3`
     /// (ACS3-HMAC-SHA256, today's V2.0 SDKs').
     #[arg(long, env = "VOD_INGEST_SIGNATURE_VERSION", default_value = "v1")]
@@ -561,9 +565,15 @@ impl VodArgs {
                 "STS_ENDPOINT",
             )?,
         };
+        let rate_limits = self.vod_rate_limits.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "VOD_INGEST_VOD_RATE_LIMITS: {e} (e.g. CreateUploadVideo=120,CreateUploadImage=120, or off)"
+            )
+        })?;
         Ok(VodSettings {
             endpoint,
             sts_endpoint,
+            rate_limits,
             region: self.region.clone(),
             access_key_id,
             access_key_secret: Secret::new(access_key_secret),

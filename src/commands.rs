@@ -356,7 +356,15 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()?;
-    let vod = args.vod.settings()?.client(http.clone());
+    let settings = args.vod.settings()?;
+    let mut vod = settings.client(http.clone());
+    if !settings.rate_limits.is_off() {
+        // One upload takes part in the deployment's shared VOD rate limit too.
+        vod = vod.with_limiter(crate::ratelimit::FleetLimiter::new(
+            store.pool().clone(),
+            &settings.rate_limits,
+        ));
+    }
     // No broker here: transitions are in PostgreSQL only.
     let (transitions, _rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = crate::worker::Worker::new(

@@ -169,6 +169,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                 role_arn: None,
                 role_session_name: "vod-ingest-demo".into(),
                 timeout: Duration::from_secs(30),
+                rate_limits: Default::default(),
                 signature_version: Default::default(),
             },
             worker: Some(worker),

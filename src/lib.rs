@@ -5,6 +5,7 @@
 //! - [`jobs`]: the job model, its state machine and its PostgreSQL store;
 //! - [`worker`]: claims jobs under a lease and drives them through VOD and OSS;
 //! - [`vod`]: the VOD and STS RPC API (CreateUpload*, RefreshUploadVideo, AssumeRole, ...);
+//! - [`ratelimit`]: VOD's per-account API rate, shared by every process of a deployment;
 //! - [`oss`]: uploads to OSS with the temporary credentials VOD hands out;
 //! - [`webhook`]: the HTTP listener: VOD callbacks and operational endpoints;
 //! - [`console`]: the operators' console in the browser, on the admin listener;
@@ -28,6 +29,7 @@ pub mod http_server;
 pub mod jobs;
 pub mod oss;
 pub mod queue;
+pub mod ratelimit;
 pub mod secret;
 pub mod sign;
 pub mod source;

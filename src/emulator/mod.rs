@@ -24,7 +24,8 @@
 //! - `GET|PUT /_emulator/faults`: [`Faults`] as JSON; a PUT changes only the fields it names:
 //!   `{"credential_ttl_seconds": 5, "callback_drop": true, "delay_ms": 200,
 //!     "error_rates": {"UploadPart": 0.1},
-//!     "fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}]}`
+//!     "fail_next": [{"action": "PutObject", "code": "InternalError", "status": 500}],
+//!     "rate_limits": {"CreateUploadVideo": 50}}` (`throttle`)
 //!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
 //!   `transcode_delay_ms`).
 
@@ -40,6 +41,7 @@ pub(crate) mod policy;
 mod processing;
 pub(crate) mod rpc;
 mod state;
+mod throttle;
 mod v3;
 
 use std::collections::BTreeMap;
@@ -120,6 +122,13 @@ pub struct Stats {
     /// per job means a job made a duplicate asset.
     #[serde(default)]
     pub media_created: BTreeMap<String, u64>,
+    /// Requests answered `Throttling.User` by the `rate_limits` fault, per action.
+    #[serde(default)]
+    pub throttled: BTreeMap<String, u64>,
+    /// Per rate-limited action, requests accepted in each Unix second (the last 300 seconds
+    /// that saw any): what a limiter test checks against the limit.
+    #[serde(default)]
+    pub rate_windows: BTreeMap<String, BTreeMap<u64, u32>>,
     /// Events answered with 200, per event type.
     #[serde(default)]
     pub events_sent: BTreeMap<String, u64>,
@@ -188,6 +197,10 @@ pub struct Faults {
     /// stored part's ETag and CRC-64 (which UploadPart returns) describe the corrupted bytes.
     #[serde(default)]
     pub corrupt_next_parts: u32,
+    /// Per action, the account's calls per second; beyond it the answer is `Throttling.User`
+    /// (HTTP 400), as VOD answers (`throttle`). Empty: no limit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rate_limits: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +245,7 @@ struct FaultsPatch {
     fail_next: Option<Vec<InjectedFailure>>,
     error_rates: Option<BTreeMap<String, f64>>,
     corrupt_next_parts: Option<u32>,
+    rate_limits: Option<BTreeMap<String, u32>>,
 }
 
 impl Shared {
@@ -571,6 +585,9 @@ async fn faults_endpoint(shared: &Shared, req: Request) -> Response {
             }
             if let Some(v) = patch.corrupt_next_parts {
                 f.corrupt_next_parts = v;
+            }
+            if let Some(v) = patch.rate_limits {
+                f.rate_limits = v;
             }
             axum::Json(f.clone()).into_response()
         }

@@ -104,6 +104,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
 
     let form = body.as_ref().ok().filter(|_| is_form);
     let mut params = collect_params(query.as_bytes(), form.map(|b| &b[..]));
+    // A V1 `Signature` may come in a POST form body (`@alicloud/pop-core` sends it there, with
+    // `x-acs-*` headers): such a request is V1 whatever its headers.
+    let v3 = v3.filter(|_| !params.contains_key("Signature"));
     if let Some(v3) = &v3 {
         v3.fill_action_and_version(&mut params);
     }
@@ -279,6 +282,8 @@ async fn process(
         }
         _ => {}
     }
+    // The account's rate limit, counted once the caller is known (`throttle`).
+    super::throttle::admit(shared, action)?;
     if let Some(f) = shared.take_failure(action) {
         let message = f.message.unwrap_or_else(|| {
             match f.code.as_str() {

@@ -136,6 +136,7 @@ pub(crate) struct Inner {
     pub uploads: HashMap<String, MultipartUpload>,
     pub stats: Stats,
     pub faults: Faults,
+    pub throttle: super::throttle::Windows,
     /// The most recent secrets handed out (STS secrets and tokens, UploadAuth strings), so a
     /// test can prove that none of them leaks into logs, tables or metrics.
     pub issued_secrets: std::collections::VecDeque<String>,

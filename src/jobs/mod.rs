@@ -1,5 +1,6 @@
 //! The job model (kinds, states, the producer's message) and its PostgreSQL store.
 
+mod batch;
 mod checkpoint;
 mod listing;
 mod media;

@@ -273,6 +273,34 @@ async fn record(
     })
 }
 
+/// A job row with the time of the history row the same statement wrote.
+#[derive(sqlx::FromRow)]
+struct JobWithEvent {
+    #[sqlx(flatten)]
+    job: Job,
+    event_at: DateTime<Utc>,
+}
+
+impl JobWithEvent {
+    fn transition(
+        self,
+        from: Option<JobState>,
+        error_code: Option<&str>,
+        error_message: Option<&str>,
+    ) -> Transition {
+        Transition {
+            state: self.job.state(),
+            job_id: self.job.job_id,
+            kind: self.job.kind,
+            previous_state: from,
+            media_id: self.job.media_id,
+            error_code: error_code.map(str::to_owned),
+            error_message: error_message.map(str::to_owned),
+            at: self.event_at,
+        }
+    }
+}
+
 /// The Postgres job store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct JobStore {
@@ -428,15 +456,23 @@ impl JobStore {
         address: &crate::vod::UploadAddress,
         bytes_total: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let job: Option<Job> = sqlx::query_as(
-            "UPDATE ingest_jobs SET
-                superseded_media_ids = CASE WHEN media_id IS NOT NULL AND media_id <> $3
-                    THEN array_append(superseded_media_ids, media_id) ELSE superseded_media_ids END,
-                media_id = $3, upload_endpoint = $4, upload_bucket = $5, upload_key = $6,
-                bytes_total = COALESCE($7, bytes_total), bytes_uploaded = 0, updated_at = now()
-             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
-             RETURNING *",
+        // One statement (one implicit transaction): the row and its history note together.
+        let written: Option<i64> = sqlx::query_scalar(
+            "WITH j AS (
+                UPDATE ingest_jobs SET
+                    superseded_media_ids = CASE WHEN media_id IS NOT NULL AND media_id <> $3
+                        THEN array_append(superseded_media_ids, media_id) ELSE superseded_media_ids END,
+                    media_id = $3, upload_endpoint = $4, upload_bucket = $5, upload_key = $6,
+                    bytes_total = COALESCE($7, bytes_total), bytes_uploaded = 0, updated_at = now()
+                WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
+                RETURNING job_id, superseded_media_ids)
+             -- Not a state change, but part of the history an operator reads.
+             INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+             SELECT job_id, 'uploading', 'uploading', $3, jsonb_build_object(
+                 'media_id_assigned', $3::text, 'superseded', superseded_media_ids,
+                 'bucket', $5::text, 'key', $6::text)
+             FROM j
+             RETURNING id",
         )
         .bind(job_id)
         .bind(token)
@@ -445,26 +481,11 @@ impl JobStore {
         .bind(&address.bucket)
         .bind(&address.file_name)
         .bind(bytes_total.map(|b| b as i64))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let job = job.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
-        // Not a state change, but part of the history an operator reads.
-        sqlx::query(
-            "INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
-             VALUES ($1, 'uploading', 'uploading', $2, $3)",
-        )
-        .bind(job_id)
-        .bind(media_id)
-        .bind(serde_json::json!({
-            "media_id_assigned": media_id,
-            "superseded": job.superseded_media_ids,
-            "bucket": address.bucket,
-            "key": address.file_name,
-        }))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        written
+            .map(|_| ())
+            .ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))
     }
 
     /// Adds a line to the job's history without changing its state (e.g. "the multipart
@@ -516,36 +537,34 @@ impl JobStore {
         set: &str,
         binds: FinishBinds<'_>,
     ) -> Result<Transition, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // One statement (one implicit transaction): the row and its history row together.
         let sql = format!(
-            "UPDATE ingest_jobs SET state = $3, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = now(), {set}
-             WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
-             RETURNING *"
+            "WITH j AS (
+                UPDATE ingest_jobs SET state = $3, lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = now(), {set}
+                WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
+                RETURNING *),
+             e AS (
+                INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, error_code, error_message)
+                SELECT job_id, 'uploading', state, media_id, $4, $5 FROM j
+                RETURNING at)
+             SELECT j.*, e.at AS event_at FROM j, e"
         );
-        let job: Option<Job> = sqlx::query_as(&sql)
+        let row: Option<JobWithEvent> = sqlx::query_as(&sql)
             .bind(job_id)
             .bind(token)
             .bind(to.as_str())
             .bind(binds.error_code)
             .bind(binds.error_message)
             .bind(binds.run_at)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?;
-        let job = job.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
-        let transition = record(
-            &mut tx,
-            &job,
+        let row = row.ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
+        Ok(row.transition(
             Some(JobState::Uploading),
-            EventFields {
-                error_code: binds.error_code,
-                error_message: binds.error_message,
-                ..Default::default()
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(transition)
+            binds.error_code,
+            binds.error_message,
+        ))
     }
 
     /// All bytes are in OSS and verified; waiting for VOD to confirm. If VOD's confirmation
@@ -562,37 +581,41 @@ impl JobStore {
             return Ok(transitions);
         };
         let kind: JobKind = uploaded.kind.parse().expect("constrained");
-        let mut tx = self.pool.begin().await?;
-        let early: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vod_events
-             WHERE media_id = $1 AND event_type = $2 AND NOT applied
-               AND verification IN ('verified', 'not_configured')
-             ORDER BY id LIMIT 1 FOR UPDATE",
+        // The callback often beats the worker: if VOD's confirmation is stored and not applied,
+        // complete the job with it, in one statement after the commit above (so a callback
+        // stored meanwhile is seen). What `complete_by_media_in` does for an `uploaded` job
+        // and a confirmation without a size.
+        let completed: Option<JobWithEvent> = sqlx::query_as(
+            "WITH ev AS (
+                SELECT id FROM vod_events
+                WHERE media_id = $1 AND event_type = $2 AND NOT applied
+                  AND verification IN ('verified', 'not_configured')
+                ORDER BY id LIMIT 1 FOR UPDATE),
+             j AS (
+                UPDATE ingest_jobs SET state = 'completed', updated_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
+                    bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
+                WHERE media_id = $1 AND state = 'uploaded' AND EXISTS (SELECT 1 FROM ev)
+                RETURNING *),
+             e AS (
+                INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+                SELECT job_id, 'uploaded', state, media_id,
+                    jsonb_build_object('via', $2::text, 'size', NULL)
+                FROM j
+                RETURNING at),
+             applied AS (
+                UPDATE vod_events SET applied = true, job_id = $3
+                WHERE id = (SELECT id FROM ev) AND EXISTS (SELECT 1 FROM j))
+             SELECT j.*, e.at AS event_at FROM j, e",
         )
         .bind(media_id)
         .bind(kind.completion_event())
-        .fetch_optional(&mut *tx)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
         .await?;
-        if let Some(event_id) = early {
-            if let Some(t) = Self::complete_by_media_in(
-                &mut tx,
-                media_id,
-                Confirmation {
-                    via: kind.completion_event(),
-                    size: None,
-                },
-            )
-            .await?
-            {
-                sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
-                    .bind(event_id)
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                transitions.push(t);
-            }
+        if let Some(row) = completed {
+            transitions.push(row.transition(Some(JobState::Uploaded), None, None));
         }
-        tx.commit().await?;
         Ok(transitions)
     }
 
@@ -695,15 +718,60 @@ impl JobStore {
         media_id: &str,
         confirmation: Confirmation<'_>,
     ) -> Result<Option<Transition>, sqlx::Error> {
-        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT job_id, state, max_file_size FROM ingest_jobs WHERE media_id = $1 FOR UPDATE",
+        // The common case, a worker's job waiting in `uploaded`, completes in the statement
+        // that locks the row; every other case is decided below on what it locked.
+        #[allow(clippy::type_complexity)]
+        let row: Option<(
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        )> = sqlx::query_as(
+            "WITH cur AS (
+                    SELECT ctid AS row_id, job_id, kind, state, max_file_size FROM ingest_jobs
+                    WHERE media_id = $1 FOR UPDATE),
+                 j AS (
+                    UPDATE ingest_jobs SET state = 'completed', updated_at = now(),
+                        lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
+                        bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
+                    FROM cur
+                    WHERE ingest_jobs.ctid = cur.row_id AND cur.state = 'uploaded'
+                      AND NOT (cur.max_file_size IS NOT NULL AND $2::bigint IS NOT NULL
+                               AND $2::bigint > cur.max_file_size)
+                    RETURNING ingest_jobs.job_id, ingest_jobs.media_id),
+                 e AS (
+                    INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
+                    SELECT job_id, 'uploaded', 'completed', media_id,
+                        jsonb_build_object('via', $3::text, 'size', $2::bigint)
+                    FROM j
+                    RETURNING at)
+                 SELECT cur.job_id, cur.kind, cur.state, cur.max_file_size,
+                        (SELECT media_id FROM j), (SELECT at FROM e)
+                 FROM cur",
         )
         .bind(media_id)
+        .bind(confirmation.size.map(|s| s as i64))
+        .bind(confirmation.via)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some((job_id, previous, max_file_size)) = row else {
+        let Some((job_id, kind, previous, max_file_size, completed_media, completed_at)) = row
+        else {
             return Ok(None);
         };
+        if let Some(at) = completed_at {
+            return Ok(Some(Transition {
+                job_id,
+                kind,
+                state: JobState::Completed,
+                previous_state: Some(JobState::Uploaded),
+                media_id: completed_media,
+                error_code: None,
+                error_message: None,
+                at,
+            }));
+        }
         let previous: JobState = previous.parse().expect("constrained");
         let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
         match (previous, max_file_size, confirmation.size) {
@@ -770,25 +838,32 @@ impl JobStore {
         to: JobState,
         fields: EventFields<'_>,
     ) -> Result<Transition, sqlx::Error> {
-        let job: Job = sqlx::query_as(
-            "UPDATE ingest_jobs SET state = $3, updated_at = now(),
-                lease_owner = NULL, lease_expires_at = NULL,
-                completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END,
-                uploaded_at = CASE WHEN $3 = 'uploaded' THEN now() ELSE uploaded_at END,
-                bytes_uploaded = CASE WHEN $3 IN ('completed', 'uploaded')
-                                 THEN COALESCE(bytes_total, bytes_uploaded) ELSE bytes_uploaded END,
-                last_error_code = COALESCE($4, last_error_code),
-                last_error_message = COALESCE($5, last_error_message)
-             WHERE job_id = $1 AND state = $2 RETURNING *",
+        let row: JobWithEvent = sqlx::query_as(
+            "WITH j AS (
+                UPDATE ingest_jobs SET state = $3, updated_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL,
+                    completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END,
+                    uploaded_at = CASE WHEN $3 = 'uploaded' THEN now() ELSE uploaded_at END,
+                    bytes_uploaded = CASE WHEN $3 IN ('completed', 'uploaded')
+                                     THEN COALESCE(bytes_total, bytes_uploaded) ELSE bytes_uploaded END,
+                    last_error_code = COALESCE($4, last_error_code),
+                    last_error_message = COALESCE($5, last_error_message)
+                WHERE job_id = $1 AND state = $2 RETURNING *),
+             e AS (
+                INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, error_code, error_message, detail)
+                SELECT job_id, $2, state, media_id, $4, $5, $6 FROM j
+                RETURNING at)
+             SELECT j.*, e.at AS event_at FROM j, e",
         )
         .bind(job_id)
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(fields.error_code)
         .bind(fields.error_message)
+        .bind(fields.detail)
         .fetch_one(&mut **tx)
         .await?;
-        record(tx, &job, Some(from), fields).await
+        Ok(row.transition(Some(from), fields.error_code, fields.error_message))
     }
 
     /// Completes the job that owns `media_id`, if it is not already final.
@@ -1110,18 +1185,20 @@ impl JobStore {
     }
 
     /// Publishes the transitions and media milestones no process has published yet, oldest
-    /// first, through `publish`, and marks them. One process at a time does this (a
+    /// first, through `publish`, and marks them. `publish` gets the whole batch (so it can
+    /// wait for the broker's confirms together) and answers how many of them, from the first,
+    /// are confirmed, and the error that stopped it. One process at a time does this (a
     /// transaction-scoped advisory lock), so consumers see each job's messages in order.
     /// History notes that change no state and are no milestone are marked without being
     /// published. Returns how many were published.
     pub async fn publish_outbox<F, Fut, E>(
         &self,
         batch: i64,
-        mut publish: F,
+        publish: F,
     ) -> Result<usize, OutboxError<E>>
     where
-        F: FnMut(OutboxMessage) -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>>,
+        F: FnOnce(Vec<OutboxMessage>) -> Fut,
+        Fut: std::future::Future<Output = (usize, Option<E>)>,
     {
         let mut tx = self.pool.begin().await?;
         let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7310425893)")
@@ -1145,17 +1222,24 @@ impl JobStore {
             at: DateTime<Utc>,
         }
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT e.id, e.job_id, j.kind, e.from_state, e.to_state, e.media_id, e.error_code,
-                    e.error_message, e.detail, e.milestone, e.at
-             FROM ingest_job_events e JOIN ingest_jobs j USING (job_id)
+            // The kind is looked up by a range on the primary key: with an equality join
+            // the planner may pick the console's trigram index on job_id, which costs
+            // milliseconds per row (seconds per batch) on a table without statistics yet.
+            "SELECT e.id, e.job_id,
+                    (SELECT j.kind FROM ingest_jobs j
+                     WHERE j.job_id >= e.job_id AND j.job_id <= e.job_id LIMIT 1) AS kind,
+                    e.from_state, e.to_state, e.media_id, e.error_code, e.error_message,
+                    e.detail, e.milestone, e.at
+             FROM ingest_job_events e
              WHERE e.published_at IS NULL
              ORDER BY e.id LIMIT $1",
         )
         .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
-        let mut done = Vec::with_capacity(rows.len());
-        let mut published = 0;
+        // Per row: its id, and whether it is a message to publish.
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut messages = Vec::with_capacity(rows.len());
         for row in rows {
             let message = if let Some(milestone) = row.milestone {
                 let detail = row.detail.unwrap_or(serde_json::Value::Null);
@@ -1188,28 +1272,40 @@ impl JobStore {
             } else {
                 None
             };
-            if let Some(message) = message {
-                if let Err(e) = publish(message).await {
-                    // What was published so far is marked; the rest waits for the next pass.
-                    sqlx::query(
-                        "UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)",
-                    )
-                    .bind(&done)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Err(OutboxError::Publish(e));
-                }
-                published += 1;
-            }
-            done.push(row.id);
+            ids.push((row.id, message.is_some()));
+            messages.extend(message);
         }
-        sqlx::query("UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)")
-            .bind(&done)
-            .execute(&mut *tx)
-            .await?;
+        let (confirmed, error) = if messages.is_empty() {
+            (0, None)
+        } else {
+            publish(messages).await
+        };
+        // Rows up to the first unconfirmed message are done; the rest waits for the next pass
+        // (a message confirmed after an unconfirmed one goes out again: at least once).
+        let mut seen = 0;
+        let done: Vec<i64> = ids
+            .iter()
+            .take_while(|(_, is_message)| {
+                if *is_message {
+                    seen += 1;
+                    seen <= confirmed
+                } else {
+                    true
+                }
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if !done.is_empty() {
+            sqlx::query("UPDATE ingest_job_events SET published_at = now() WHERE id = ANY($1)")
+                .bind(&done)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(published)
+        match error {
+            Some(e) => Err(OutboxError::Publish(e)),
+            None => Ok(confirmed),
+        }
     }
 
     /// Jobs per state, for `/metrics` and the CLI.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -48,81 +48,118 @@ pub async fn consume_jobs(
         )
         .await?;
     tracing::info!(queue = %config.topology.jobs_queue(), prefetch = config.prefetch, "consuming jobs");
+    let max_batch = usize::from(config.prefetch).clamp(1, MAX_BATCH);
     loop {
-        let delivery = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             next = consumer.next() => match next {
                 Some(delivery) => delivery?,
                 None => anyhow::bail!("RabbitMQ cancelled the jobs consumer (was the queue deleted?)"),
             },
         };
-        handle_delivery(
+        // Whatever else has arrived already joins the batch; nothing waits for more.
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match consumer.next().now_or_never() {
+                Some(Some(delivery)) => batch.push(delivery?),
+                Some(None) => break,
+                None => break,
+            }
+        }
+        handle_batch(
             &channel,
             &config,
             &store,
             &transitions,
             &wake_workers,
-            delivery,
+            batch,
         )
         .await?;
     }
 }
 
-async fn handle_delivery(
+/// Deliveries recorded by one statement at most.
+const MAX_BATCH: usize = 256;
+
+/// Records a batch of deliveries: messages that are not jobs are dead-lettered (confirmed),
+/// the jobs are inserted in one statement, and only after that commit is the whole batch
+/// acknowledged, with one `multiple` ack (invariant 1). Deliveries on a channel are numbered
+/// in order and every earlier batch is settled, so the ack covers exactly this batch.
+async fn handle_batch(
     channel: &Channel,
     config: &ConsumerConfig,
     store: &JobStore,
     transitions: &TransitionSender,
     wake_workers: &Notify,
-    delivery: Delivery,
+    batch: Vec<Delivery>,
 ) -> anyhow::Result<()> {
-    metrics::counter!("vod_ingest_messages_received_total").increment(1);
-    let spec = JobMessage::from_json(&delivery.data)
-        .and_then(|message| message.validate(&config.source_roots));
-    let spec = match spec {
-        Ok(spec) => spec,
-        Err(invalid) => {
-            tracing::warn!(reason = %invalid, "dead-lettering a message that is not a valid job");
-            metrics::counter!("vod_ingest_messages_dead_lettered_total").increment(1);
-            dead_letter(channel, config, &delivery, &invalid.0).await?;
-            delivery.ack(BasicAckOptions::default()).await?;
-            return Ok(());
+    metrics::counter!("vod_ingest_messages_received_total").increment(batch.len() as u64);
+    let mut specs = Vec::with_capacity(batch.len());
+    let mut valid = Vec::with_capacity(batch.len());
+    let mut dead = Vec::new();
+    for delivery in &batch {
+        let spec = JobMessage::from_json(&delivery.data)
+            .and_then(|message| message.validate(&config.source_roots));
+        match spec {
+            Ok(spec) => {
+                specs.push(spec);
+                valid.push(delivery);
+            }
+            Err(invalid) => {
+                tracing::warn!(reason = %invalid, "dead-lettering a message that is not a valid job");
+                metrics::counter!("vod_ingest_messages_dead_lettered_total").increment(1);
+                dead_letter(channel, config, delivery, &invalid.0).await?;
+                dead.push(delivery);
+            }
         }
-    };
+    }
 
-    // The database may be briefly unavailable: keep the delivery and retry rather than
-    // requeueing it towards the delivery limit.
+    // The database may be briefly unavailable: keep the deliveries and retry rather than
+    // requeueing them towards the delivery limit.
     let mut backoff = Duration::from_millis(200);
     let inserted = loop {
-        match store.insert(&spec, crate::jobs::Origin::Queue).await {
+        match store.insert_batch(&specs, crate::jobs::Origin::Queue).await {
             Ok(inserted) => break inserted,
             Err(e) if backoff < Duration::from_secs(30) => {
-                tracing::warn!(job_id = %spec.job_id, error = %e, "could not record job; retrying");
+                tracing::warn!(jobs = specs.len(), error = %e, "could not record jobs; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
             }
             Err(e) => {
-                tracing::error!(job_id = %spec.job_id, error = %e, "could not record job; requeueing the message");
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await?;
+                tracing::error!(jobs = specs.len(), error = %e, "could not record jobs; requeueing the messages");
+                for delivery in valid {
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await?;
+                }
+                // The dead-lettered ones are in the dead-letter queue already.
+                for delivery in dead {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
                 return Ok(());
             }
         }
     };
-    delivery.ack(BasicAckOptions::default()).await?;
-    match inserted {
-        Inserted::Created(transition) => {
-            tracing::info!(job_id = %spec.job_id, kind = %spec.kind, "job queued");
-            let _ = transitions.send(transition);
-            wake_workers.notify_one();
+    let last = batch.last().expect("a batch has a delivery");
+    last.ack(BasicAckOptions { multiple: true }).await?;
+    let mut created = 0;
+    for (spec, inserted) in specs.iter().zip(inserted) {
+        match inserted {
+            Inserted::Created(transition) => {
+                tracing::info!(job_id = %spec.job_id, kind = %spec.kind, "job queued");
+                let _ = transitions.send(transition);
+                created += 1;
+            }
+            Inserted::Duplicate => {
+                tracing::info!(job_id = %spec.job_id, "duplicate job message ignored: this job_id exists");
+            }
         }
-        Inserted::Duplicate => {
-            tracing::info!(job_id = %spec.job_id, "duplicate job message ignored: this job_id exists");
-        }
+    }
+    if created > 0 {
+        wake_workers.notify_one();
     }
     Ok(())
 }

@@ -42,7 +42,9 @@ pub enum OpenedSource {
 
 impl OpenedSource {
     pub async fn local(path: &Path) -> std::io::Result<Self> {
-        let meta = tokio::fs::metadata(path).await?;
+        // A stat of a path the caller just canonicalized (itself a series of system calls on
+        // this thread) is as quick: no hand-off to the blocking pool for it.
+        let meta = std::fs::metadata(path)?;
         if !meta.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -91,6 +93,23 @@ impl OpenedSource {
 }
 
 async fn file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<ByteStream> {
+    if len <= READ_CHUNK as u64 {
+        // A small range is read whole in one trip to the blocking pool instead of one per
+        // open, seek and read: many small jobs spend most of their time on such hand-offs.
+        let path = path.to_owned();
+        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read as _, Seek as _};
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(len as usize);
+            file.take(len).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let stream = futures_util::stream::iter([Ok(Bytes::from(bytes))]);
+        return Ok(exact_length(Box::pin(stream), len));
+    }
     let mut file = tokio::fs::File::open(path).await?;
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let reader = tokio::io::BufReader::with_capacity(READ_CHUNK, file.take(len));

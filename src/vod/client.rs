@@ -181,6 +181,8 @@ struct Inner {
     config: VodConfig,
     credentials: CredentialProvider,
     http: reqwest::Client,
+    /// The fleet-wide rate limit every attempt waits for (`crate::ratelimit`).
+    limiter: Option<crate::ratelimit::FleetLimiter>,
     signature: SignatureVersion,
 }
 
@@ -201,7 +203,23 @@ impl VodClient {
                 config,
                 credentials,
                 http,
+                limiter: None,
                 signature: SignatureVersion::default(),
+            }),
+        }
+    }
+
+    /// The same client, with every call waiting for the fleet's rate limit first, and
+    /// `Throttling*` answers reported to it.
+    pub fn with_limiter(self, limiter: crate::ratelimit::FleetLimiter) -> Self {
+        let inner = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                config: inner.config.clone(),
+                credentials: inner.credentials.clone(),
+                http: inner.http.clone(),
+                limiter: Some(limiter),
+                signature: inner.signature,
             }),
         }
     }
@@ -212,6 +230,7 @@ impl VodClient {
             config: shared.config.clone(),
             credentials: shared.credentials.clone(),
             http: shared.http.clone(),
+            limiter: shared.limiter.clone(),
             signature,
         });
         Self {
@@ -366,7 +385,10 @@ impl VodClient {
         let call = &call;
         let result = rpc::with_retries(action, idempotent, move || async move {
             let creds = inner.credentials.current().await?;
-            rpc::call_once(
+            if let Some(limiter) = &inner.limiter {
+                limiter.acquire(action).await;
+            }
+            let result = rpc::call_once(
                 &inner.http,
                 &inner.config.endpoint,
                 Some(inner.config.timeout),
@@ -374,7 +396,13 @@ impl VodClient {
                 call,
                 inner.signature,
             )
-            .await
+            .await;
+            if let (Some(limiter), Err(e)) = (&inner.limiter, &result) {
+                if e.code().starts_with("Throttling") {
+                    limiter.throttled(action).await;
+                }
+            }
+            result
         })
         .await;
         if let Err(e) = &result {

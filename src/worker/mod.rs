@@ -88,6 +88,13 @@ fn default_owner() -> String {
     )
 }
 
+/// Jobs one claim statement takes at most.
+const MAX_CLAIM: usize = 64;
+
+/// With jobs waiting, a claim waits up to `CLAIM_GATHER` for `MIN_CLAIM` free slots.
+const MIN_CLAIM: usize = 4;
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 /// Retry delay for the `attempt`-th failure: exponential with jitter, capped.
 pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32);
@@ -126,19 +133,78 @@ impl Worker {
         })
     }
 
-    /// Runs `concurrency` slots. After `intake` no slot claims a new job, and `run` returns once
-    /// the jobs in flight have finished; after `abort` those stop too, and each releases its
+    /// Keeps up to `concurrency` jobs in flight, claiming as many as there are free slots
+    /// with one statement. After `intake` no new job is claimed, and `run` returns once the
+    /// jobs in flight have finished; after `abort` those stop too, and each releases its
     /// lease explicitly, so another worker takes the job at once instead of after the lease
     /// expires (a clean hand-over on shutdown).
     pub async fn run(self: Arc<Self>, intake: CancellationToken, abort: CancellationToken) {
         tracing::info!(owner = %self.config.owner, concurrency = self.config.concurrency, "worker started");
-        let mut slots = tokio::task::JoinSet::new();
-        for _ in 0..self.config.concurrency.max(1) {
-            let worker = self.clone();
-            let (intake, abort) = (intake.clone(), abort.clone());
-            slots.spawn(async move { worker.slot(intake, abort).await });
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut jobs = tokio::task::JoinSet::new();
+        let mut backlog = false;
+        while !intake.is_cancelled() {
+            let first = tokio::select! {
+                _ = intake.cancelled() => break,
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore stays open"),
+            };
+            let mut permits = vec![first];
+            // Slots free up one job at a time: while jobs are waiting (the last claim filled
+            // every slot it had), let a few more free up, so one statement claims for several.
+            let gather_until = tokio::time::Instant::now() + CLAIM_GATHER;
+            loop {
+                while permits.len() < MAX_CLAIM {
+                    match slots.clone().try_acquire_owned() {
+                        Ok(p) => permits.push(p),
+                        Err(_) => break,
+                    }
+                }
+                if !backlog || permits.len() >= MIN_CLAIM || permits.len() >= MAX_CLAIM {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(gather_until) => break,
+                    permit = slots.clone().acquire_owned() => permits.push(permit.expect("the semaphore stays open")),
+                }
+            }
+            match self
+                .store
+                .claim_batch(&self.config.owner, self.config.lease, permits.len())
+                .await
+            {
+                Ok(claimed) if !claimed.is_empty() => {
+                    backlog = claimed.len() == permits.len();
+                    for (lease, transition) in claimed {
+                        let _ = self.transitions.send(transition);
+                        let permit = permits.pop().expect("no more jobs than permits");
+                        let (worker, abort) = (self.clone(), abort.clone());
+                        jobs.spawn(async move {
+                            worker.process(lease, &abort).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Ok(_) => {
+                    backlog = false;
+                    drop(permits);
+                    tokio::select! {
+                        _ = intake.cancelled() => {}
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+                Err(e) => {
+                    drop(permits);
+                    tracing::error!(error = %e, "could not claim jobs; is PostgreSQL up?");
+                    tokio::select! {
+                        _ = intake.cancelled() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+            }
+            while jobs.try_join_next().is_some() {}
         }
-        while slots.join_next().await.is_some() {}
+        while jobs.join_next().await.is_some() {}
         tracing::info!("worker stopped");
     }
 
@@ -158,35 +224,6 @@ impl Worker {
             .get(job_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("job {job_id} disappeared"))
-    }
-
-    async fn slot(&self, intake: CancellationToken, abort: CancellationToken) {
-        while !intake.is_cancelled() {
-            match self
-                .store
-                .claim(&self.config.owner, self.config.lease)
-                .await
-            {
-                Ok(Some((lease, transition))) => {
-                    let _ = self.transitions.send(transition);
-                    self.process(lease, &abort).await;
-                }
-                Ok(None) => {
-                    tokio::select! {
-                        _ = intake.cancelled() => {}
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not claim a job; is PostgreSQL up?");
-                    tokio::select! {
-                        _ = intake.cancelled() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
-                    }
-                }
-            }
-        }
     }
 
     async fn process(&self, lease: Lease, shutdown: &CancellationToken) {
@@ -218,37 +255,28 @@ impl Worker {
             return;
         }
 
-        // The lease is renewed in the background; losing it stops the upload.
-        let lost = CancellationToken::new();
-        let heartbeat = {
-            let store = self.store.clone();
-            let lost = lost.clone();
+        // The lease is renewed alongside the upload, in this task (no task of its own per
+        // job); losing it stops the upload.
+        let heartbeat = async {
             let lease_len = self.config.lease;
-            let job_id = job_id.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease_len / 3).await;
-                    match store.renew(&job_id, token, lease_len).await {
-                        Ok(()) => {}
-                        Err(StoreError::LeaseLost(_)) => {
-                            lost.cancel();
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not renew the lease; will try again")
-                        }
+            loop {
+                tokio::time::sleep(lease_len / 3).await;
+                match self.store.renew(&job_id, token, lease_len).await {
+                    Ok(()) => {}
+                    Err(StoreError::LeaseLost(_)) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the lease; will try again")
                     }
                 }
-            })
+            }
         };
 
         let result = tokio::select! {
             r = self.upload(&lease.job, token) => r,
-            _ = lost.cancelled() => Err(JobError::LeaseLost),
+            _ = heartbeat => Err(JobError::LeaseLost),
             // Parts in flight are dropped; finished ones are checkpointed already.
             _ = shutdown.cancelled() => Err(JobError::ShuttingDown),
         };
-        heartbeat.abort();
 
         match result {
             Ok(()) => match self.store.mark_uploaded(&job_id, token).await {
@@ -338,9 +366,10 @@ impl Worker {
             .await?;
 
         let session = upload::Session::new(self, job, token, &message, size, ticket);
-        let reporter = session.report_progress();
-        let result = session.run(&source).await;
-        drop(reporter);
+        let result = tokio::select! {
+            r = session.run(&source) => r,
+            _ = session.write_progress() => unreachable!("progress is written until the upload ends"),
+        };
         if result.is_ok() {
             metrics::counter!("vod_ingest_bytes_uploaded_total").increment(size);
         }

@@ -163,6 +163,25 @@ impl<'a> Session<'a> {
         }))
     }
 
+    /// Writes progress to the database at a bounded rate while it is polled (alongside the
+    /// upload, in the job's own task); never finishes.
+    pub async fn write_progress(&self) {
+        let every = self.worker.config.progress_interval;
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = self.progress.total();
+            if now != last {
+                let _ = self
+                    .worker
+                    .store
+                    .set_progress(&self.job.job_id, self.token, now)
+                    .await;
+                last = now;
+            }
+        }
+    }
+
     /// The credential to sign the next request with, renewed first if it is about to expire.
     pub(super) async fn credential(&self) -> Result<Arc<Credential>, JobError> {
         let current = self.current.read().await.clone();

@@ -181,6 +181,7 @@ impl TestApp {
                     role_arn: None,
                     role_session_name: "test".into(),
                     timeout: Duration::from_secs(10),
+                    rate_limits: Default::default(),
                     signature_version: options.signature_version,
                 },
                 worker,

@@ -1,0 +1,72 @@
+//! Per-account API rate limits, as VOD enforces them (`Throttling.User`, HTTP 400), switched on
+//! with the `rate_limits` fault (`{"rate_limits": {"CreateUploadVideo": 50}}`).
+//!
+//! VOD's limit is per account and per action, shared by its RAM users (anchors.md §1.0); the
+//! emulator has one account, so every credential it accepts (the AccessKey and the STS
+//! credentials issued from it) shares one budget per action. How VOD counts a "second" is not
+//! documented; the emulator counts requests in fixed windows of one wall-clock (Unix) second,
+//! on arrival, and a refused request does not use up the budget (a guess).
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::errors::RpcError;
+use super::state::Shared;
+
+/// How many past windows `/_emulator/stats` keeps per action (bounded memory).
+const KEPT_WINDOWS: usize = 300;
+
+/// Requests accepted per action in the current window.
+#[derive(Debug, Default)]
+pub(crate) struct Windows {
+    current: HashMap<String, (u64, u32)>,
+}
+
+/// The gateway's answer when the account's rate for an action is used up (vod_api.md §5.2).
+pub(crate) fn throttled() -> RpcError {
+    RpcError::new(
+        400,
+        "Throttling.User",
+        "Request was denied due to user flow control.",
+    )
+}
+
+fn unix_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Admits one request of `action`, or refuses it when this second's budget is spent.
+pub(crate) fn admit(shared: &Shared, action: &str) -> Result<(), RpcError> {
+    let mut inner = shared.lock();
+    let Some(&limit) = inner.faults.rate_limits.get(action) else {
+        return Ok(());
+    };
+    let second = unix_second();
+    let window = inner
+        .throttle
+        .current
+        .entry(action.to_owned())
+        .or_insert((second, 0));
+    if window.0 != second {
+        *window = (second, 0);
+    }
+    if window.1 >= limit {
+        *inner.stats.throttled.entry(action.to_owned()).or_default() += 1;
+        return Err(throttled());
+    }
+    window.1 += 1;
+    let accepted = window.1;
+    let per_second = inner
+        .stats
+        .rate_windows
+        .entry(action.to_owned())
+        .or_default();
+    per_second.insert(second, accepted);
+    while per_second.len() > KEPT_WINDOWS {
+        per_second.pop_first();
+    }
+    Ok(())
+}
