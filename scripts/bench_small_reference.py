@@ -48,6 +48,8 @@ def create_upload(client, job):
         req = CreateUploadVideoRequest()
         req.set_Title(job.get("title") or name)
         req.set_FileName(name)
+        if job.get("template_group_id"):
+            req.set_TemplateGroupId(job["template_group_id"])
     elif kind == "image":
         req = CreateUploadImageRequest()
         req.set_ImageType("default")
