@@ -11,9 +11,8 @@ use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
-use vod_ingest::jobs::{Job, JobMessage, JobState};
+use vod_ingest::jobs::{Job, JobState};
 use vod_ingest::sign::callback;
-use vod_ingest::vod::UploadAddress;
 
 const KEY: &str = "test-callback-key";
 
@@ -24,41 +23,6 @@ async fn http_only() -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-/// A job in `uploaded` with `media_id`, as a worker leaves it.
-async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
-    let store = app.store();
-    let path = app.media_file(&format!("{job_id}.mp4"), b"x");
-    let spec = JobMessage {
-        job_id: Some(job_id.into()),
-        kind: "video".into(),
-        title: Some("t".into()),
-        source: path.display().to_string(),
-        ..Default::default()
-    }
-    .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
-    .unwrap();
-    store
-        .insert(&spec, vod_ingest::jobs::Origin::Queue)
-        .await
-        .unwrap();
-    let (lease, _) = store
-        .claim_job(job_id, "test", Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    let address = UploadAddress {
-        endpoint: "http://127.0.0.1:1".into(),
-        bucket: "outin-test".into(),
-        file_name: "sv/a/a.mp4".into(),
-        object_prefix: None,
-    };
-    store
-        .set_media(job_id, lease.token, media_id, &address, Some(1))
-        .await
-        .unwrap();
-    store.mark_uploaded(job_id, lease.token).await.unwrap();
 }
 
 async fn post(app: &TestApp, body: &str) -> (u16, String) {
@@ -237,7 +201,7 @@ async fn duplicated_and_reordered_events_make_the_job_playable_once() {
     let app = http_only().await;
     let mut events = Events::listen(&app).await;
     let media = "aaaa0000aaaa0000aaaa0000aaaa0000";
-    uploaded_job(&app, "order", media).await;
+    app.uploaded_job("order", media).await;
     let mut bodies = processing_events(media);
     bodies.reverse();
     bodies.swap(1, 4);
@@ -318,7 +282,7 @@ async fn duplicated_and_reordered_events_make_the_job_playable_once() {
 async fn concurrent_events_for_one_job_are_all_merged_once() {
     let app = http_only().await;
     let media = "cccc1111cccc1111cccc1111cccc1111";
-    uploaded_job(&app, "many", media).await;
+    app.uploaded_job("many", media).await;
     let first = &processing_events(media)[0];
     assert_eq!(post(&app, &first.to_string()).await.0, 200);
     assert_eq!(job(&app, "many").await.state(), JobState::Completed);
@@ -372,7 +336,7 @@ async fn a_transcode_failure_reaches_the_job_and_the_events_exchange() {
     let app = http_only().await;
     let mut events = Events::listen(&app).await;
     let media = "bbbb0000bbbb0000bbbb0000bbbb0000";
-    uploaded_job(&app, "fails", media).await;
+    app.uploaded_job("fails", media).await;
     let failed = json!({"Status": "fail", "VideoId": media, "EventType": "TranscodeComplete",
         "EventTime": "2026-12-20T10:00:05Z", "StreamInfos": [{"Status": "fail", "Definition": "SD",
         "Format": "m3u8", "ErrorCode": "InvalidParameter.ResourceContentBad",
@@ -564,7 +528,8 @@ async fn media_vod_reports_missing_fails_the_job_after_the_configured_checks() {
         ..with_reconciler(2)
     })
     .await;
-    uploaded_job(&app, "ghost", "dddd0000dddd0000dddd0000dddd0000").await;
+    app.uploaded_job("ghost", "dddd0000dddd0000dddd0000dddd0000")
+        .await;
     let j = app.wait_for_state("ghost", JobState::Failed).await;
     assert_eq!(j.last_error_code.as_deref(), Some("MediaNotFound"));
     let message = j.last_error_message.unwrap();

@@ -4,9 +4,8 @@ mod common;
 
 use common::{TestApp, TestAppOptions};
 use serde_json::json;
-use vod_ingest::jobs::{JobMessage, JobState};
+use vod_ingest::jobs::JobState;
 use vod_ingest::sign::callback;
-use vod_ingest::vod::UploadAddress;
 
 async fn http_only(keys: Vec<&'static str>) -> TestApp {
     TestApp::spawn_with(TestAppOptions {
@@ -17,47 +16,6 @@ async fn http_only(keys: Vec<&'static str>) -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-/// Records a job, claims it and stores a media id, as a worker would; returns the lease token.
-async fn claimed_with_media(app: &TestApp, job_id: &str, media_id: &str) -> i64 {
-    let store = app.store();
-    let path = app.media_file(&format!("{job_id}.mp4"), b"x");
-    let spec = JobMessage {
-        job_id: Some(job_id.into()),
-        kind: "video".into(),
-        title: Some("t".into()),
-        source: path.display().to_string(),
-        ..Default::default()
-    }
-    .validate(&[std::fs::canonicalize(app.media.path()).unwrap()])
-    .unwrap();
-    store
-        .insert(&spec, vod_ingest::jobs::Origin::Queue)
-        .await
-        .unwrap();
-    let (lease, _) = store
-        .claim_job(job_id, "test", std::time::Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    let address = UploadAddress {
-        endpoint: "http://127.0.0.1:1".into(),
-        bucket: "outin-test".into(),
-        file_name: "sv/a/a.mp4".into(),
-        object_prefix: None,
-    };
-    store
-        .set_media(job_id, lease.token, media_id, &address, Some(1))
-        .await
-        .unwrap();
-    lease.token
-}
-
-/// Puts a job in `uploaded` with a known media id, as a worker would.
-async fn uploaded_job(app: &TestApp, job_id: &str, media_id: &str) {
-    let token = claimed_with_media(app, job_id, media_id).await;
-    app.store().mark_uploaded(job_id, token).await.unwrap();
 }
 
 fn now() -> i64 {
@@ -111,7 +69,8 @@ async fn verifications(app: &TestApp) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_upload_event_completes_the_job_once() {
     let app = http_only(vec!["test-callback-key"]).await;
-    uploaded_job(&app, "cb-1", "0123456789abcdef0123456789abcdef").await;
+    app.uploaded_job("cb-1", "0123456789abcdef0123456789abcdef")
+        .await;
     let (ts, sig) = signed(&app, "test-callback-key", now());
     let body = upload_event("0123456789abcdef0123456789abcdef");
     assert_eq!(
@@ -135,7 +94,7 @@ async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified()
     let app = http_only(vec!["test-callback-key"]).await;
     let store = app.store();
     let media_id = "1111111111111111aaaaaaaaaaaaaaaa";
-    let token = claimed_with_media(&app, "early", media_id).await;
+    let token = app.claimed_with_media("early", media_id).await;
     let (ts, sig) = signed(&app, "test-callback-key", now());
     assert_eq!(post(&app, upload_event(media_id), ts, sig).await.0, 200);
     // The worker has not verified the object yet: the job waits.
@@ -155,7 +114,8 @@ async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified()
 #[tokio::test(flavor = "multi_thread")]
 async fn every_authentication_failure_is_401_stored_and_changes_nothing() {
     let app = http_only(vec!["test-callback-key"]).await;
-    uploaded_job(&app, "cb-2", "fedcba9876543210fedcba9876543210").await;
+    app.uploaded_job("cb-2", "fedcba9876543210fedcba9876543210")
+        .await;
     let body = upload_event("fedcba9876543210fedcba9876543210");
     let t = now();
     let cases = [
@@ -226,8 +186,10 @@ async fn every_authentication_failure_is_401_stored_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_key_is_accepted_alongside_the_old_one() {
     let app = http_only(vec!["old-key", "new-key"]).await;
-    uploaded_job(&app, "cb-3", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
-    uploaded_job(&app, "cb-4", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb").await;
+    app.uploaded_job("cb-3", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .await;
+    app.uploaded_job("cb-4", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+        .await;
     let (ts, sig) = signed(&app, "old-key", now());
     assert_eq!(
         post(
@@ -278,7 +240,8 @@ async fn bodies_that_are_not_events_get_400_and_oversized_ones_413() {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() {
     let app = http_only(vec!["test-callback-key"]).await;
-    uploaded_job(&app, "cb-5", "cccccccccccccccccccccccccccccccc").await;
+    app.uploaded_job("cb-5", "cccccccccccccccccccccccccccccccc")
+        .await;
     let transcode = json!({"Status":"success","VideoId":"cccccccccccccccccccccccccccccccc",
         "EventType":"TranscodeComplete","EventTime":"2026-11-28T10:00:00Z"})
     .to_string();
@@ -313,7 +276,8 @@ async fn events_for_unknown_media_and_other_types_are_stored_and_acknowledged() 
 #[tokio::test(flavor = "multi_thread")]
 async fn operational_endpoints_answer() {
     let app = http_only(vec!["test-callback-key"]).await;
-    uploaded_job(&app, "ops-1", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee").await;
+    app.uploaded_job("ops-1", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")
+        .await;
     let public = app.http_base();
     let base = app.admin_base();
     // Operators' endpoints are not on the public listener.

@@ -287,36 +287,6 @@ impl EventPublisher {
         }
         (confirmed, error)
     }
-
-    pub async fn publish(&self, transition: &Transition) -> Result<(), PublishError> {
-        self.publish_message(&crate::jobs::OutboxMessage::Job(transition.clone()))
-            .await
-    }
-
-    /// A job transition (`job.<state>`) or a media milestone (`media.<milestone>`).
-    pub async fn publish_message(
-        &self,
-        message: &crate::jobs::OutboxMessage,
-    ) -> Result<(), PublishError> {
-        let body = message.body();
-        let confirm = self
-            .channel
-            .basic_publish(
-                &self.exchange,
-                &message.routing_key(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default()
-                    .with_content_type(ShortString::from("application/json"))
-                    .with_delivery_mode(2),
-            )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Nack(_) => Err(PublishError::Nacked),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Counts a message the broker confirmed, by state or milestone.

@@ -541,3 +541,48 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// Jobs as a worker leaves them, for the webhook's tests.
+impl TestApp {
+    /// Records a video job, claims it and stores `media_id` as its VideoId, as a worker would;
+    /// returns the lease token.
+    pub async fn claimed_with_media(&self, job_id: &str, media_id: &str) -> i64 {
+        let store = self.store();
+        let path = self.media_file(&format!("{job_id}.mp4"), b"x");
+        let spec = vod_ingest::jobs::JobMessage {
+            job_id: Some(job_id.into()),
+            kind: "video".into(),
+            title: Some("t".into()),
+            source: path.display().to_string(),
+            ..Default::default()
+        }
+        .validate(&[std::fs::canonicalize(self.media.path()).unwrap()])
+        .unwrap();
+        store
+            .insert(&spec, vod_ingest::jobs::Origin::Queue)
+            .await
+            .unwrap();
+        let (lease, _) = store
+            .claim_job(job_id, "test", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let address = vod_ingest::vod::UploadAddress {
+            endpoint: "http://127.0.0.1:1".into(),
+            bucket: "outin-test".into(),
+            file_name: "sv/a/a.mp4".into(),
+            object_prefix: None,
+        };
+        store
+            .set_media(job_id, lease.token, media_id, &address, Some(1))
+            .await
+            .unwrap();
+        lease.token
+    }
+
+    /// A video job in `uploaded` with `media_id`, as a worker leaves it.
+    pub async fn uploaded_job(&self, job_id: &str, media_id: &str) {
+        let token = self.claimed_with_media(job_id, media_id).await;
+        self.store().mark_uploaded(job_id, token).await.unwrap();
+    }
+}
