@@ -191,10 +191,11 @@ async fn the_emulator_answers_throttling_like_vod() {
     )
     .await;
     let db = TestDb::new().await;
-    // Without a limiter, ten callers at once: one call per second gets through, the others
-    // are refused (each is tried three times by the client, within a second or so).
+    // Without a limiter, forty callers at once: one call per second gets through, the others
+    // are refused. Each is tried a few times by the client with backoff, so on a slow machine
+    // ten callers could all get their own second (CI saw it); forty cannot.
     let (client, _) = process(&db, &emulator, &RateLimits::off()).await;
-    let calls = (0..10).map(|_| {
+    let calls = (0..40).map(|_| {
         let client = client.clone();
         tokio::spawn(async move { client.create_upload_image(&image_request()).await })
     });
