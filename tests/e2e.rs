@@ -209,72 +209,22 @@ async fn a_job_whose_callback_never_comes_is_completed_by_the_reconciler() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_transition_is_published_on_the_events_exchange() {
-    use futures_util::StreamExt as _;
-    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
-
     let app = TestApp::spawn().await;
-    let conn = vod_ingest::queue::connect(&common::amqp_url(), "test-events")
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().as_str(),
-            &app.topology.events_exchange(),
-            "job.#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().as_str(),
-            "test",
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut events = common::Events::listen(&app, &["job.#"]).await;
     let source = path_str(&app.media_file("events.mp4", &pattern(10_000, 8)));
     app.publish(json!({"job_id": "events", "kind": "video", "title": "t", "source": source}))
         .await;
     let mut seen = Vec::new();
-    while seen.last().map(String::as_str) != Some("completed") {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+    for (key, body) in events.until("job.completed").await {
         assert_eq!(body["job_id"], "events");
-        assert_eq!(
-            delivery.routing_key.as_str(),
-            format!("job.{}", body["state"].as_str().unwrap())
-        );
+        assert_eq!(key, format!("job.{}", body["state"].as_str().unwrap()));
         for field in ["media_id", "error_code", "error_message", "at"] {
             assert!(body.get(field).is_some(), "{field} missing from {body}");
         }
         seen.push(body["state"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen, ["queued", "uploading", "uploaded", "completed"]);
-    let _ = conn.close(200, "done").await;
+    events.close().await;
     app.stop().await;
 }
 

@@ -6,10 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, TestAppOptions};
-use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use common::{Events, TestApp, TestAppOptions};
 use serde_json::{json, Value};
 use vod_ingest::jobs::{Job, JobState};
 use vod_ingest::sign::callback;
@@ -53,81 +50,6 @@ async fn milestones(app: &TestApp, job_id: &str) -> Vec<String> {
     .fetch_all(app.store().pool())
     .await
     .unwrap()
-}
-
-/// A consumer of everything on the events exchange (`job.#` and `media.#`).
-struct Events {
-    conn: lapin::Connection,
-    consumer: lapin::Consumer,
-}
-
-impl Events {
-    async fn listen(app: &TestApp) -> Self {
-        let conn = vod_ingest::queue::connect(&common::amqp_url(), "test-media-events")
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "",
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        for key in ["job.#", "media.#"] {
-            channel
-                .queue_bind(
-                    queue.name().as_str(),
-                    &app.topology.events_exchange(),
-                    key,
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
-        }
-        let consumer = channel
-            .basic_consume(
-                queue.name().as_str(),
-                "test",
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Self { conn, consumer }
-    }
-
-    /// Messages (routing key, body) until one has routing key `until`; panics after 60 s.
-    async fn until(&mut self, until: &str) -> Vec<(String, Value)> {
-        let mut seen = Vec::new();
-        loop {
-            let delivery = tokio::time::timeout(Duration::from_secs(60), self.consumer.next())
-                .await
-                .unwrap_or_else(|_| panic!("no {until} within 60 s; saw {seen:?}"))
-                .unwrap()
-                .unwrap();
-            let key = delivery.routing_key.as_str().to_owned();
-            let body: Value = serde_json::from_slice(&delivery.data).unwrap();
-            let done = key == until;
-            seen.push((key, body));
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    async fn close(self) {
-        let _ = self.conn.close(200, "done").await;
-    }
 }
 
 fn processing_events(video_id: &str) -> Vec<Value> {
@@ -199,7 +121,7 @@ async fn every_documented_event_and_an_unknown_one_is_stored_and_answered_200() 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicated_and_reordered_events_make_the_job_playable_once() {
     let app = http_only().await;
-    let mut events = Events::listen(&app).await;
+    let mut events = Events::listen(&app, &["job.#", "media.#"]).await;
     let media = "aaaa0000aaaa0000aaaa0000aaaa0000";
     app.uploaded_job("order", media).await;
     let mut bodies = processing_events(media);
@@ -334,7 +256,7 @@ async fn concurrent_events_for_one_job_are_all_merged_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transcode_failure_reaches_the_job_and_the_events_exchange() {
     let app = http_only().await;
-    let mut events = Events::listen(&app).await;
+    let mut events = Events::listen(&app, &["job.#", "media.#"]).await;
     let media = "bbbb0000bbbb0000bbbb0000bbbb0000";
     app.uploaded_job("fails", media).await;
     let failed = json!({"Status": "fail", "VideoId": media, "EventType": "TranscodeComplete",
@@ -421,7 +343,7 @@ async fn an_uploaded_video_ends_playable_despite_lost_duplicated_and_reordered_e
     ] {
         let app = TestApp::spawn_with(with_reconciler(3)).await;
         app.set_faults(faults).await;
-        let mut events = Events::listen(&app).await;
+        let mut events = Events::listen(&app, &["job.#", "media.#"]).await;
         publish_video(&app, name).await;
         let j = app
             .wait_for(name, Duration::from_secs(60), |j| {
@@ -498,7 +420,7 @@ async fn lost_processing_events_are_recovered_by_the_reconciler() {
 async fn an_emulated_transcode_failure_reaches_the_job() {
     let app = TestApp::spawn_with(with_reconciler(3)).await;
     app.set_faults(json!({"transcode_fail": true})).await;
-    let mut events = Events::listen(&app).await;
+    let mut events = Events::listen(&app, &["job.#", "media.#"]).await;
     publish_video(&app, "badvideo").await;
     let j = app
         .wait_for("badvideo", Duration::from_secs(60), |j| {

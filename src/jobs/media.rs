@@ -411,6 +411,28 @@ pub struct RawCallback<'a> {
     pub event_time: Option<DateTime<Utc>>,
 }
 
+impl<'a> RawCallback<'a> {
+    /// Binds the event's columns as `$1..$8`, in the order of `vod_events (verification,
+    /// event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)`.
+    pub fn bind<'q, O>(
+        &self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.verification)
+            .bind(self.event_type)
+            .bind(self.media_id)
+            .bind(self.signature_timestamp)
+            .bind(self.dedup_key)
+            .bind(self.headers)
+            .bind(self.body)
+            .bind(self.event_time)
+    }
+}
+
 /// The job that owns a media, as read without a lock.
 #[derive(Debug, Clone)]
 pub struct MediaOwner {
@@ -583,7 +605,7 @@ impl JobStore {
         // `cur` locks the row only if it is as read (after a concurrent commit, the recheck
         // sees the new version and drops it); everything else hangs on `cur` and `ins`, so a
         // changed row or a duplicate writes nothing.
-        let (unchanged, id): (bool, Option<i64>) = sqlx::query_as(
+        let (unchanged, id): (bool, Option<i64>) = raw.bind(sqlx::query_as(
             "WITH cur AS (
                  SELECT job_id FROM ingest_jobs
                  WHERE job_id = $9 AND state = $10 AND media_status IS NOT DISTINCT FROM $11
@@ -611,15 +633,7 @@ impl JobStore {
                  RETURNING id
              )
              SELECT EXISTS (SELECT 1 FROM cur), (SELECT id FROM ins)",
-        )
-        .bind(raw.verification)
-        .bind(raw.event_type)
-        .bind(raw.media_id)
-        .bind(raw.signature_timestamp)
-        .bind(raw.dedup_key)
-        .bind(raw.headers)
-        .bind(raw.body)
-        .bind(raw.event_time)
+        ))
         .bind(&owner.job_id)
         .bind(&owner.state)
         .bind(&owner.media_status)

@@ -302,19 +302,19 @@ async fn store_and_apply(
     // job, upload events, jobs waiting for their upload confirmation, unauthenticated events
     // for a job's media) takes the transaction below, which decides. Upload events that may
     // be recorded as STS uploads always take it.
+    let raw = RawCallback {
+        verification: verdict.as_str(),
+        event_type: parsed.map(|p| p.event_type.as_str()),
+        media_id: parsed.and_then(|p| p.media_id.as_deref()),
+        signature_timestamp,
+        dedup_key: dedup_key.as_deref(),
+        headers: &headers,
+        body,
+        event_time: parsed.and_then(|p| p.event_time),
+    };
     let may_record_sts = state.record_sts_uploads
         && parsed.is_some_and(|p| p.succeeded && completed_kind(&p.event_type).is_some());
     if !may_record_sts {
-        let raw = RawCallback {
-            verification: verdict.as_str(),
-            event_type: parsed.map(|p| p.event_type.as_str()),
-            media_id: parsed.and_then(|p| p.media_id.as_deref()),
-            signature_timestamp,
-            dedup_key: dedup_key.as_deref(),
-            headers: &headers,
-            body,
-            event_time: parsed.and_then(|p| p.event_time),
-        };
         type Row = (
             Option<i64>,
             Option<String>,
@@ -323,7 +323,7 @@ async fn store_and_apply(
             Option<String>,
             Option<serde_json::Value>,
         );
-        let (stored, job_id, kind, job_state, media_status, media_detail): Row = sqlx::query_as(
+        let (stored, job_id, kind, job_state, media_status, media_detail): Row = raw.bind(sqlx::query_as(
             "WITH owner AS (
                  SELECT job_id, kind, state, media_status, media_detail FROM ingest_jobs
                  WHERE media_id = $3
@@ -336,15 +336,7 @@ async fn store_and_apply(
              )
              SELECT (SELECT id FROM ins), o.job_id, o.kind, o.state, o.media_status, o.media_detail
              FROM (SELECT 1) AS one LEFT JOIN owner o ON true",
-        )
-        .bind(raw.verification)
-        .bind(raw.event_type)
-        .bind(raw.media_id)
-        .bind(raw.signature_timestamp)
-        .bind(raw.dedup_key)
-        .bind(raw.headers)
-        .bind(raw.body)
-        .bind(raw.event_time)
+        ))
         .fetch_one(state.store.pool())
         .await?;
         if stored.is_some() {
@@ -394,23 +386,16 @@ async fn store_and_apply(
         }
     }
     let mut tx = state.store.pool().begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-         RETURNING id",
-    )
-    .bind(verdict.as_str())
-    .bind(parsed.map(|p| p.event_type.as_str()))
-    .bind(parsed.and_then(|p| p.media_id.as_deref()))
-    .bind(signature_timestamp)
-    .bind(&dedup_key)
-    .bind(&headers)
-    .bind(body)
-    .bind(parsed.and_then(|p| p.event_time))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(id) = id else {
+    let id: Option<(i64,)> = raw
+        .bind(sqlx::query_as(
+            "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        ))
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((id,)) = id else {
         tx.commit().await?;
         return Ok(Outcome::Duplicate);
     };

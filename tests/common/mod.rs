@@ -586,3 +586,81 @@ impl TestApp {
         self.store().mark_uploaded(job_id, token).await.unwrap();
     }
 }
+
+/// A consumer of the events exchange, bound with the given routing-key patterns.
+pub struct Events {
+    conn: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+impl Events {
+    pub async fn listen(app: &TestApp, keys: &[&str]) -> Self {
+        let conn = vod_ingest::queue::connect(&amqp_url(), "test-media-events")
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "",
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for key in keys {
+            channel
+                .queue_bind(
+                    queue.name().as_str(),
+                    &app.topology.events_exchange(),
+                    key,
+                    lapin::options::QueueBindOptions::default(),
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let consumer = channel
+            .basic_consume(
+                queue.name().as_str(),
+                "test",
+                lapin::options::BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Self { conn, consumer }
+    }
+
+    /// Messages (routing key, body) until one has routing key `until`; panics after 60 s.
+    pub async fn until(&mut self, until: &str) -> Vec<(String, serde_json::Value)> {
+        let mut seen = Vec::new();
+        loop {
+            let delivery = tokio::time::timeout(
+                Duration::from_secs(60),
+                futures_util::StreamExt::next(&mut self.consumer),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("no {until} within 60 s; saw {seen:?}"))
+            .unwrap()
+            .unwrap();
+            let key = delivery.routing_key.as_str().to_owned();
+            let body: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+            let done = key == until;
+            seen.push((key, body));
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "done").await;
+    }
+}
