@@ -403,15 +403,15 @@ async fn start_with(
         };
         http_addr = Some(listener.local_addr()?);
         let amqp_for_ready = amqp.clone();
-        let state = HttpState {
-            store: store.clone(),
-            auth: Arc::new(http.auth),
-            transitions: transitions.clone(),
-            amqp_ready: Arc::new(move || amqp_for_ready.status().connected()),
-            metrics: crate::telemetry::prometheus(),
-            max_callback_bytes: http.max_callback_bytes,
-            record_sts_uploads: http.sts.is_some(),
-        };
+        let state = HttpState::new(
+            store.clone(),
+            Arc::new(http.auth),
+            transitions.clone(),
+            Arc::new(move || amqp_for_ready.status().connected()),
+            crate::telemetry::prometheus(),
+            http.max_callback_bytes,
+            http.sts.is_some(),
+        );
         let keys = KeyStore::new(store.pool().clone());
         let tokens = http.sts.clone().map(|settings| {
             let sts = StsClient::new(

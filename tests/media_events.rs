@@ -251,6 +251,88 @@ async fn concurrent_events_for_one_job_are_all_merged_once() {
     app.stop().await;
 }
 
+/// A burst for several jobs at once, every event sent twice: the webhook stores them in
+/// batches (a job's upload and processing events, and both copies of one event, may share a
+/// transaction), and the outcome is the one-by-one outcome: each job completed once and
+/// playable once, each event stored once, every second copy a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_events_for_many_jobs_is_applied_in_batches_as_one_by_one() {
+    let app = http_only().await;
+    let jobs: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("burst-{i}"), format!("{i:032x}")))
+        .collect();
+    let mut bodies = Vec::new();
+    for (job_id, media) in &jobs {
+        app.uploaded_job(job_id, media).await;
+        bodies.extend(processing_events(media).iter().map(Value::to_string));
+    }
+    let copies: Vec<&String> = bodies.iter().chain(bodies.iter()).collect();
+    let answers = futures_util::future::join_all(copies.iter().map(|b| post(&app, b))).await;
+    for (status, text) in &answers {
+        assert_eq!(*status, 200, "{text}");
+    }
+    let ok = answers.iter().filter(|(_, t)| t == "ok\n").count();
+    let duplicate = answers.iter().filter(|(_, t)| t == "duplicate\n").count();
+    assert_eq!((ok, duplicate), (bodies.len(), bodies.len()));
+    for (job_id, media) in &jobs {
+        let j = job(&app, job_id).await;
+        assert_eq!(j.state(), JobState::Completed, "{job_id}");
+        assert_eq!(j.media_status.as_deref(), Some("Normal"), "{job_id}");
+        let mut names = milestones(&app, job_id).await;
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "analysed",
+                "playable",
+                "snapshot_ready",
+                "stream_ready",
+                "stream_ready"
+            ],
+            "{job_id}"
+        );
+        let (completions, applied): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM ingest_job_events WHERE job_id = $1 AND to_state = 'completed'
+                       AND from_state = 'uploaded'),
+                    (SELECT count(*) FROM vod_events WHERE media_id = $2 AND applied AND job_id = $1
+                       AND event_type <> 'FileUploadComplete')",
+        )
+        .bind(job_id)
+        .bind(media)
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+        // The upload event is applied only if it came before every processing event (any of
+        // which proves the upload too); the five processing events always are.
+        assert_eq!((completions, applied), (1, 5), "{job_id}");
+    }
+    // Some transaction stored more than one callback.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.admin_base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let (sum, count) = (
+        value("vod_ingest_callback_batch_size_sum"),
+        value("vod_ingest_callback_batch_size_count"),
+    );
+    assert!(
+        sum > count,
+        "every batch held one callback ({sum} in {count})"
+    );
+    app.stop().await;
+}
+
 /// A failed transcode: the job shows why (VOD's code and message) and producers get
 /// `media.transcode_failed`.
 #[tokio::test(flavor = "multi_thread")]

@@ -384,7 +384,7 @@ pub fn milestones(
 }
 
 /// A milestone's `detail` as the history stores it: an object, with the media status.
-fn history_detail(detail: Value, media_status: Option<&str>) -> Value {
+pub(super) fn history_detail(detail: Value, media_status: Option<&str>) -> Value {
     let mut map = match detail {
         Value::Object(map) => map,
         Value::Null => Map::new(),
@@ -431,27 +431,6 @@ impl<'a> RawCallback<'a> {
             .bind(self.body)
             .bind(self.event_time)
     }
-}
-
-/// The job that owns a media, as read without a lock.
-#[derive(Debug, Clone)]
-pub struct MediaOwner {
-    pub job_id: String,
-    pub kind: String,
-    pub state: String,
-    pub media_status: Option<String>,
-    pub media_detail: Value,
-}
-
-/// What [`JobStore::apply_media_if_unchanged`] did.
-#[derive(Debug)]
-pub enum Optimistic {
-    /// Stored and applied (possibly changing nothing, for an observation already known).
-    Applied(Box<MediaApplied>),
-    /// The same callback was stored before; nothing was written.
-    Duplicate,
-    /// The job changed since it was read; nothing was written.
-    Changed,
 }
 
 /// What applying an observation did.
@@ -557,105 +536,6 @@ impl JobStore {
             applied.milestones.push(m.name);
         }
         Ok(Some(applied))
-    }
-
-    /// Stores a callback about `owner`'s media and applies its observation in one statement
-    /// (autocommit), without a transaction of its own: the merge is computed from `owner` as
-    /// read earlier without a lock, and written only if the job's state and media columns are
-    /// still exactly what was read (the statement locks the row and compares). This is the
-    /// webhook's path for processing events: two round trips in all instead of eight.
-    /// [`Optimistic::Changed`] when the row changed since it was read (nothing is written;
-    /// the caller applies the event in a transaction, [`JobStore::apply_media_in`]). Jobs that
-    /// still wait for their upload confirmation are not for this path (the caller checks).
-    pub async fn apply_media_if_unchanged(
-        &self,
-        owner: &MediaOwner,
-        update: &MediaUpdate,
-        raw: &RawCallback<'_>,
-    ) -> Result<Optimistic, sqlx::Error> {
-        let kind: JobKind = owner.kind.parse().expect("constrained");
-        let state: JobState = owner.state.parse().expect("constrained");
-        let old = MediaDetail::from_json(&owner.media_detail);
-        let mut new = old.clone();
-        let changed = new.merge(update);
-        let new_status = derive_status(kind, owner.media_status.as_deref(), &new, update);
-        let write = changed || new_status != owner.media_status;
-        let found = if write {
-            milestones(
-                owner.media_status.as_deref(),
-                new_status.as_deref(),
-                &old,
-                &new,
-            )
-        } else {
-            Vec::new()
-        };
-        let names: Vec<&'static str> = found.iter().map(|m| m.name).collect();
-        let history: Vec<Value> = found
-            .into_iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name,
-                    "error_code": m.error_code,
-                    "error_message": m.error_message,
-                    "detail": history_detail(m.detail, new_status.as_deref()),
-                })
-            })
-            .collect();
-        // `cur` locks the row only if it is as read (after a concurrent commit, the recheck
-        // sees the new version and drops it); everything else hangs on `cur` and `ins`, so a
-        // changed row or a duplicate writes nothing.
-        let (unchanged, id): (bool, Option<i64>) = raw.bind(sqlx::query_as(
-            "WITH cur AS (
-                 SELECT job_id FROM ingest_jobs
-                 WHERE job_id = $9 AND state = $10 AND media_status IS NOT DISTINCT FROM $11
-                   AND media_detail = $12
-                 FOR UPDATE
-             ), ins AS (
-                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
-                                         dedup_key, headers, body, event_time, applied, job_id)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, true, job_id FROM cur
-                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-                 RETURNING id
-             ), upd AS (
-                 UPDATE ingest_jobs SET media_status = $13, media_detail = $14,
-                     media_updated_at = now(), media_checks = 0
-                 WHERE $15 AND job_id = $9 AND EXISTS (SELECT 1 FROM ins)
-                 RETURNING job_id
-             ), hist AS (
-                 INSERT INTO ingest_job_events
-                     (job_id, from_state, to_state, media_id, error_code, error_message, detail, milestone)
-                 SELECT $9, $10, $10, $3, m.v->>'error_code', m.v->>'error_message', m.v->'detail',
-                        m.v->>'name'
-                 FROM jsonb_array_elements($16::jsonb) WITH ORDINALITY AS m(v, ord)
-                 WHERE EXISTS (SELECT 1 FROM ins)
-                 ORDER BY m.ord
-                 RETURNING id
-             )
-             SELECT EXISTS (SELECT 1 FROM cur), (SELECT id FROM ins)",
-        ))
-        .bind(&owner.job_id)
-        .bind(&owner.state)
-        .bind(&owner.media_status)
-        .bind(&owner.media_detail)
-        .bind(&new_status)
-        .bind(new.to_json())
-        .bind(write)
-        .bind(Value::Array(history))
-        .fetch_one(self.pool())
-        .await?;
-        Ok(match (unchanged, id) {
-            (false, _) => Optimistic::Changed,
-            (true, None) => Optimistic::Duplicate,
-            (true, Some(_)) => Optimistic::Applied(Box::new(MediaApplied {
-                job_id: owner.job_id.clone(),
-                kind: kind.as_str().to_owned(),
-                state: Some(state),
-                media_status: new_status,
-                milestones: names,
-                transition: None,
-            })),
-        })
     }
 
     /// [`JobStore::apply_media_in`] in a transaction of its own.

@@ -1,6 +1,7 @@
 //! The job model (kinds, states, the producer's message) and its PostgreSQL store.
 
 mod batch;
+mod callbacks;
 mod checkpoint;
 mod listing;
 mod media;
@@ -8,14 +9,15 @@ mod message;
 mod model;
 mod store;
 
+pub use callbacks::{DraftsWritten, JobDraft, LockedJob, Observation, Stored, ToStore};
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use listing::{
     ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, ReceivedEvent, Waiting,
     MIN_SUBSTRING_SEARCH,
 };
 pub use media::{
-    derive_status, milestones, MediaApplied, MediaDetail, MediaOwner, MediaUpdate, Milestone,
-    Optimistic, RawCallback, Slot, StepEntry,
+    derive_status, milestones, MediaApplied, MediaDetail, MediaUpdate, Milestone, RawCallback,
+    Slot, StepEntry,
 };
 pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,

@@ -2,6 +2,7 @@
 //! (`/readyz`, `/metrics`, `/v1/jobs/{job_id}`, on the private admin listener, where the
 //! console of [`crate::console`] is mounted too). Both answer `/healthz`.
 
+mod batch;
 mod event;
 pub mod reconciler;
 mod verify;
@@ -21,7 +22,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::{Confirmation, JobKind, JobState, JobStore, MediaOwner, Optimistic, RawCallback};
+use crate::jobs::{JobKind, JobStore, RawCallback};
 use crate::queue::TransitionSender;
 use crate::secret::Secret;
 
@@ -41,6 +42,33 @@ pub struct HttpState {
     /// Record uploads VOD reports that no job knows of (clients with STS tokens create their
     /// own media) as jobs of origin `sts`.
     pub record_sts_uploads: bool,
+    /// Stores and applies authenticated callbacks in batches ([`HttpState::new`] starts it).
+    callbacks: batch::Batcher,
+}
+
+impl HttpState {
+    /// Starts the callback batch tasks too (they end when the last clone is dropped).
+    pub fn new(
+        store: JobStore,
+        auth: Arc<CallbackAuth>,
+        transitions: TransitionSender,
+        amqp_ready: Arc<dyn Fn() -> bool + Send + Sync>,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        max_callback_bytes: usize,
+        record_sts_uploads: bool,
+    ) -> Self {
+        let callbacks = batch::Batcher::start(store.clone(), transitions.clone());
+        Self {
+            store,
+            auth,
+            transitions,
+            amqp_ready,
+            metrics,
+            max_callback_bytes,
+            record_sts_uploads,
+            callbacks,
+        }
+    }
 }
 
 /// The routes of the public listener, as the OpenAPI document names them.
@@ -233,7 +261,7 @@ async fn receive_callback(
     let parsed = parse_event(&body);
     metrics::counter!("vod_ingest_callbacks_total", "verification" => verdict.as_str())
         .increment(1);
-    match store_and_apply(&state, &headers, &body, verdict, parsed.as_ref(), timestamp).await {
+    match store_and_apply(&state, &headers, &body, verdict, parsed, timestamp).await {
         Ok(Outcome::Applied) | Ok(Outcome::Stored) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Outcome::Duplicate) => (StatusCode::OK, "duplicate\n").into_response(),
         Ok(Outcome::Rejected) => {
@@ -261,19 +289,6 @@ async fn receive_callback(
     }
 }
 
-async fn mark_applied(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    id: i64,
-    job_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(job_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 enum Outcome {
     Applied,
     Stored,
@@ -285,180 +300,55 @@ enum Outcome {
 async fn store_and_apply(
     state: &HttpState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &Bytes,
     verdict: Verdict,
-    parsed: Option<&ParsedEvent>,
+    parsed: Option<ParsedEvent>,
     timestamp: Option<&str>,
-) -> Result<Outcome, sqlx::Error> {
-    let accepted = verdict.accepted();
-    // Only an authenticated event may claim a dedup key, so a forged copy cannot shadow it.
-    let dedup_key = (accepted && parsed.is_some()).then(|| hex::encode(Sha256::digest(body)));
+) -> Result<Outcome, Arc<sqlx::Error>> {
     let headers = headers_for_storage(headers);
     let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
-    // The fast paths, in autocommit. The first statement stores an event that concerns no job
-    // (its media is no job's, or it names none) and otherwise reads the job that owns the
-    // media; a processing event for that job is then stored and merged by one more statement
-    // that writes only if the job is still as read. Everything else (a duplicate, a changed
-    // job, upload events, jobs waiting for their upload confirmation, unauthenticated events
-    // for a job's media) takes the transaction below, which decides. Upload events that may
-    // be recorded as STS uploads always take it.
-    let raw = RawCallback {
-        verification: verdict.as_str(),
-        event_type: parsed.map(|p| p.event_type.as_str()),
-        media_id: parsed.and_then(|p| p.media_id.as_deref()),
-        signature_timestamp,
-        dedup_key: dedup_key.as_deref(),
-        headers: &headers,
-        body,
-        event_time: parsed.and_then(|p| p.event_time),
-    };
-    let may_record_sts = state.record_sts_uploads
-        && parsed.is_some_and(|p| p.succeeded && completed_kind(&p.event_type).is_some());
-    if !may_record_sts {
-        type Row = (
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<serde_json::Value>,
-        );
-        let (stored, job_id, kind, job_state, media_status, media_detail): Row = raw.bind(sqlx::query_as(
-            "WITH owner AS (
-                 SELECT job_id, kind, state, media_status, media_detail FROM ingest_jobs
-                 WHERE media_id = $3
-             ), ins AS (
-                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
-                 WHERE NOT EXISTS (SELECT 1 FROM owner)
-                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-                 RETURNING id
-             )
-             SELECT (SELECT id FROM ins), o.job_id, o.kind, o.state, o.media_status, o.media_detail
-             FROM (SELECT 1) AS one LEFT JOIN owner o ON true",
-        ))
-        .fetch_one(state.store.pool())
-        .await?;
-        if stored.is_some() {
-            return Ok(match (accepted, parsed) {
-                (false, _) => Outcome::Rejected,
-                (true, None) => Outcome::NotAnEvent,
-                (true, Some(_)) => Outcome::Stored,
-            });
+    match (verdict.accepted(), parsed) {
+        (true, Some(event)) => {
+            let may_record_sts = state.record_sts_uploads
+                && event.succeeded
+                && completed_kind(&event.event_type).is_some();
+            // Only an authenticated event may claim a dedup key, so a forged copy cannot
+            // shadow it.
+            let pending = batch::Pending {
+                verification: verdict.as_str(),
+                dedup_key: hex::encode(Sha256::digest(body)),
+                signature_timestamp,
+                headers,
+                body: body.clone(),
+                event,
+                may_record_sts,
+            };
+            state.callbacks.submit(pending).await
         }
-        let owner = match (job_id, kind, job_state, media_detail) {
-            (Some(job_id), Some(kind), Some(state), Some(media_detail)) => Some(MediaOwner {
-                job_id,
-                kind,
-                state,
-                media_status,
-                media_detail,
-            }),
-            _ => None,
-        };
-        // A job waiting for its upload confirmation may complete by this event: the
-        // transaction handles that.
-        let waits_for_upload = |o: &MediaOwner| {
-            o.state == JobState::Uploaded.as_str() || o.state == JobState::AwaitingUpload.as_str()
-        };
-        if let (Some(owner), Some(event), true) = (&owner, parsed, accepted) {
-            if let (Some(update), None, false) = (
-                &event.update,
-                completed_kind(&event.event_type),
-                waits_for_upload(owner),
-            ) {
-                match state
-                    .store
-                    .apply_media_if_unchanged(owner, update, &raw)
-                    .await?
-                {
-                    Optimistic::Applied(applied) => {
-                        if !applied.milestones.is_empty() {
-                            // Wakes the outbox publisher for the milestones.
-                            let _ = state.transitions.send(applied.wake());
-                        }
-                        return Ok(Outcome::Applied);
-                    }
-                    Optimistic::Duplicate => return Ok(Outcome::Duplicate),
-                    Optimistic::Changed => {}
-                }
-            }
+        // Kept as received, with the verdict, and applied to nothing.
+        (accepted, parsed) => {
+            let raw = RawCallback {
+                verification: verdict.as_str(),
+                event_type: parsed.as_ref().map(|p| p.event_type.as_str()),
+                media_id: parsed.as_ref().and_then(|p| p.media_id.as_deref()),
+                signature_timestamp,
+                dedup_key: None,
+                headers: &headers,
+                body,
+                event_time: parsed.as_ref().and_then(|p| p.event_time),
+            };
+            raw.bind(sqlx::query_as::<_, (i64,)>(
+                "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            ))
+            .fetch_one(state.store.pool())
+            .await
+            .map_err(Arc::new)?;
+            Ok(if accepted {
+                Outcome::NotAnEvent
+            } else {
+                Outcome::Rejected
+            })
         }
     }
-    let mut tx = state.store.pool().begin().await?;
-    let id: Option<(i64,)> = raw
-        .bind(sqlx::query_as(
-            "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-             RETURNING id",
-        ))
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((id,)) = id else {
-        tx.commit().await?;
-        return Ok(Outcome::Duplicate);
-    };
-    if !accepted {
-        tx.commit().await?;
-        return Ok(Outcome::Rejected);
-    }
-    let Some(event) = parsed else {
-        tx.commit().await?;
-        return Ok(Outcome::NotAnEvent);
-    };
-    let mut outcome = Outcome::Stored;
-    let mut transition = None;
-    let upload_kind = completed_kind(&event.event_type);
-    if let (Some(kind), true, Some(media_id)) = (upload_kind, event.succeeded, &event.media_id) {
-        let confirmation = Confirmation {
-            via: &event.event_type,
-            size: event.size,
-        };
-        transition = JobStore::complete_by_media_in(&mut tx, media_id, confirmation).await?;
-        if transition.is_none() && state.record_sts_uploads {
-            transition = JobStore::record_sts_upload_in(
-                &mut tx,
-                kind,
-                media_id,
-                event.size,
-                &event.event_type,
-            )
-            .await?;
-        }
-        // Marked applied only when it moved the job: an upload event that beat the worker
-        // stays unapplied, for `mark_uploaded` to find.
-        if let Some(t) = &transition {
-            mark_applied(&mut tx, id, &t.job_id).await?;
-            outcome = Outcome::Applied;
-        }
-    }
-    let mut media = None;
-    if let (Some(update), Some(media_id)) = (&event.update, &event.media_id) {
-        // A processing event proves VOD has the file: it completes a job whose upload event
-        // was lost. Upload events were applied above.
-        let confirm = upload_kind.is_none().then_some(Confirmation {
-            via: &event.event_type,
-            size: None,
-        });
-        if let Some(applied) = JobStore::apply_media_in(&mut tx, media_id, update, confirm).await? {
-            if upload_kind.is_none() {
-                mark_applied(&mut tx, id, &applied.job_id).await?;
-                outcome = Outcome::Applied;
-            }
-            if applied.transition.is_some() {
-                transition = applied.transition.clone();
-            }
-            media = Some(applied);
-        }
-    }
-    tx.commit().await?;
-    if let Some(t) = transition {
-        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, state = %t.state, via = %event.event_type, "job moved on by callback");
-        let _ = state.transitions.send(t);
-    } else if let Some(applied) = media.filter(|m| !m.milestones.is_empty()) {
-        // Wakes the outbox publisher for the milestones.
-        let _ = state.transitions.send(applied.wake());
-    }
-    Ok(outcome)
 }

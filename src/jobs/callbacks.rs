@@ -1,0 +1,424 @@
+//! The store's batch path for VOD's callbacks: a batch of callbacks is stored and applied in one
+//! transaction of four round trips (begin, store-and-lock, write, commit), however many it
+//! holds, instead of several round trips and a commit (a WAL flush) for each.
+//!
+//! [`JobStore::store_callbacks_in`] stores the events and locks the jobs that own their media,
+//! in `job_id` order (so two batches cannot deadlock on each other); the caller applies each
+//! new event to a [`JobDraft`] of its job in memory, in arrival order, and
+//! [`JobStore::write_drafts_in`] writes every draft with its history rows (and marks the upload
+//! events that completed a job applied), in one statement. Jobs a draft does not handle (see
+//! [`JobDraft::needs_row_by_row`]) are applied row by row in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{Postgres, Transaction as PgTx};
+
+use super::media::{
+    derive_status, history_detail, milestones, MediaDetail, MediaUpdate, RawCallback,
+};
+use super::model::{JobKind, JobState};
+use super::store::{JobStore, Transition};
+
+/// A job that owns the media of an event in the batch, as locked by the batch.
+#[derive(Debug, Clone)]
+pub struct LockedJob {
+    pub job_id: String,
+    pub kind: String,
+    pub state: String,
+    pub media_id: String,
+    pub media_status: Option<String>,
+    pub media_detail: Value,
+    pub max_file_size: Option<i64>,
+}
+
+/// A callback for [`JobStore::store_callbacks_in`].
+#[derive(Debug, Clone, Copy)]
+pub struct ToStore<'a> {
+    pub raw: RawCallback<'a>,
+    /// A processing event: applied to the job that owns its media whatever the job's state
+    /// (unless the job is applied row by row), so it is stored as applied at once.
+    pub processing: bool,
+}
+
+/// One stored callback of a batch: its row id, or `None` when an earlier delivery of the same
+/// event is stored (a duplicate); and the job that owns its media, if any (locked).
+#[derive(Debug)]
+pub struct Stored {
+    pub id: Option<i64>,
+    pub owner: Option<LockedJob>,
+}
+
+/// What one event says, as [`JobDraft::observe`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub event_type: &'a str,
+    /// The kind whose upload this event reports complete, for the three upload events.
+    pub upload_kind: Option<JobKind>,
+    pub succeeded: bool,
+    pub size: Option<u64>,
+    pub update: Option<&'a MediaUpdate>,
+}
+
+/// A history row to write, in order.
+#[derive(Debug)]
+struct HistoryRow {
+    from_state: JobState,
+    to_state: JobState,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    detail: Value,
+    milestone: Option<&'static str>,
+}
+
+/// A locked job with the batch's events applied in memory: what [`JobStore::write_drafts_in`]
+/// writes. The same decisions as the row-by-row path (`complete_by_media_in`,
+/// `apply_media_in`) for the jobs it handles.
+#[derive(Debug)]
+pub struct JobDraft {
+    job_id: String,
+    kind: JobKind,
+    media_id: String,
+    max_file_size: Option<i64>,
+    state: JobState,
+    media_status: Option<String>,
+    detail: MediaDetail,
+    /// The job completes (from `uploaded`).
+    completes: bool,
+    media_changed: bool,
+    history: Vec<HistoryRow>,
+}
+
+impl JobDraft {
+    pub fn new(job: &LockedJob) -> Self {
+        Self {
+            job_id: job.job_id.clone(),
+            kind: job.kind.parse().expect("constrained"),
+            media_id: job.media_id.clone(),
+            max_file_size: job.max_file_size,
+            state: job.state.parse().expect("constrained"),
+            media_status: job.media_status.clone(),
+            detail: MediaDetail::from_json(&job.media_detail),
+            completes: false,
+            media_changed: false,
+            history: Vec::new(),
+        }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Jobs whose confirmation is checked against an API key's size limit, or that wait for a
+    /// client's upload, are applied row by row (`complete_by_media_in` decides those).
+    pub fn needs_row_by_row(&self) -> bool {
+        self.state == JobState::AwaitingUpload
+            || (self.state == JobState::Uploaded && self.max_file_size.is_some())
+    }
+
+    /// Applies one stored (not duplicate) event; returns whether the event is marked applied:
+    /// an upload event when it completed the job (one that beat the worker stays unapplied, for
+    /// `mark_uploaded` to find), a processing event always.
+    pub fn observe(&mut self, event: Observation<'_>) -> bool {
+        debug_assert!(!self.needs_row_by_row());
+        let mut applied = false;
+        if event.upload_kind.is_some() && event.succeeded && self.state == JobState::Uploaded {
+            self.complete(event.event_type, event.size);
+            applied = true;
+        }
+        let Some(update) = event.update else {
+            return applied;
+        };
+        // A processing event proves VOD has the file: it completes a job whose upload event
+        // was lost.
+        let proves_upload = update.uploaded || update.transcoding || !update.steps.is_empty();
+        if event.upload_kind.is_none() && proves_upload && self.state == JobState::Uploaded {
+            self.complete(event.event_type, None);
+        }
+        let old = self.detail.clone();
+        let changed = self.detail.merge(update);
+        let new_status = derive_status(
+            self.kind,
+            self.media_status.as_deref(),
+            &self.detail,
+            update,
+        );
+        if changed || new_status != self.media_status {
+            for m in milestones(
+                self.media_status.as_deref(),
+                new_status.as_deref(),
+                &old,
+                &self.detail,
+            ) {
+                self.history.push(HistoryRow {
+                    from_state: self.state,
+                    to_state: self.state,
+                    error_code: m.error_code,
+                    error_message: m.error_message,
+                    detail: history_detail(m.detail, new_status.as_deref()),
+                    milestone: Some(m.name),
+                });
+            }
+            self.media_status = new_status;
+            self.media_changed = true;
+        }
+        applied || event.upload_kind.is_none()
+    }
+
+    fn complete(&mut self, via: &str, size: Option<u64>) {
+        self.history.push(HistoryRow {
+            from_state: JobState::Uploaded,
+            to_state: JobState::Completed,
+            error_code: None,
+            error_message: None,
+            detail: serde_json::json!({ "via": via, "size": size }),
+            milestone: None,
+        });
+        self.state = JobState::Completed;
+        self.completes = true;
+    }
+
+    fn writes(&self) -> bool {
+        self.completes || self.media_changed || !self.history.is_empty()
+    }
+}
+
+/// What a batch's write did, for the caller to report after the commit.
+#[derive(Debug, Default)]
+pub struct DraftsWritten {
+    /// The jobs' own transitions (a completion), in order.
+    pub transitions: Vec<Transition>,
+    /// History rows written (transitions and milestones): the outbox has news.
+    pub history_rows: usize,
+}
+
+impl JobStore {
+    /// Stores `callbacks` (deliveries already stored are skipped: duplicates) and locks the
+    /// jobs that own their media, in `job_id` order. One entry per callback, in order. The
+    /// callbacks must carry distinct dedup keys.
+    pub async fn store_callbacks_in(
+        tx: &mut PgTx<'_, Postgres>,
+        callbacks: &[ToStore<'_>],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
+        let n = callbacks.len();
+        let mut verification = Vec::with_capacity(n);
+        let mut event_type = Vec::with_capacity(n);
+        let mut media_id = Vec::with_capacity(n);
+        let mut signature_timestamp = Vec::with_capacity(n);
+        let mut dedup_key = Vec::with_capacity(n);
+        let mut headers = Vec::with_capacity(n);
+        let mut body = Vec::with_capacity(n);
+        let mut event_time = Vec::with_capacity(n);
+        let mut processing = Vec::with_capacity(n);
+        for c in callbacks {
+            let raw = &c.raw;
+            verification.push(raw.verification);
+            event_type.push(raw.event_type);
+            media_id.push(raw.media_id);
+            signature_timestamp.push(raw.signature_timestamp);
+            dedup_key.push(raw.dedup_key);
+            headers.push(raw.headers);
+            body.push(raw.body);
+            event_time.push(raw.event_time);
+            processing.push(c.processing);
+        }
+        // The owner's columns are NULL for media no job owns.
+        type Row = (
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Value>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "WITH owners AS (
+                 SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size,
+                        state = 'awaiting_upload' OR (state = 'uploaded' AND max_file_size IS NOT NULL)
+                            AS row_by_row
+                 FROM ingest_jobs WHERE media_id = ANY($3::text[])
+                 ORDER BY job_id FOR UPDATE
+             ), ev AS (
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
+                                      $6::jsonb[], $7::bytea[], $8::timestamptz[], $9::bool[])
+                     WITH ORDINALITY AS e(verification, event_type, media_id, signature_timestamp,
+                                          dedup_key, headers, body, event_time, processing, ord)
+             ), ins AS (
+                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
+                                         dedup_key, headers, body, event_time, applied, job_id)
+                 SELECT ev.verification, ev.event_type, ev.media_id, ev.signature_timestamp,
+                        ev.dedup_key, ev.headers, ev.body, ev.event_time,
+                        applies.job_id IS NOT NULL, applies.job_id
+                 FROM ev LEFT JOIN LATERAL (
+                     SELECT o.job_id FROM owners o
+                     WHERE ev.processing AND o.media_id = ev.media_id AND NOT o.row_by_row
+                 ) applies ON true
+                 ORDER BY ev.ord
+                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+                 RETURNING id, dedup_key
+             )
+             SELECT ins.id, o.job_id, o.kind, o.state, o.media_id, o.media_status,
+                    o.media_detail, o.max_file_size
+             FROM ev LEFT JOIN ins ON ins.dedup_key = ev.dedup_key
+                     LEFT JOIN owners o ON o.media_id = ev.media_id
+             ORDER BY ev.ord",
+        )
+        .bind(verification)
+        .bind(event_type)
+        .bind(media_id)
+        .bind(signature_timestamp)
+        .bind(dedup_key)
+        .bind(headers)
+        .bind(body)
+        .bind(event_time)
+        .bind(processing)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, job_id, kind, state, media_id, media_status, detail, max)| {
+                    let owner = match (job_id, kind, state, media_id, detail) {
+                        (
+                            Some(job_id),
+                            Some(kind),
+                            Some(state),
+                            Some(media_id),
+                            Some(media_detail),
+                        ) => Some(LockedJob {
+                            job_id,
+                            kind,
+                            state,
+                            media_id,
+                            media_status,
+                            media_detail,
+                            max_file_size: max,
+                        }),
+                        _ => None,
+                    };
+                    Stored { id, owner }
+                },
+            )
+            .collect())
+    }
+
+    /// Writes the drafts (state, media columns) and their history rows in order, and marks the
+    /// `completed_by` events (upload events that completed their job) applied, in one statement.
+    pub async fn write_drafts_in(
+        tx: &mut PgTx<'_, Postgres>,
+        drafts: &[JobDraft],
+        completed_by: &[(i64, &str)],
+    ) -> Result<DraftsWritten, sqlx::Error> {
+        let drafts: Vec<&JobDraft> = drafts.iter().filter(|d| d.writes()).collect();
+        if drafts.is_empty() && completed_by.is_empty() {
+            return Ok(DraftsWritten::default());
+        }
+        let mut media_id = Vec::new();
+        let mut completes = Vec::new();
+        let mut media = Vec::new();
+        let mut status = Vec::new();
+        let mut detail = Vec::new();
+        let mut h_job = Vec::new();
+        let mut h_from = Vec::new();
+        let mut h_to = Vec::new();
+        let mut h_media = Vec::new();
+        let mut h_code = Vec::new();
+        let mut h_message = Vec::new();
+        let mut h_detail = Vec::new();
+        let mut h_milestone = Vec::new();
+        for d in &drafts {
+            media_id.push(d.media_id.as_str());
+            completes.push(d.completes);
+            media.push(d.media_changed);
+            status.push(d.media_status.as_deref());
+            detail.push(d.detail.to_json());
+            for h in &d.history {
+                h_job.push(d.job_id.as_str());
+                h_from.push(h.from_state.as_str());
+                h_to.push(h.to_state.as_str());
+                h_media.push(d.media_id.as_str());
+                h_code.push(h.error_code.as_deref());
+                h_message.push(h.error_message.as_deref());
+                h_detail.push(&h.detail);
+                h_milestone.push(h.milestone);
+            }
+        }
+        let (applied_ids, applied_jobs): (Vec<i64>, Vec<&str>) =
+            completed_by.iter().copied().unzip();
+        let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "WITH j AS (
+                 UPDATE ingest_jobs AS t SET
+                     state = CASE WHEN u.completes THEN 'completed' ELSE t.state END,
+                     updated_at = CASE WHEN u.completes THEN now() ELSE t.updated_at END,
+                     lease_owner = CASE WHEN u.completes THEN NULL ELSE t.lease_owner END,
+                     lease_expires_at = CASE WHEN u.completes THEN NULL ELSE t.lease_expires_at END,
+                     completed_at = CASE WHEN u.completes THEN now() ELSE t.completed_at END,
+                     bytes_uploaded = CASE WHEN u.completes THEN COALESCE(t.bytes_total, t.bytes_uploaded)
+                                      ELSE t.bytes_uploaded END,
+                     media_status = CASE WHEN u.media THEN u.status ELSE t.media_status END,
+                     media_detail = CASE WHEN u.media THEN u.detail ELSE t.media_detail END,
+                     media_updated_at = CASE WHEN u.media THEN now() ELSE t.media_updated_at END,
+                     media_checks = CASE WHEN u.media THEN 0 ELSE t.media_checks END
+                 FROM unnest($1::text[], $2::bool[], $3::bool[], $4::text[], $5::jsonb[])
+                     AS u(media_id, completes, media, status, detail)
+                 -- By media: the planner may pick the console's trigram index for an
+                 -- equality on job_id, which costs milliseconds a row.
+                 WHERE t.media_id = u.media_id
+                 RETURNING t.job_id
+             ), h AS (
+                 INSERT INTO ingest_job_events
+                     (job_id, from_state, to_state, media_id, error_code, error_message, detail, milestone)
+                 SELECT job_id, from_state, to_state, media_id, error_code, error_message, detail,
+                        milestone
+                 FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::jsonb[], $13::text[])
+                     WITH ORDINALITY AS h(job_id, from_state, to_state, media_id, error_code,
+                                          error_message, detail, milestone, ord)
+                 ORDER BY ord
+                 RETURNING at
+             ), a AS (
+                 UPDATE vod_events SET applied = true, job_id = u.job_id
+                 FROM unnest($14::int8[], $15::text[]) AS u(id, job_id)
+                 WHERE vod_events.id = u.id
+             )
+             SELECT max(at) FROM h",
+        )
+        .bind(media_id)
+        .bind(completes)
+        .bind(media)
+        .bind(status)
+        .bind(detail)
+        .bind(h_job)
+        .bind(h_from)
+        .bind(h_to)
+        .bind(h_media)
+        .bind(h_code)
+        .bind(h_message)
+        .bind(h_detail)
+        .bind(h_milestone)
+        .bind(applied_ids)
+        .bind(applied_jobs)
+        .fetch_one(&mut **tx)
+        .await?;
+        // Every row of one transaction has the same `at` (its start).
+        let at = at.unwrap_or_else(Utc::now);
+        let mut written = DraftsWritten::default();
+        for d in &drafts {
+            written.history_rows += d.history.len();
+            if d.completes {
+                written.transitions.push(Transition {
+                    job_id: d.job_id.clone(),
+                    kind: d.kind.as_str().to_owned(),
+                    state: JobState::Completed,
+                    previous_state: Some(JobState::Uploaded),
+                    media_id: Some(d.media_id.clone()),
+                    error_code: None,
+                    error_message: None,
+                    at,
+                });
+            }
+        }
+        Ok(written)
+    }
+}

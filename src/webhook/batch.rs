@@ -1,0 +1,303 @@
+//! Group commit for authenticated callbacks: handlers hand their event to a few batch tasks,
+//! which take whatever has queued up meanwhile and store and apply it in one transaction
+//! ([`crate::jobs::JobStore::store_callbacks_in`]). Each handler answers VOD only after its
+//! batch committed, so a 200 still means "stored" (VOD does not send an event again after a
+//! 200). An idle service sends batches of one; under load, batches grow by themselves (no
+//! timer), and a commit (a WAL flush) serves many callbacks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{completed_kind, Outcome, ParsedEvent};
+use crate::jobs::{
+    Confirmation, JobDraft, JobStore, Observation, RawCallback, ToStore, Transition,
+};
+use crate::queue::TransitionSender;
+
+/// Callbacks one transaction takes at most.
+const MAX_BATCH: usize = 128;
+
+/// Batch transactions in flight at once: one fills while another commits. Jobs are locked in
+/// `job_id` order, so concurrent batches do not deadlock on job rows.
+const BATCH_TASKS: usize = 2;
+
+/// An authenticated, parsed callback, as the batch stores it.
+pub(super) struct Pending {
+    pub verification: &'static str,
+    pub dedup_key: String,
+    pub signature_timestamp: Option<i64>,
+    pub headers: serde_json::Value,
+    pub body: Bytes,
+    pub event: ParsedEvent,
+    /// The upload may be recorded as a client's STS upload when no job owns the media.
+    pub may_record_sts: bool,
+}
+
+impl Pending {
+    fn raw(&self) -> RawCallback<'_> {
+        RawCallback {
+            verification: self.verification,
+            event_type: Some(&self.event.event_type),
+            media_id: self.event.media_id.as_deref(),
+            signature_timestamp: self.signature_timestamp,
+            dedup_key: Some(&self.dedup_key),
+            headers: &self.headers,
+            body: &self.body,
+            event_time: self.event.event_time,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Outcome, Arc<sqlx::Error>>>;
+
+/// The handlers' side: cheap to clone.
+#[derive(Clone)]
+pub(super) struct Batcher {
+    queue: mpsc::Sender<(Pending, Reply)>,
+}
+
+impl Batcher {
+    /// Starts the batch tasks; they end when the last `Batcher` is dropped.
+    pub fn start(store: JobStore, transitions: TransitionSender) -> Self {
+        let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..BATCH_TASKS {
+            tokio::spawn(run(store.clone(), transitions.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Stores and applies `pending` with whatever else is waiting; returns once committed.
+    pub async fn submit(&self, pending: Pending) -> Result<Outcome, Arc<sqlx::Error>> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || Arc::new(sqlx::Error::PoolClosed);
+        self.queue
+            .send((pending, reply))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+async fn run(
+    store: JobStore,
+    transitions: TransitionSender,
+    receiver: Arc<Mutex<mpsc::Receiver<(Pending, Reply)>>>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.into_iter().unzip();
+        metrics::histogram!("vod_ingest_callback_batch_size").record(pending.len() as f64);
+        match store_batch(&store, &transitions, &pending).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            // One callback's failure (or a deadlock with another transaction) must not fail
+            // the others: each goes again alone.
+            Err(e) if pending.len() > 1 => {
+                tracing::warn!(error = %e, callbacks = pending.len(), "a batch of callbacks failed; storing them one by one");
+                for (one, reply) in pending.iter().zip(replies) {
+                    let outcome = store_batch(&store, &transitions, std::slice::from_ref(one))
+                        .await
+                        .map(|mut o| o.remove(0))
+                        .map_err(Arc::new);
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the batch; one outcome per callback, in order.
+async fn store_batch(
+    store: &JobStore,
+    transitions: &TransitionSender,
+    batch: &[Pending],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+    // A second delivery of the same event in one batch is a duplicate of the first.
+    let mut seen = HashSet::new();
+    let mut distinct = Vec::with_capacity(batch.len());
+    for (i, p) in batch.iter().enumerate() {
+        if seen.insert(p.dedup_key.as_str()) {
+            distinct.push(i);
+        } else {
+            outcomes[i] = Some(Outcome::Duplicate);
+        }
+    }
+    let to_store: Vec<ToStore<'_>> = distinct
+        .iter()
+        .map(|&i| ToStore {
+            raw: batch[i].raw(),
+            processing: is_processing(&batch[i].event),
+        })
+        .collect();
+    let mut tx = store.pool().begin().await?;
+    let stored = JobStore::store_callbacks_in(&mut tx, &to_store).await?;
+    let mut drafts: Vec<JobDraft> = Vec::new();
+    let mut draft_of: HashMap<String, usize> = HashMap::new();
+    // Upload events that completed their job: (event id, draft).
+    let mut completed_by = Vec::new();
+    let mut row_by_row = Vec::new();
+    for (&i, s) in distinct.iter().zip(stored) {
+        let p = &batch[i];
+        let Some(id) = s.id else {
+            outcomes[i] = Some(Outcome::Duplicate);
+            continue;
+        };
+        let Some(owner) = s.owner else {
+            if p.may_record_sts {
+                row_by_row.push((i, id));
+            } else {
+                outcomes[i] = Some(Outcome::Stored);
+            }
+            continue;
+        };
+        let d = *draft_of.entry(owner.job_id.clone()).or_insert_with(|| {
+            drafts.push(JobDraft::new(&owner));
+            drafts.len() - 1
+        });
+        let draft = &mut drafts[d];
+        if draft.needs_row_by_row() {
+            row_by_row.push((i, id));
+            continue;
+        }
+        let upload_kind = completed_kind(&p.event.event_type);
+        let observation = Observation {
+            event_type: &p.event.event_type,
+            upload_kind,
+            succeeded: p.event.succeeded,
+            size: p.event.size,
+            update: p.event.update.as_ref(),
+        };
+        let applied = draft.observe(observation);
+        // A processing event was stored as applied already.
+        debug_assert!(applied || !is_processing(&p.event));
+        if applied && upload_kind.is_some() {
+            completed_by.push((id, d));
+        }
+        outcomes[i] = Some(if applied {
+            Outcome::Applied
+        } else {
+            Outcome::Stored
+        });
+    }
+    let completed_by: Vec<(i64, &str)> = completed_by
+        .iter()
+        .map(|&(id, d)| (id, drafts[d].job_id()))
+        .collect();
+    let written = JobStore::write_drafts_in(&mut tx, &drafts, &completed_by).await?;
+    let mut moved = written.transitions;
+    let mut wake = written.history_rows > 0;
+    for (i, id) in row_by_row {
+        let p = &batch[i];
+        let (outcome, transition, milestones) =
+            apply_row_by_row(&mut tx, id, &p.event, p.may_record_sts).await?;
+        outcomes[i] = Some(outcome);
+        moved.extend(transition);
+        wake |= milestones;
+    }
+    tx.commit().await?;
+    for t in &moved {
+        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, state = %t.state, "job moved on by callback");
+    }
+    if let Some(t) = moved.pop() {
+        // One wake-up is enough: the outbox publisher reads what to publish from the table.
+        let _ = transitions.send(t);
+    } else if wake {
+        let _ = transitions.send(Transition::wake_up());
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every callback has an outcome"))
+        .collect())
+}
+
+/// An event that is applied to the job owning its media whatever the job's state: one that
+/// says something about the media and is not an upload event.
+fn is_processing(event: &ParsedEvent) -> bool {
+    event.update.is_some() && completed_kind(&event.event_type).is_none()
+}
+
+/// Applies one stored event the way that decides every case (client uploads and their size
+/// limit, STS uploads no job knows of), inside the batch's transaction, which already holds the
+/// job's row lock. Returns the outcome, the job's transition, and whether milestones were
+/// recorded.
+async fn apply_row_by_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    event: &ParsedEvent,
+    record_sts: bool,
+) -> Result<(Outcome, Option<Transition>, bool), sqlx::Error> {
+    let mut outcome = Outcome::Stored;
+    let mut transition = None;
+    let mut milestones = false;
+    let upload_kind = completed_kind(&event.event_type);
+    if let (Some(kind), true, Some(media_id)) = (upload_kind, event.succeeded, &event.media_id) {
+        let confirmation = Confirmation {
+            via: &event.event_type,
+            size: event.size,
+        };
+        transition = JobStore::complete_by_media_in(tx, media_id, confirmation).await?;
+        if transition.is_none() && record_sts {
+            transition =
+                JobStore::record_sts_upload_in(tx, kind, media_id, event.size, &event.event_type)
+                    .await?;
+        }
+        // Marked applied only when it moved the job: an upload event that beat the worker
+        // stays unapplied, for `mark_uploaded` to find.
+        if let Some(t) = &transition {
+            mark_applied(tx, id, &t.job_id).await?;
+            outcome = Outcome::Applied;
+        }
+    }
+    if let (Some(update), Some(media_id)) = (&event.update, &event.media_id) {
+        // A processing event proves VOD has the file: it completes a job whose upload event
+        // was lost. Upload events were applied above.
+        let confirm = upload_kind.is_none().then_some(Confirmation {
+            via: &event.event_type,
+            size: None,
+        });
+        if let Some(applied) = JobStore::apply_media_in(tx, media_id, update, confirm).await? {
+            if upload_kind.is_none() {
+                mark_applied(tx, id, &applied.job_id).await?;
+                outcome = Outcome::Applied;
+            }
+            milestones = !applied.milestones.is_empty();
+            if applied.transition.is_some() {
+                transition = applied.transition;
+            }
+        }
+    }
+    Ok((outcome, transition, milestones))
+}
+
+async fn mark_applied(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    job_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE vod_events SET applied = true, job_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
