@@ -314,40 +314,190 @@ impl JobStore {
         if drafts.is_empty() && completed_by.is_empty() {
             return Ok(DraftsWritten::default());
         }
-        let mut media_id = Vec::new();
-        let mut completes = Vec::new();
-        let mut media = Vec::new();
-        let mut status = Vec::new();
-        let mut detail = Vec::new();
-        let mut h_job = Vec::new();
-        let mut h_from = Vec::new();
-        let mut h_to = Vec::new();
-        let mut h_media = Vec::new();
-        let mut h_code = Vec::new();
-        let mut h_message = Vec::new();
-        let mut h_detail = Vec::new();
-        let mut h_milestone = Vec::new();
-        for d in &drafts {
-            media_id.push(d.media_id.as_str());
-            completes.push(d.completes);
-            media.push(d.media_changed);
-            status.push(d.media_status.as_deref());
-            detail.push(d.detail.to_json());
-            for h in &d.history {
-                h_job.push(d.job_id.as_str());
-                h_from.push(h.from_state.as_str());
-                h_to.push(h.to_state.as_str());
-                h_media.push(d.media_id.as_str());
-                h_code.push(h.error_code.as_deref());
-                h_message.push(h.error_message.as_deref());
-                h_detail.push(&h.detail);
-                h_milestone.push(h.milestone);
-            }
-        }
         let (applied_ids, applied_jobs): (Vec<i64>, Vec<&str>) =
             completed_by.iter().copied().unzip();
-        let at: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "WITH j AS (
+        let sql = format!(
+            "WITH {JOB_AND_HISTORY},
+             a AS (
+                 UPDATE vod_events SET applied = true, job_id = u.job_id
+                 FROM unnest($14::int8[], $15::text[]) AS u(id, job_id)
+                 WHERE vod_events.id = u.id
+             )
+             SELECT max(at) FROM h"
+        );
+        let (at,): (Option<DateTime<Utc>>,) = DraftArrays::of(&drafts)
+            .bind(sqlx::query_as(&sql))
+            .bind(applied_ids)
+            .bind(applied_jobs)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(DraftsWritten::of(&drafts, at))
+    }
+
+    /// The path of a callback that arrives alone, in autocommit: stores it when no job owns its
+    /// media (or when `store_unowned` is false, leaves it unstored), else returns the job as read,
+    /// without a lock, for [`JobStore::write_draft_if_unchanged`]. One round trip.
+    pub async fn store_unowned_or_read_owner(
+        &self,
+        raw: &RawCallback<'_>,
+    ) -> Result<Unowned, sqlx::Error> {
+        type Row = (
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Value>,
+            Option<i64>,
+        );
+        let (id, job_id, kind, state, media_id, media_status, detail, max): Row =
+            raw.bind(sqlx::query_as(
+                "WITH owner AS (
+                     SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size
+                     FROM ingest_jobs WHERE media_id = $3
+                 ), ins AS (
+                     INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
+                                             dedup_key, headers, body, event_time)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                     WHERE NOT EXISTS (SELECT 1 FROM owner)
+                     ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+                     RETURNING id
+                 )
+                 SELECT (SELECT id FROM ins), o.job_id, o.kind, o.state, o.media_id,
+                        o.media_status, o.media_detail, o.max_file_size
+                 FROM (SELECT 1) AS one LEFT JOIN owner o ON true",
+            ))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(match (job_id, kind, state, media_id, detail) {
+            (Some(job_id), Some(kind), Some(state), Some(media_id), Some(media_detail)) => {
+                Unowned::Owner(LockedJob {
+                    job_id,
+                    kind,
+                    state,
+                    media_id,
+                    media_status,
+                    media_detail,
+                    max_file_size: max,
+                })
+            }
+            _ if id.is_some() => Unowned::Stored,
+            _ => Unowned::Duplicate,
+        })
+    }
+
+    /// Stores `raw` (applied to the job when `applied`) and writes `draft`, made from `owner` as
+    /// read by [`JobStore::store_unowned_or_read_owner`], in one autocommit statement, only if
+    /// the job's state and media columns are still exactly as read (the statement locks the row
+    /// and compares) and the callback is not stored already. Two round trips in all for a lone
+    /// callback, instead of a transaction's four.
+    pub async fn write_draft_if_unchanged(
+        &self,
+        owner: &LockedJob,
+        draft: &JobDraft,
+        raw: &RawCallback<'_>,
+        applied: bool,
+    ) -> Result<Optimistic, sqlx::Error> {
+        let drafts: Vec<&JobDraft> = [draft].into_iter().filter(|d| d.writes()).collect();
+        // `cur` locks the row only if it is as read (after a concurrent commit, the recheck
+        // sees the new version and drops it); everything else hangs on `cur` and `ins`, so a
+        // changed row or a duplicate writes nothing. `j` and `h` write nothing for an empty
+        // draft: their arrays are empty.
+        let sql = format!(
+            "WITH cur AS (
+                 SELECT job_id FROM ingest_jobs
+                 WHERE media_id = $14 AND job_id = $15 AND state = $16
+                   AND media_status IS NOT DISTINCT FROM $17 AND media_detail = $18
+                 FOR UPDATE
+             ), ins AS (
+                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
+                                         dedup_key, headers, body, event_time, applied, job_id)
+                 SELECT $19, $20, $21, $22, $23, $24, $25, $26, $27,
+                        CASE WHEN $27 THEN job_id END
+                 FROM cur
+                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+                 RETURNING id
+             ), {}
+             SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM ins), (SELECT max(at) FROM h)",
+            JOB_AND_HISTORY
+                .replace("WHERE t.media_id = u.media_id", "WHERE t.media_id = u.media_id AND EXISTS (SELECT 1 FROM ins)")
+                .replace("ORDER BY ord", "WHERE EXISTS (SELECT 1 FROM ins) ORDER BY ord")
+        );
+        let (unchanged, stored, at): (bool, bool, Option<DateTime<Utc>>) = DraftArrays::of(&drafts)
+            .bind(sqlx::query_as(&sql))
+            .bind(&owner.media_id)
+            .bind(&owner.job_id)
+            .bind(&owner.state)
+            .bind(&owner.media_status)
+            .bind(&owner.media_detail)
+            .bind(raw.verification)
+            .bind(raw.event_type)
+            .bind(raw.media_id)
+            .bind(raw.signature_timestamp)
+            .bind(raw.dedup_key)
+            .bind(raw.headers)
+            .bind(raw.body)
+            .bind(raw.event_time)
+            .bind(applied)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(match (unchanged, stored) {
+            (false, _) => Optimistic::Changed,
+            (true, false) => Optimistic::Duplicate,
+            (true, true) => Optimistic::Written(DraftsWritten::of(&drafts, at)),
+        })
+    }
+}
+
+/// What [`JobStore::store_unowned_or_read_owner`] found.
+#[derive(Debug)]
+pub enum Unowned {
+    /// No job owns the media: the callback is stored.
+    Stored,
+    /// No job owns the media and the callback was stored before.
+    Duplicate,
+    /// The job that owns the media, as read (the callback is not stored yet).
+    Owner(LockedJob),
+}
+
+/// What [`JobStore::write_draft_if_unchanged`] did.
+#[derive(Debug)]
+pub enum Optimistic {
+    Written(DraftsWritten),
+    /// The callback was stored before; nothing was written.
+    Duplicate,
+    /// The job changed since it was read; nothing was written.
+    Changed,
+}
+
+impl DraftsWritten {
+    fn of(drafts: &[&JobDraft], at: Option<DateTime<Utc>>) -> Self {
+        // Every row of one transaction has the same `at` (its start).
+        let at = at.unwrap_or_else(Utc::now);
+        let mut written = DraftsWritten::default();
+        for d in drafts {
+            written.history_rows += d.history.len();
+            if d.completes {
+                written.transitions.push(Transition {
+                    job_id: d.job_id.clone(),
+                    kind: d.kind.as_str().to_owned(),
+                    state: JobState::Completed,
+                    previous_state: Some(JobState::Uploaded),
+                    media_id: Some(d.media_id.clone()),
+                    error_code: None,
+                    error_message: None,
+                    at,
+                });
+            }
+        }
+        written
+    }
+}
+
+/// The drafts' job updates (`j`) and history rows (`h`, in order), as CTEs over the arrays of
+/// [`DraftArrays`] bound as `$1..$13`.
+const JOB_AND_HISTORY: &str = "j AS (
                  UPDATE ingest_jobs AS t SET
                      state = CASE WHEN u.completes THEN 'completed' ELSE t.state END,
                      updated_at = CASE WHEN u.completes THEN now() ELSE t.updated_at END,
@@ -377,48 +527,83 @@ impl JobStore {
                                           error_message, detail, milestone, ord)
                  ORDER BY ord
                  RETURNING at
-             ), a AS (
-                 UPDATE vod_events SET applied = true, job_id = u.job_id
-                 FROM unnest($14::int8[], $15::text[]) AS u(id, job_id)
-                 WHERE vod_events.id = u.id
-             )
-             SELECT max(at) FROM h",
-        )
-        .bind(media_id)
-        .bind(completes)
-        .bind(media)
-        .bind(status)
-        .bind(detail)
-        .bind(h_job)
-        .bind(h_from)
-        .bind(h_to)
-        .bind(h_media)
-        .bind(h_code)
-        .bind(h_message)
-        .bind(h_detail)
-        .bind(h_milestone)
-        .bind(applied_ids)
-        .bind(applied_jobs)
-        .fetch_one(&mut **tx)
-        .await?;
-        // Every row of one transaction has the same `at` (its start).
-        let at = at.unwrap_or_else(Utc::now);
-        let mut written = DraftsWritten::default();
-        for d in &drafts {
-            written.history_rows += d.history.len();
-            if d.completes {
-                written.transitions.push(Transition {
-                    job_id: d.job_id.clone(),
-                    kind: d.kind.as_str().to_owned(),
-                    state: JobState::Completed,
-                    previous_state: Some(JobState::Uploaded),
-                    media_id: Some(d.media_id.clone()),
-                    error_code: None,
-                    error_message: None,
-                    at,
-                });
+             )";
+
+/// [`JobDraft`]s as the arrays [`JOB_AND_HISTORY`] reads.
+struct DraftArrays<'a> {
+    media_id: Vec<&'a str>,
+    completes: Vec<bool>,
+    media: Vec<bool>,
+    status: Vec<Option<&'a str>>,
+    detail: Vec<Value>,
+    h_job: Vec<&'a str>,
+    h_from: Vec<&'a str>,
+    h_to: Vec<&'a str>,
+    h_media: Vec<&'a str>,
+    h_code: Vec<Option<&'a str>>,
+    h_message: Vec<Option<&'a str>>,
+    h_detail: Vec<&'a Value>,
+    h_milestone: Vec<Option<&'static str>>,
+}
+
+impl<'a> DraftArrays<'a> {
+    fn of(drafts: &[&'a JobDraft]) -> Self {
+        let mut a = DraftArrays {
+            media_id: Vec::new(),
+            completes: Vec::new(),
+            media: Vec::new(),
+            status: Vec::new(),
+            detail: Vec::new(),
+            h_job: Vec::new(),
+            h_from: Vec::new(),
+            h_to: Vec::new(),
+            h_media: Vec::new(),
+            h_code: Vec::new(),
+            h_message: Vec::new(),
+            h_detail: Vec::new(),
+            h_milestone: Vec::new(),
+        };
+        for d in drafts {
+            a.media_id.push(d.media_id.as_str());
+            a.completes.push(d.completes);
+            a.media.push(d.media_changed);
+            a.status.push(d.media_status.as_deref());
+            a.detail.push(d.detail.to_json());
+            for h in &d.history {
+                a.h_job.push(d.job_id.as_str());
+                a.h_from.push(h.from_state.as_str());
+                a.h_to.push(h.to_state.as_str());
+                a.h_media.push(d.media_id.as_str());
+                a.h_code.push(h.error_code.as_deref());
+                a.h_message.push(h.error_message.as_deref());
+                a.h_detail.push(&h.detail);
+                a.h_milestone.push(h.milestone);
             }
         }
-        Ok(written)
+        a
+    }
+
+    /// Binds the arrays as `$1..$13`.
+    fn bind<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.media_id)
+            .bind(self.completes)
+            .bind(self.media)
+            .bind(self.status)
+            .bind(self.detail)
+            .bind(self.h_job)
+            .bind(self.h_from)
+            .bind(self.h_to)
+            .bind(self.h_media)
+            .bind(self.h_code)
+            .bind(self.h_message)
+            .bind(self.h_detail)
+            .bind(self.h_milestone)
     }
 }

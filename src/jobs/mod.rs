@@ -9,7 +9,9 @@ mod message;
 mod model;
 mod store;
 
-pub use callbacks::{DraftsWritten, JobDraft, LockedJob, Observation, Stored, ToStore};
+pub use callbacks::{
+    DraftsWritten, JobDraft, LockedJob, Observation, Optimistic, Stored, ToStore, Unowned,
+};
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use listing::{
     ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, ReceivedEvent, Waiting,

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{completed_kind, Outcome, ParsedEvent};
 use crate::jobs::{
-    Confirmation, JobDraft, JobStore, Observation, RawCallback, ToStore, Transition,
+    Confirmation, JobDraft, JobStore, Observation, Optimistic, RawCallback, ToStore, Transition,
+    Unowned,
 };
 use crate::queue::TransitionSender;
 
@@ -97,7 +98,15 @@ async fn run(
         }
         let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.into_iter().unzip();
         metrics::histogram!("vod_ingest_callback_batch_size").record(pending.len() as f64);
-        match store_batch(&store, &transitions, &pending).await {
+        let result = match pending.as_slice() {
+            [one] => match store_alone(&store, &transitions, one).await {
+                Ok(Some(outcome)) => Ok(vec![outcome]),
+                Ok(None) => store_batch(&store, &transitions, &pending).await,
+                Err(e) => Err(e),
+            },
+            _ => store_batch(&store, &transitions, &pending).await,
+        };
+        match result {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
@@ -123,6 +132,69 @@ async fn run(
             }
         }
     }
+}
+
+/// Logs the jobs a committed batch moved on and wakes the outbox publisher.
+fn report(transitions: &TransitionSender, mut moved: Vec<Transition>, wake: bool) {
+    for t in &moved {
+        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, state = %t.state, "job moved on by callback");
+    }
+    if let Some(t) = moved.pop() {
+        // One wake-up is enough: the outbox publisher reads what to publish from the table.
+        let _ = transitions.send(t);
+    } else if wake {
+        let _ = transitions.send(Transition::wake_up());
+    }
+}
+
+/// A callback that arrives alone (an idle or lightly loaded service) takes two autocommit
+/// statements instead of a transaction's four round trips: one stores it when no job owns its
+/// media and otherwise reads the job, one stores and applies it if the job is still as read.
+/// `None` when it must take the transaction after all (the job changed in between, a client
+/// upload, an STS upload to record).
+async fn store_alone(
+    store: &JobStore,
+    transitions: &TransitionSender,
+    p: &Pending,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    if p.may_record_sts {
+        return Ok(None);
+    }
+    let raw = p.raw();
+    let owner = match store.store_unowned_or_read_owner(&raw).await? {
+        Unowned::Stored => return Ok(Some(Outcome::Stored)),
+        Unowned::Duplicate => return Ok(Some(Outcome::Duplicate)),
+        Unowned::Owner(owner) => owner,
+    };
+    let mut draft = JobDraft::new(&owner);
+    if draft.needs_row_by_row() {
+        return Ok(None);
+    }
+    let applied = draft.observe(Observation {
+        event_type: &p.event.event_type,
+        upload_kind: completed_kind(&p.event.event_type),
+        succeeded: p.event.succeeded,
+        size: p.event.size,
+        update: p.event.update.as_ref(),
+    });
+    Ok(
+        match store
+            .write_draft_if_unchanged(&owner, &draft, &raw, applied)
+            .await?
+        {
+            Optimistic::Changed => None,
+            Optimistic::Duplicate => Some(Outcome::Duplicate),
+            Optimistic::Written(written) => {
+                let wake = written.history_rows > 0;
+                report(transitions, written.transitions, wake);
+                Some(if applied {
+                    Outcome::Applied
+                } else {
+                    Outcome::Stored
+                })
+            }
+        },
+    )
 }
 
 /// One transaction for the batch; one outcome per callback, in order.
@@ -215,15 +287,7 @@ async fn store_batch(
         wake |= milestones;
     }
     tx.commit().await?;
-    for t in &moved {
-        tracing::info!(job_id = %t.job_id, media_id = ?t.media_id, state = %t.state, "job moved on by callback");
-    }
-    if let Some(t) = moved.pop() {
-        // One wake-up is enough: the outbox publisher reads what to publish from the table.
-        let _ = transitions.send(t);
-    } else if wake {
-        let _ = transitions.send(Transition::wake_up());
-    }
+    report(transitions, moved, wake);
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every callback has an outcome"))
