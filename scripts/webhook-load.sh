@@ -4,18 +4,18 @@
 # per second, p99 latency and how many events PostgreSQL holds, and fails when any is lost.
 #
 # Usage: scripts/webhook-load.sh [DURATION] [CONNECTIONS] [THREADS]   e.g. scripts/webhook-load.sh 30s 16 2
-#   defaults: 30s, 16 connections, 2 wrk threads.
+#   defaults: 30s, 32 connections, 2 wrk threads.
 # Environment:
 #   LOAD_DATABASE_URL  a database of the run's own, dropped afterwards
 #                      (default postgres://postgres@127.0.0.1:5432/vod_ingest_load_<pid>)
 #   AMQP_URL           RabbitMQ (default amqp://guest:guest@127.0.0.1:5672/%2f); the instance
 #                      declares its topology under the prefix vod.ingest.loadtest (reused by reruns)
 #   LOAD_EVENT         event type sent (default StreamTranscodeComplete, for media no job knows:
-#                      the insert path every callback takes)
+#                      stored, applied to nothing)
 #   LOAD_KNOWN_JOBS    when set to N > 0, N completed video jobs are created first and every
 #                      event is a StreamTranscodeComplete (a new definition each time) for one of
-#                      their media: the transactional path (job row locked, detail merged, a
-#                      media.stream_ready milestone recorded and published)
+#                      their media (job row locked, detail merged, a media.stream_ready
+#                      milestone recorded and published)
 #
 # It builds the release binary, starts the emulator (VOD endpoints for `run`) and
 # `vod-ingest run --no-worker --no-reconciler` on loopback ports, and stops both at the end.
@@ -26,7 +26,7 @@
 set -euo pipefail
 
 duration="${1:-30s}"
-connections="${2:-16}"
+connections="${2:-32}"
 threads="${3:-2}"
 event_type="${LOAD_EVENT:-StreamTranscodeComplete}"
 known_jobs="${LOAD_KNOWN_JOBS:-0}"
