@@ -307,15 +307,7 @@ async fn a_burst_of_events_for_many_jobs_is_applied_in_batches_as_one_by_one() {
         assert_eq!((completions, applied), (1, 5), "{job_id}");
     }
     // Some transaction stored more than one callback.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.admin_base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()

@@ -331,15 +331,7 @@ async fn operational_endpoints_answer() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let metrics = app
-        .http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("vod_ingest_jobs{state=\"uploaded\"}"),
         "{metrics}"

@@ -221,18 +221,7 @@ impl JobStore {
             event_time.push(raw.event_time);
             processing.push(c.processing);
         }
-        // The owner's columns are NULL for media no job owns.
-        type Row = (
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<Value>,
-            Option<i64>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<OwnerRow> = sqlx::query_as(
             "WITH owners AS (
                  SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size,
                         state = 'awaiting_upload' OR (state = 'uploaded' AND max_file_size IS NOT NULL)
@@ -277,29 +266,10 @@ impl JobStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, job_id, kind, state, media_id, media_status, detail, max)| {
-                    let owner = match (job_id, kind, state, media_id, detail) {
-                        (
-                            Some(job_id),
-                            Some(kind),
-                            Some(state),
-                            Some(media_id),
-                            Some(media_detail),
-                        ) => Some(LockedJob {
-                            job_id,
-                            kind,
-                            state,
-                            media_id,
-                            media_status,
-                            media_detail,
-                            max_file_size: max,
-                        }),
-                        _ => None,
-                    };
-                    Stored { id, owner }
-                },
-            )
+            .map(|row| {
+                let (id, owner) = owner_of(row);
+                Stored { id, owner }
+            })
             .collect())
     }
 
@@ -335,23 +305,13 @@ impl JobStore {
     }
 
     /// The path of a callback that arrives alone, in autocommit: stores it when no job owns its
-    /// media (or when `store_unowned` is false, leaves it unstored), else returns the job as read,
+    /// media, else returns the job as read,
     /// without a lock, for [`JobStore::write_draft_if_unchanged`]. One round trip.
     pub async fn store_unowned_or_read_owner(
         &self,
         raw: &RawCallback<'_>,
     ) -> Result<Unowned, sqlx::Error> {
-        type Row = (
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<Value>,
-            Option<i64>,
-        );
-        let (id, job_id, kind, state, media_id, media_status, detail, max): Row =
+        let row: OwnerRow =
             raw.bind(sqlx::query_as(
                 "WITH owner AS (
                      SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size
@@ -370,20 +330,10 @@ impl JobStore {
             ))
             .fetch_one(self.pool())
             .await?;
-        Ok(match (job_id, kind, state, media_id, detail) {
-            (Some(job_id), Some(kind), Some(state), Some(media_id), Some(media_detail)) => {
-                Unowned::Owner(LockedJob {
-                    job_id,
-                    kind,
-                    state,
-                    media_id,
-                    media_status,
-                    media_detail,
-                    max_file_size: max,
-                })
-            }
-            _ if id.is_some() => Unowned::Stored,
-            _ => Unowned::Duplicate,
+        Ok(match owner_of(row) {
+            (_, Some(owner)) => Unowned::Owner(owner),
+            (Some(_), None) => Unowned::Stored,
+            (None, None) => Unowned::Duplicate,
         })
     }
 
@@ -448,6 +398,38 @@ impl JobStore {
             (true, true) => Optimistic::Written(DraftsWritten::of(&drafts, at)),
         })
     }
+}
+
+/// An event's row id (when the statement stored it) and its media's owner's columns (NULL for
+/// media no job owns).
+type OwnerRow = (
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Value>,
+    Option<i64>,
+);
+
+fn owner_of(row: OwnerRow) -> (Option<i64>, Option<LockedJob>) {
+    let (id, job_id, kind, state, media_id, media_status, detail, max_file_size) = row;
+    let owner = match (job_id, kind, state, media_id, detail) {
+        (Some(job_id), Some(kind), Some(state), Some(media_id), Some(media_detail)) => {
+            Some(LockedJob {
+                job_id,
+                kind,
+                state,
+                media_id,
+                media_status,
+                media_detail,
+                max_file_size,
+            })
+        }
+        _ => None,
+    };
+    (id, owner)
 }
 
 /// What [`JobStore::store_unowned_or_read_owner`] found.

@@ -2,8 +2,8 @@
 //! which take whatever has queued up meanwhile and store and apply it in one transaction
 //! ([`crate::jobs::JobStore::store_callbacks_in`]). Each handler answers VOD only after its
 //! batch committed, so a 200 still means "stored" (VOD does not send an event again after a
-//! 200). An idle service sends batches of one; under load, batches grow by themselves (no
-//! timer), and a commit (a WAL flush) serves many callbacks.
+//! 200). Batches grow with the load by themselves (no timer), so a commit (a WAL flush) serves
+//! many callbacks; a callback that arrives alone takes two autocommit statements instead.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -245,6 +245,18 @@ impl TestApp {
         format!("http://{}", self.app.as_ref().unwrap().admin_addr.unwrap())
     }
 
+    /// `GET /metrics` on the admin listener (no token), as text.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.admin_base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// Writes a source file under the allowed root.
     pub fn media_file(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.media.path().join(name);
