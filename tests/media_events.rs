@@ -52,6 +52,15 @@ async fn milestones(app: &TestApp, job_id: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// The milestones [`processing_events`] record, once each, sorted.
+const SEQUENCE_MILESTONES: [&str; 5] = [
+    "analysed",
+    "playable",
+    "snapshot_ready",
+    "stream_ready",
+    "stream_ready",
+];
+
 fn processing_events(video_id: &str) -> Vec<Value> {
     vec![
         json!({"Status": "success", "VideoId": video_id, "EventType": "FileUploadComplete",
@@ -146,16 +155,7 @@ async fn duplicated_and_reordered_events_make_the_job_playable_once() {
         "{names:?}"
     );
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "analysed",
-            "playable",
-            "snapshot_ready",
-            "stream_ready",
-            "stream_ready"
-        ]
-    );
+    assert_eq!(names, SEQUENCE_MILESTONES);
     // A late failure of a stream that succeeded changes nothing.
     let late = json!({"EventTime": "2026-12-20T10:09:00Z", "EventType": "StreamTranscodeComplete",
         "VideoId": media, "Status": "fail", "Definition": "LD", "Format": "mp4"});
@@ -280,17 +280,7 @@ async fn a_burst_of_events_for_many_jobs_is_applied_in_batches_as_one_by_one() {
         assert_eq!(j.media_status.as_deref(), Some("Normal"), "{job_id}");
         let mut names = milestones(&app, job_id).await;
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "analysed",
-                "playable",
-                "snapshot_ready",
-                "stream_ready",
-                "stream_ready"
-            ],
-            "{job_id}"
-        );
+        assert_eq!(names, SEQUENCE_MILESTONES, "{job_id}");
         let (completions, applied): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM ingest_job_events WHERE job_id = $1 AND to_state = 'completed'
                        AND from_state = 'uploaded'),

@@ -9,6 +9,8 @@
 //! events that completed a job applied), in one statement. Jobs a draft does not handle (see
 //! [`JobDraft::needs_row_by_row`]) are applied row by row in the same transaction.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{Postgres, Transaction as PgTx};
@@ -19,7 +21,8 @@ use super::media::{
 use super::model::{JobKind, JobState};
 use super::store::{JobStore, Transition};
 
-/// A job that owns the media of an event in the batch, as locked by the batch.
+/// The job that owns a callback's media: locked by a batch ([`JobStore::store_callbacks_in`]),
+/// or read without a lock on a lone callback's path ([`JobStore::store_unowned_or_read_owner`]).
 #[derive(Debug, Clone)]
 pub struct LockedJob {
     pub job_id: String,
@@ -109,7 +112,9 @@ impl JobDraft {
     }
 
     /// Jobs whose confirmation is checked against an API key's size limit, or that wait for a
-    /// client's upload, are applied row by row (`complete_by_media_in` decides those).
+    /// client's upload, are applied row by row (`complete_by_media_in` decides those). The
+    /// batch's insert (`row_by_row` in [`JobStore::store_callbacks_in`]) repeats this rule in
+    /// SQL, to store a processing event as applied at once only when the merge will apply it.
     pub fn needs_row_by_row(&self) -> bool {
         self.state == JobState::AwaitingUpload
             || (self.state == JobState::Uploaded && self.max_file_size.is_some())
@@ -224,6 +229,7 @@ impl JobStore {
         let rows: Vec<OwnerRow> = sqlx::query_as(
             "WITH owners AS (
                  SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size,
+                        -- JobDraft::needs_row_by_row, which decides the same for the merge
                         state = 'awaiting_upload' OR (state = 'uploaded' AND max_file_size IS NOT NULL)
                             AS row_by_row
                  FROM ingest_jobs WHERE media_id = ANY($3::text[])
@@ -286,17 +292,20 @@ impl JobStore {
         }
         let (applied_ids, applied_jobs): (Vec<i64>, Vec<&str>) =
             completed_by.iter().copied().unzip();
-        let sql = format!(
-            "WITH {JOB_AND_HISTORY},
-             a AS (
-                 UPDATE vod_events SET applied = true, job_id = u.job_id
-                 FROM unnest($14::int8[], $15::text[]) AS u(id, job_id)
-                 WHERE vod_events.id = u.id
-             )
-             SELECT max(at) FROM h"
-        );
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH {},
+                 a AS (
+                     UPDATE vod_events SET applied = true, job_id = u.job_id
+                     FROM unnest($14::int8[], $15::text[]) AS u(id, job_id)
+                     WHERE vod_events.id = u.id
+                 )
+                 SELECT max(at) FROM h",
+                job_and_history("")
+            )
+        });
         let (at,): (Option<DateTime<Utc>>,) = DraftArrays::of(&drafts)
-            .bind(sqlx::query_as(&sql))
+            .bind(sqlx::query_as(SQL.as_str()))
             .bind(applied_ids)
             .bind(applied_jobs)
             .fetch_one(&mut **tx)
@@ -305,8 +314,8 @@ impl JobStore {
     }
 
     /// The path of a callback that arrives alone, in autocommit: stores it when no job owns its
-    /// media, else returns the job as read,
-    /// without a lock, for [`JobStore::write_draft_if_unchanged`]. One round trip.
+    /// media, else returns the job as read, without a lock, for
+    /// [`JobStore::write_draft_if_unchanged`]. One round trip.
     pub async fn store_unowned_or_read_owner(
         &self,
         raw: &RawCallback<'_>,
@@ -354,28 +363,29 @@ impl JobStore {
         // sees the new version and drops it); everything else hangs on `cur` and `ins`, so a
         // changed row or a duplicate writes nothing. `j` and `h` write nothing for an empty
         // draft: their arrays are empty.
-        let sql = format!(
-            "WITH cur AS (
-                 SELECT job_id FROM ingest_jobs
-                 WHERE media_id = $14 AND job_id = $15 AND state = $16
-                   AND media_status IS NOT DISTINCT FROM $17 AND media_detail = $18
-                 FOR UPDATE
-             ), ins AS (
-                 INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
-                                         dedup_key, headers, body, event_time, applied, job_id)
-                 SELECT $19, $20, $21, $22, $23, $24, $25, $26, $27,
-                        CASE WHEN $27 THEN job_id END
-                 FROM cur
-                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-                 RETURNING id
-             ), {}
-             SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM ins), (SELECT max(at) FROM h)",
-            JOB_AND_HISTORY
-                .replace("WHERE t.media_id = u.media_id", "WHERE t.media_id = u.media_id AND EXISTS (SELECT 1 FROM ins)")
-                .replace("ORDER BY ord", "WHERE EXISTS (SELECT 1 FROM ins) ORDER BY ord")
-        );
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH cur AS (
+                     SELECT job_id FROM ingest_jobs
+                     WHERE media_id = $14 AND job_id = $15 AND state = $16
+                       AND media_status IS NOT DISTINCT FROM $17 AND media_detail = $18
+                     FOR UPDATE
+                 ), ins AS (
+                     INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
+                                             dedup_key, headers, body, event_time, applied, job_id)
+                     SELECT $19, $20, $21, $22, $23, $24, $25, $26, $27,
+                            CASE WHEN $27 THEN job_id END
+                     FROM cur
+                     ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+                     RETURNING id
+                 ), {}
+                 SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM ins),
+                        (SELECT max(at) FROM h)",
+                job_and_history("AND EXISTS (SELECT 1 FROM ins)")
+            )
+        });
         let (unchanged, stored, at): (bool, bool, Option<DateTime<Utc>>) = DraftArrays::of(&drafts)
-            .bind(sqlx::query_as(&sql))
+            .bind(sqlx::query_as(SQL.as_str()))
             .bind(&owner.media_id)
             .bind(&owner.job_id)
             .bind(&owner.state)
@@ -478,8 +488,11 @@ impl DraftsWritten {
 }
 
 /// The drafts' job updates (`j`) and history rows (`h`, in order), as CTEs over the arrays of
-/// [`DraftArrays`] bound as `$1..$13`.
-const JOB_AND_HISTORY: &str = "j AS (
+/// [`DraftArrays`] bound as `$1..$13`; both write only where `guard` (a condition starting with
+/// `AND`, or nothing) holds. Built once per statement (`LazyLock`), not per callback.
+fn job_and_history(guard: &str) -> String {
+    format!(
+        "j AS (
                  UPDATE ingest_jobs AS t SET
                      state = CASE WHEN u.completes THEN 'completed' ELSE t.state END,
                      updated_at = CASE WHEN u.completes THEN now() ELSE t.updated_at END,
@@ -496,7 +509,7 @@ const JOB_AND_HISTORY: &str = "j AS (
                      AS u(media_id, completes, media, status, detail)
                  -- By media: the planner may pick the console's trigram index for an
                  -- equality on job_id, which costs milliseconds a row.
-                 WHERE t.media_id = u.media_id
+                 WHERE t.media_id = u.media_id {guard}
                  RETURNING t.job_id
              ), h AS (
                  INSERT INTO ingest_job_events
@@ -507,11 +520,14 @@ const JOB_AND_HISTORY: &str = "j AS (
                              $11::text[], $12::jsonb[], $13::text[])
                      WITH ORDINALITY AS h(job_id, from_state, to_state, media_id, error_code,
                                           error_message, detail, milestone, ord)
+                 WHERE true {guard}
                  ORDER BY ord
                  RETURNING at
-             )";
+             )"
+    )
+}
 
-/// [`JobDraft`]s as the arrays [`JOB_AND_HISTORY`] reads.
+/// [`JobDraft`]s as the arrays [`job_and_history`] reads.
 struct DraftArrays<'a> {
     media_id: Vec<&'a str>,
     completes: Vec<bool>,

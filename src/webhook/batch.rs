@@ -38,6 +38,16 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    fn observation(&self) -> Observation<'_> {
+        Observation {
+            event_type: &self.event.event_type,
+            upload_kind: completed_kind(&self.event.event_type),
+            succeeded: self.event.succeeded,
+            size: self.event.size,
+            update: self.event.update.as_ref(),
+        }
+    }
+
     fn raw(&self) -> RawCallback<'_> {
         RawCallback {
             verification: self.verification,
@@ -170,13 +180,7 @@ async fn store_alone(
     if draft.needs_row_by_row() {
         return Ok(None);
     }
-    let applied = draft.observe(Observation {
-        event_type: &p.event.event_type,
-        upload_kind: completed_kind(&p.event.event_type),
-        succeeded: p.event.succeeded,
-        size: p.event.size,
-        update: p.event.update.as_ref(),
-    });
+    let applied = draft.observe(p.observation());
     Ok(
         match store
             .write_draft_if_unchanged(&owner, &draft, &raw, applied)
@@ -251,18 +255,11 @@ async fn store_batch(
             row_by_row.push((i, id));
             continue;
         }
-        let upload_kind = completed_kind(&p.event.event_type);
-        let observation = Observation {
-            event_type: &p.event.event_type,
-            upload_kind,
-            succeeded: p.event.succeeded,
-            size: p.event.size,
-            update: p.event.update.as_ref(),
-        };
+        let observation = p.observation();
         let applied = draft.observe(observation);
         // A processing event was stored as applied already.
         debug_assert!(applied || !is_processing(&p.event));
-        if applied && upload_kind.is_some() {
+        if applied && observation.upload_kind.is_some() {
             completed_by.push((id, d));
         }
         outcomes[i] = Some(if applied {
