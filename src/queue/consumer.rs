@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use tokio::sync::Notify;
@@ -51,7 +53,10 @@ pub async fn consume_jobs(
     let max_batch = usize::from(config.prefetch).clamp(1, MAX_BATCH);
     loop {
         let first = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => {
+                cancel(&channel, &consumer).await;
+                return Ok(());
+            }
             next = consumer.next() => match next {
                 Some(delivery) => delivery?,
                 None => anyhow::bail!("RabbitMQ cancelled the jobs consumer (was the queue deleted?)"),
@@ -75,6 +80,19 @@ pub async fn consume_jobs(
             batch,
         )
         .await?;
+    }
+}
+
+/// Stops deliveries and waits for the broker's answer, so that closing the channel next does
+/// not race the cancel lapin would otherwise send when the consumer is dropped (that race ends
+/// the whole connection with "invalid channel state: Closing"). Deliveries not yet acknowledged
+/// return to the queue when the channel closes.
+async fn cancel(channel: &Channel, consumer: &lapin::Consumer) {
+    if let Err(e) = channel
+        .basic_cancel(consumer.tag().as_str(), BasicCancelOptions::default())
+        .await
+    {
+        tracing::warn!(error = %e, "could not cancel the jobs consumer cleanly");
     }
 }
 
