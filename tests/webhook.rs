@@ -111,6 +111,82 @@ async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified()
     app.stop().await;
 }
 
+/// The webhook's batch transaction locks the job's row and stores a confirmation for a job
+/// still `uploading`; the worker marks the job uploaded meanwhile, waiting for that lock. The
+/// worker's check for a stored confirmation must look after the webhook's commit, not at the
+/// snapshot its update started with, or the job waits for the reconciler.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confirmation_committed_while_the_worker_waits_for_the_row_completes_the_job() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    let store = app.store();
+    let media_id = "2222222222222222bbbbbbbbbbbbbbbb";
+    let token = app.claimed_with_media("racing", media_id).await;
+
+    let mut webhook = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM ingest_jobs WHERE job_id = 'racing' FOR UPDATE")
+        .execute(&mut *webhook)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO vod_events (verification, event_type, media_id, headers, body)
+         VALUES ('verified', 'FileUploadComplete', $1, '{}', '')",
+    )
+    .bind(media_id)
+    .execute(&mut *webhook)
+    .await
+    .unwrap();
+
+    let worker = {
+        let store = store.clone();
+        tokio::spawn(async move { store.mark_uploaded("racing", token).await })
+    };
+    // Wait until the worker's statement is blocked on the row lock.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never waited for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    webhook.commit().await.unwrap();
+
+    let transitions = worker.await.unwrap().unwrap();
+    let states: Vec<JobState> = transitions.iter().map(|t| t.state).collect();
+    assert_eq!(states, vec![JobState::Uploaded, JobState::Completed]);
+    assert_eq!(transitions[1].previous_state, Some(JobState::Uploaded));
+    assert_eq!(job_state(&app, "racing").await, JobState::Completed);
+    let (applied, job_id): (bool, Option<String>) =
+        sqlx::query_as("SELECT applied, job_id FROM vod_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(applied);
+    assert_eq!(job_id.as_deref(), Some("racing"));
+    let history: Vec<String> = store
+        .history("racing")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.to_state)
+        .collect();
+    assert!(
+        history.ends_with(&["uploaded".to_owned(), "completed".to_owned()]),
+        "{history:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_authentication_failure_is_401_stored_and_changes_nothing() {
     let app = http_only(vec!["test-callback-key"]).await;

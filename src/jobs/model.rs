@@ -35,6 +35,8 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Video, JobKind::Image, JobKind::AttachedMedia];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Video => "video",

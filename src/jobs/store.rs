@@ -586,67 +586,51 @@ impl JobStore {
 
     /// All bytes are in OSS and verified; waiting for VOD to confirm. If VOD's confirmation
     /// already arrived (the callback often beats the worker), the job completes at once: both
-    /// transitions are returned.
+    /// transitions are returned. One round trip: the database function
+    /// `ingest_mark_uploaded` (migrations) runs the two statements this takes, each with its
+    /// own snapshot, so that a confirmation committed meanwhile is seen.
     pub async fn mark_uploaded(
         &self,
         job_id: &str,
         token: i64,
     ) -> Result<Vec<Transition>, StoreError> {
-        let uploaded = self.mark_uploaded_only(job_id, token).await?;
-        let mut transitions = vec![uploaded.clone()];
-        let Some(media_id) = uploaded.media_id.as_deref() else {
-            return Ok(transitions);
-        };
-        let kind: JobKind = uploaded.kind.parse().expect("constrained");
-        // The callback often beats the worker: if VOD's confirmation is stored and not applied,
-        // complete the job with it, in one statement after the commit above (so a callback
-        // stored meanwhile is seen). What `complete_by_media_in` does for an `uploaded` job
-        // and a confirmation without a size.
-        let completed: Option<JobWithEvent> = sqlx::query_as(
-            "WITH ev AS (
-                SELECT id FROM vod_events
-                WHERE media_id = $1 AND event_type = $2 AND NOT applied
-                  AND verification IN ('verified', 'not_configured')
-                ORDER BY id LIMIT 1 FOR UPDATE),
-             j AS (
-                UPDATE ingest_jobs SET state = 'completed', updated_at = now(),
-                    lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
-                    bytes_uploaded = COALESCE(bytes_total, bytes_uploaded)
-                WHERE media_id = $1 AND state = 'uploaded' AND EXISTS (SELECT 1 FROM ev)
-                RETURNING *),
-             e AS (
-                INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
-                SELECT job_id, 'uploaded', state, media_id,
-                    jsonb_build_object('via', $2::text, 'size', NULL)
-                FROM j
-                RETURNING at),
-             applied AS (
-                UPDATE vod_events SET applied = true, job_id = $3
-                WHERE id = (SELECT id FROM ev) AND EXISTS (SELECT 1 FROM j))
-             SELECT j.*, e.at AS event_at FROM j, e",
-        )
-        .bind(media_id)
-        .bind(kind.completion_event())
-        .bind(job_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = completed {
-            transitions.push(row.transition(Some(JobState::Uploaded), None, None));
+        static COMPLETION_EVENTS: std::sync::LazyLock<serde_json::Value> =
+            std::sync::LazyLock::new(|| {
+                JobKind::ALL
+                    .iter()
+                    .map(|k| (k.as_str().to_owned(), k.completion_event().into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            });
+        let rows: Vec<(String, String, Option<String>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT * FROM ingest_mark_uploaded($1, $2, $3)")
+                .bind(job_id)
+                .bind(token)
+                .bind(&*COMPLETION_EVENTS)
+                .fetch_all(&self.pool)
+                .await?;
+        if rows.is_empty() {
+            return Err(StoreError::LeaseLost(job_id.to_owned()));
         }
-        Ok(transitions)
-    }
-
-    async fn mark_uploaded_only(&self, job_id: &str, token: i64) -> Result<Transition, StoreError> {
-        self.finish_lease(
-            job_id,
-            token,
-            JobState::Uploaded,
-            "uploaded_at = now(), bytes_uploaded = COALESCE(bytes_total, bytes_uploaded),
-             last_error_code = COALESCE($4, last_error_code), last_error_message = COALESCE($5, last_error_message),
-             run_at = COALESCE($6, run_at)",
-            FinishBinds::default(),
-        )
-        .await
+        let mut previous = JobState::Uploading;
+        Ok(rows
+            .into_iter()
+            .map(|(state, kind, media_id, at)| {
+                let state: JobState = state.parse().expect("constrained");
+                let transition = Transition {
+                    job_id: job_id.to_owned(),
+                    kind,
+                    state,
+                    previous_state: Some(previous),
+                    media_id,
+                    error_code: None,
+                    error_message: None,
+                    at,
+                };
+                previous = state;
+                transition
+            })
+            .collect())
     }
 
     /// Gives a leased job back on shutdown: `queued` and due now, so another worker claims it

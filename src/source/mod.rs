@@ -94,19 +94,19 @@ impl OpenedSource {
 
 async fn file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<ByteStream> {
     if len <= READ_CHUNK as u64 {
-        // A small range is read whole in one trip to the blocking pool instead of one per
-        // open, seek and read: many small jobs spend most of their time on such hand-offs.
-        let path = path.to_owned();
-        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            use std::io::{Read as _, Seek as _};
-            let mut file = std::fs::File::open(&path)?;
-            file.seek(std::io::SeekFrom::Start(offset))?;
-            let mut buf = Vec::with_capacity(len as usize);
-            file.take(len).read_to_end(&mut buf)?;
-            Ok(buf)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+        // A small range is read whole: on this thread when it is small enough (a page-cache
+        // read of tens of microseconds costs less than a hand-off to the blocking pool, two
+        // thread switches, which were a fifth of the worker's switches for many small jobs;
+        // a slow network file system blocks this runtime thread as long as a read takes),
+        // else in one trip to the blocking pool rather than one per open, seek and read.
+        let bytes = if len <= INLINE_READ_MAX {
+            read_range(path, offset, len)?
+        } else {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || read_range(&path, offset, len))
+                .await
+                .map_err(std::io::Error::other)??
+        };
         let stream = futures_util::stream::iter([Ok(Bytes::from(bytes))]);
         return Ok(exact_length(Box::pin(stream), len));
     }
@@ -115,6 +115,18 @@ async fn file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<ByteS
     let reader = tokio::io::BufReader::with_capacity(READ_CHUNK, file.take(len));
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
     Ok(exact_length(Box::pin(stream), len))
+}
+
+/// Ranges up to this size are read on the calling thread (see `file_range`).
+const INLINE_READ_MAX: u64 = 128 * 1024;
+
+fn read_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Ends the stream with an error if it yields fewer bytes than promised (a file truncated
