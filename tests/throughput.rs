@@ -230,6 +230,32 @@ async fn the_emulator_answers_throttling_like_vod() {
     assert!(windows.values().all(|n| n.as_u64() == Some(1)), "{stats:#}");
 }
 
+/// Each claim on the fleet's budget is a statement: a process that makes many calls claims
+/// for several at a time, sized by its last second, not once per call.
+#[tokio::test]
+async fn a_busy_process_claims_permits_in_chunks() {
+    const ACTION: &str = "CreateUploadAttachedMedia"; // no other test here limits it
+    let db = TestDb::new().await;
+    let pool = vod_ingest::app::connect_database(&db.url, 4).await.unwrap();
+    let metrics = vod_ingest::telemetry::prometheus();
+    let limiter = FleetLimiter::new(pool, &format!("{ACTION}=1000").parse().unwrap());
+    // One caller, one call at a time: nothing else is waiting to size a claim by.
+    let calls = 2500;
+    for _ in 0..calls {
+        limiter.acquire(ACTION).await;
+    }
+    let claims: f64 = metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("vod_ingest_rate_limit_claims_total") && l.contains(ACTION))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("claims are counted");
+    assert!(
+        claims * 4.0 < calls as f64,
+        "{claims} claims for {calls} calls"
+    );
+}
+
 #[tokio::test]
 async fn a_bad_message_in_a_batch_is_dead_lettered_and_the_rest_are_committed() {
     let db = TestDb::new().await;
