@@ -219,10 +219,6 @@ impl FleetLimiter {
                 local.calls += 1;
                 return;
             }
-            // Ask for what is waiting, or for an eighth of last second's calls if that is more:
-            // a process that makes a hundred calls a second then claims about eight times a
-            // second, not once per call or two (each claim is a statement). What it holds
-            // unused when the second ends is lost to the fleet, at most one claim's worth.
             if before < local.ends && before + GUARD >= local.ends {
                 // The end of the second: its permits could not reach VOD within it, and a claim
                 // now would only use up what is left of it. Wait for the next (holding the
@@ -230,6 +226,10 @@ impl FleetLimiter {
                 tokio::time::sleep_until(local.ends.into()).await;
                 continue;
             }
+            // Ask for what is waiting, or for an eighth of last second's calls if that is more:
+            // a process that makes a hundred calls a second then claims about eight times a
+            // second, not once per call or two (each claim is a statement). What it holds
+            // unused when the second ends is lost to the fleet, at most one claim's worth.
             let chunk = (a.limit / 10).max(1);
             let waiting = a.waiting.load(Ordering::Relaxed);
             let want = waiting.max(local.calls_before / 8).clamp(1, chunk);
