@@ -18,7 +18,7 @@
 #                     documented 120 per action would cap an even mix at 360 jobs/s by itself]
 #   BENCH_FLEET_LIMIT [50]  BENCH_FLEET_PROCESSES [3]  BENCH_FLEET_JOBS [1200]
 #   BENCH_FLEET_CONCURRENCY [8]  VOD_INGEST_CONCURRENCY of each fleet process
-#   BENCH_SKIP_REFERENCE=1, BENCH_SKIP_FLEET=1  leave a part out
+#   BENCH_SKIP_VOD_INGEST=1, BENCH_SKIP_REFERENCE=1, BENCH_SKIP_FLEET=1  leave a part out
 #   BENCH_PG_ADMIN    a PostgreSQL URL to create the bench databases from
 #                     [postgres://postgres@127.0.0.1:5432/postgres]
 #   AMQP_URL [amqp://guest:guest@127.0.0.1:5672/%2f]

@@ -3,8 +3,10 @@
 //! held across an `.await`.
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -156,7 +158,32 @@ pub(crate) struct Shared {
     /// 16-digit account id, for AssumeRole's `AssumedRoleUser`.
     pub account_id: String,
     pub http: reqwest::Client,
-    pub inner: Mutex<Inner>,
+    inner: Mutex<Inner>,
+    /// Set whenever the state is borrowed mutably: what the saver (`persist`) looks at
+    /// instead of serialising everything to compare.
+    changed: AtomicBool,
+}
+
+/// The locked state. Borrowing it mutably marks it changed, so no code path has to remember
+/// to (a read-only borrow leaves it as it was).
+pub(crate) struct StateGuard<'a> {
+    guard: MutexGuard<'a, Inner>,
+    changed: &'a AtomicBool,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.changed.store(true, Ordering::Relaxed);
+        &mut self.guard
+    }
 }
 
 impl Shared {
@@ -195,12 +222,26 @@ impl Shared {
             account_id,
             http,
             inner: Mutex::new(inner),
+            changed: AtomicBool::new(false),
         })
     }
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        StateGuard {
+            // A panic while holding the lock leaves plain data behind; keep serving.
+            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+            changed: &self.changed,
+        }
+    }
+
+    /// Whether the state may have changed since the last call (and forgets that it did).
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Marks the state changed again (a save that failed).
+    pub(crate) fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn count(&self, action: &str) {
