@@ -34,6 +34,7 @@ mod callback;
 mod cors;
 pub(crate) mod errors;
 pub(crate) mod multipart;
+mod object;
 mod oss;
 pub(crate) mod oss_v4;
 mod persist;

@@ -16,7 +16,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use super::errors::{xml_escape, OssError};
-use super::oss::{
+use super::object::{
     forbid_overwrite, header_str, insert, invalid_digest, object_stored, receive_body, user_meta,
 };
 use super::state::{MultipartUpload, ObjectMeta, PartMeta, Shared};

@@ -1,8 +1,8 @@
 //! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
 //! (§3), errors (§4), path-style and virtual-hosted addressing (§7), CORS (`cors`).
 //!
-//! Multipart (§2) is in `multipart`; other operations (bucket-level, copy, append) are
-//! answered `NotImplemented` after authentication.
+//! Multipart (§2) is in `multipart`, and what both write with in `object`; other operations
+//! (bucket-level, copy, append) are answered `NotImplemented` after authentication.
 
 use std::sync::Arc;
 
@@ -12,21 +12,15 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusC
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt as _;
-use md5::{Digest as _, Md5};
-use tokio::io::AsyncWriteExt as _;
 
-use super::callback;
 use super::cors;
 use super::errors::{oss_common_headers, oss_request_id, OssError};
 use super::multipart;
+use super::object::{forbid_overwrite, header_str, insert, object_stored, receive_body, user_meta};
 use super::oss_v4;
 use super::state::{ObjectMeta, Scope, Shared};
-use crate::crc64::Crc64;
 use crate::sign;
 
-/// Largest object a single PutObject may write.
-const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Error codes OSS documents (`oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
@@ -293,10 +287,6 @@ fn not_implemented() -> OssError {
         "A header you provided implies functionality that is not implemented.",
         None,
     )
-}
-
-pub(super) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn iso_millis(t: DateTime<Utc>) -> String {
@@ -571,164 +561,6 @@ fn authorize(
     }
 }
 
-/// A request body stored in a temporary file, with its size and digests.
-pub(super) struct Received {
-    pub tmp: std::path::PathBuf,
-    pub size: u64,
-    pub md5: [u8; 16],
-    pub crc: u64,
-}
-
-impl Received {
-    /// Moves the bytes into place: a failed upload never replaces what was there, a reader
-    /// never sees half of a write.
-    pub(super) async fn persist(&self, path: &std::path::Path) -> Result<(), OssError> {
-        let stored = async {
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
-            tokio::fs::rename(&self.tmp, path).await
-        }
-        .await;
-        stored.map_err(|e| {
-            tracing::error!(error = %e, "could not store an upload");
-            OssError::internal()
-        })
-    }
-
-    pub(super) async fn discard(&self) {
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-    }
-}
-
-pub(super) fn invalid_digest() -> OssError {
-    OssError::new(
-        400,
-        "InvalidDigest",
-        "The Content-MD5 you specified was invalid.",
-        None,
-    )
-}
-
-/// Checks `Content-Length` and `Content-MD5`, and streams the body to a temporary file while
-/// hashing it (MD5 and CRC-64 in one pass): memory stays at one chunk whatever the size.
-pub(super) async fn receive_body(
-    shared: &Shared,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Received, OssError> {
-    let content_length = match header_str(headers, header::CONTENT_LENGTH) {
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            OssError::new(400, "InvalidArgument", "Content-Length is invalid.", None)
-                .with("ArgumentName", "Content-Length")
-        })?),
-        None => None,
-    };
-    let chunked = header_str(headers, header::TRANSFER_ENCODING)
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if content_length.is_none() && !chunked {
-        return Err(OssError::new(
-            411,
-            "MissingContentLength",
-            "You must provide the Content-Length HTTP header.",
-            None,
-        ));
-    }
-    if content_length.is_some_and(|n| n > MAX_PUT_SIZE) {
-        return Err(OssError::new(
-            400,
-            "InvalidArgument",
-            "Your proposed upload exceeds the maximum allowed size.",
-            None,
-        )
-        .with("ArgumentName", "Content-Length"));
-    }
-    let expected_md5: Option<[u8; 16]> = match header_str(headers, "content-md5") {
-        Some(v) => Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(v.trim())
-                .ok()
-                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-                .ok_or_else(invalid_digest)?,
-        ),
-        None => None,
-    };
-    let tmp = shared.tmp_path();
-    let (size, md5, crc) = match write_body(&tmp, body).await {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-    };
-    shared.lock().stats.bytes_received += size;
-    let received = Received {
-        tmp,
-        size,
-        md5,
-        crc,
-    };
-    if content_length.is_some_and(|n| n != size) {
-        received.discard().await;
-        return Err(OssError::new(
-            400,
-            "IncompleteBody",
-            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-            None,
-        ));
-    }
-    if expected_md5.is_some_and(|m| m != md5) {
-        received.discard().await;
-        return Err(invalid_digest());
-    }
-    Ok(received)
-}
-
-pub(super) fn forbid_overwrite(
-    shared: &Shared,
-    headers: &HeaderMap,
-    bucket: &str,
-    key: &str,
-) -> Result<(), OssError> {
-    let forbid = header_str(headers, "x-oss-forbid-overwrite")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if forbid
-        && shared
-            .lock()
-            .objects
-            .contains_key(&(bucket.to_owned(), key.to_owned()))
-    {
-        return Err(OssError::new(
-            409,
-            "FileAlreadyExists",
-            "The object you specified already exists and can not be overwritten.",
-            None,
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn user_meta(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(n, _)| n.as_str().starts_with("x-oss-meta-"))
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect()
-}
-
-/// Records a stored object and lets its media (if any) move on.
-pub(super) fn object_stored(shared: &Arc<Shared>, bucket: &str, key: &str, meta: ObjectMeta) {
-    let size = meta.size;
-    {
-        let mut inner = shared.lock();
-        inner
-            .objects
-            .insert((bucket.to_owned(), key.to_owned()), meta);
-        inner.stats.objects = inner.objects.len() as u64;
-    }
-    callback::object_stored(shared, bucket, key, size);
-}
-
 async fn put_object(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
@@ -767,42 +599,6 @@ async fn put_object(
         &base64::engine::general_purpose::STANDARD.encode(received.md5),
     );
     Ok(resp)
-}
-
-async fn write_body(path: &std::path::Path, body: Body) -> Result<(u64, [u8; 16], u64), OssError> {
-    let io_error = |e: std::io::Error| {
-        tracing::error!(error = %e, "could not write an upload");
-        OssError::internal()
-    };
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
-    }
-    let file = tokio::fs::File::create(path).await.map_err(io_error)?;
-    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut md5 = Md5::new();
-    let mut crc = Crc64::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            OssError::new(
-                400,
-                "IncompleteBody",
-                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-                None,
-            )
-        })?;
-        md5.update(&chunk);
-        crc.update(&chunk);
-        file.write_all(&chunk).await.map_err(io_error)?;
-    }
-    file.flush().await.map_err(io_error)?;
-    Ok((crc.len(), md5.finalize().into(), crc.value()))
-}
-
-pub(super) fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    }
 }
 
 fn no_such_key(key: &str) -> OssError {
