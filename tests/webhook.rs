@@ -4,8 +4,9 @@ mod common;
 
 use common::{TestApp, TestAppOptions};
 use serde_json::json;
-use vod_ingest::jobs::JobState;
+use vod_ingest::jobs::{JobState, MediaAssignment, StoreError};
 use vod_ingest::sign::callback;
+use vod_ingest::vod::UploadAddress;
 
 async fn http_only(keys: Vec<&'static str>) -> TestApp {
     TestApp::spawn_with(TestAppOptions {
@@ -108,6 +109,96 @@ async fn a_callback_that_beats_the_worker_is_kept_until_the_upload_is_verified()
         .await
         .unwrap();
     assert!(applied);
+    app.stop().await;
+}
+
+/// Concurrent jobs of a worker store their media ids and mark themselves uploaded together, one
+/// statement for several jobs; each still gets its own outcome: written, completed at once when
+/// its confirmation is stored already, or refused when its lease is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_written_together_each_get_their_own_outcome() {
+    let app = http_only(vec!["test-callback-key"]).await;
+    let store = app.store();
+    let media = [
+        ("batch-a", "3333333333333333aaaaaaaaaaaaaaaa"),
+        ("batch-b", "3333333333333333bbbbbbbbbbbbbbbb"),
+        ("batch-c", "3333333333333333cccccccccccccccc"),
+    ];
+    let mut tokens = Vec::new();
+    for (job_id, media_id) in media {
+        tokens.push(app.claimed_with_media(job_id, media_id).await);
+    }
+
+    // New media for a and c; c's lease is gone (its token moved on).
+    let address = |key: &str| UploadAddress {
+        endpoint: "http://127.0.0.1:1".into(),
+        bucket: "outin-test".into(),
+        file_name: key.into(),
+        object_prefix: None,
+    };
+    let assignments = [
+        MediaAssignment {
+            job_id: "batch-c".into(),
+            token: tokens[2] + 1,
+            media_id: "4444444444444444cccccccccccccccc".into(),
+            address: address("sv/c/c.mp4"),
+            bytes_total: Some(3),
+        },
+        MediaAssignment {
+            job_id: "batch-a".into(),
+            token: tokens[0],
+            media_id: "4444444444444444aaaaaaaaaaaaaaaa".into(),
+            address: address("sv/a/a2.mp4"),
+            bytes_total: Some(2),
+        },
+    ];
+    let written = store.set_media_many(&assignments).await.unwrap();
+    assert!(matches!(&written[0], Err(StoreError::LeaseLost(id)) if id == "batch-c"));
+    assert!(written[1].is_ok());
+    let a = store.get("batch-a").await.unwrap().unwrap();
+    assert_eq!(
+        a.media_id.as_deref(),
+        Some("4444444444444444aaaaaaaaaaaaaaaa")
+    );
+    assert_eq!(a.superseded_media_ids, vec![media[0].1.to_owned()]);
+    assert_eq!(a.upload_key.as_deref(), Some("sv/a/a2.mp4"));
+    assert_eq!(a.bytes_total, Some(2));
+    let c = store.get("batch-c").await.unwrap().unwrap();
+    assert_eq!(c.media_id.as_deref(), Some(media[2].1));
+    let assigned: Vec<String> = sqlx::query_scalar(
+        "SELECT detail->>'media_id_assigned' FROM ingest_job_events
+         WHERE job_id = 'batch-a' AND detail ? 'media_id_assigned' ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(assigned, [media[0].1, "4444444444444444aaaaaaaaaaaaaaaa"]);
+
+    // b's confirmation came first; c's lease is gone.
+    let (ts, sig) = signed(&app, "test-callback-key", now());
+    assert_eq!(post(&app, upload_event(media[1].1), ts, sig).await.0, 200);
+    let moved = store
+        .mark_uploaded_many(&[
+            ("batch-c".into(), tokens[2] + 1),
+            ("batch-b".into(), tokens[1]),
+            ("batch-a".into(), tokens[0]),
+        ])
+        .await
+        .unwrap();
+    let states = |r: &Result<Vec<vod_ingest::jobs::Transition>, StoreError>| -> Vec<JobState> {
+        r.as_ref().unwrap().iter().map(|t| t.state).collect()
+    };
+    assert!(matches!(&moved[0], Err(StoreError::LeaseLost(id)) if id == "batch-c"));
+    assert_eq!(states(&moved[1]), [JobState::Uploaded, JobState::Completed]);
+    assert_eq!(
+        moved[1].as_ref().unwrap()[1].previous_state,
+        Some(JobState::Uploaded)
+    );
+    assert_eq!(states(&moved[2]), [JobState::Uploaded]);
+    assert_eq!(moved[2].as_ref().unwrap()[0].job_id, "batch-a");
+    assert_eq!(job_state(&app, "batch-a").await, JobState::Uploaded);
+    assert_eq!(job_state(&app, "batch-b").await, JobState::Completed);
+    assert_eq!(job_state(&app, "batch-c").await, JobState::Uploading);
     app.stop().await;
 }
 

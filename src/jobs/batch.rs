@@ -1,13 +1,27 @@
 //! The store's batch paths for many small jobs: one statement records a batch of deliveries,
-//! one statement claims several jobs. Each statement writes the rows and their history together
-//! (one implicit transaction), so the invariants of `store` hold: a row exists only with its
-//! history, and its history row is what the outbox publishes.
+//! one statement claims several jobs, one stores the media ids of several jobs and one marks
+//! several uploaded. Each statement writes the rows and their history together (one implicit
+//! transaction), so the invariants of `store` hold: a row exists only with its history, and its
+//! history row is what the outbox publishes.
 
 use chrono::{DateTime, Utc};
 
 use super::message::JobSpec;
 use super::model::{JobState, Origin};
-use super::store::{Inserted, Job, JobStore, Lease, Transition};
+use super::store::{Inserted, Job, JobStore, Lease, StoreError, Transition};
+use super::JobKind;
+use crate::vod::UploadAddress;
+
+/// A media id and upload address to store on a leased job before its first byte goes out
+/// (invariant 2), for [`JobStore::set_media_many`].
+#[derive(Debug, Clone)]
+pub struct MediaAssignment {
+    pub job_id: String,
+    pub token: i64,
+    pub media_id: String,
+    pub address: UploadAddress,
+    pub bytes_total: Option<u64>,
+}
 
 /// A job row with the time of the history row written with it.
 #[derive(sqlx::FromRow)]
@@ -168,6 +182,100 @@ impl JobStore {
                     },
                     transition,
                 )
+            })
+            .collect())
+    }
+
+    /// Stores the media id and upload address of each job (`set_media` for many jobs, in one
+    /// round trip). The answer has one entry per assignment, in order: `LeaseLost` for a job
+    /// that is no longer this worker's.
+    pub async fn set_media_many(
+        &self,
+        assignments: &[MediaAssignment],
+    ) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
+        let column = |f: fn(&MediaAssignment) -> String| -> Vec<String> {
+            assignments.iter().map(f).collect()
+        };
+        let tokens: Vec<i64> = assignments.iter().map(|a| a.token).collect();
+        let totals: Vec<Option<i64>> = assignments
+            .iter()
+            .map(|a| a.bytes_total.map(|b| b as i64))
+            .collect();
+        let written: Vec<String> =
+            sqlx::query_scalar("SELECT * FROM ingest_set_media_many($1, $2, $3, $4, $5, $6, $7)")
+                .bind(column(|a| a.job_id.clone()))
+                .bind(tokens)
+                .bind(column(|a| a.media_id.clone()))
+                .bind(column(|a| a.address.endpoint.clone()))
+                .bind(column(|a| a.address.bucket.clone()))
+                .bind(column(|a| a.address.file_name.clone()))
+                .bind(totals)
+                .fetch_all(self.pool())
+                .await?;
+        let written: std::collections::HashSet<String> = written.into_iter().collect();
+        Ok(assignments
+            .iter()
+            .map(|a| {
+                if written.contains(&a.job_id) {
+                    Ok(())
+                } else {
+                    Err(StoreError::LeaseLost(a.job_id.clone()))
+                }
+            })
+            .collect())
+    }
+
+    /// Marks each leased job `uploaded` (and `completed` at once when VOD's confirmation is
+    /// already stored): `mark_uploaded` for many jobs, in one round trip, through the database
+    /// function `ingest_mark_uploaded_many` (migrations), whose statements keep their own
+    /// snapshots per job. The answer has one entry per lease, in order: the job's transitions,
+    /// or `LeaseLost`.
+    pub async fn mark_uploaded_many(
+        &self,
+        leases: &[(String, i64)],
+    ) -> Result<Vec<Result<Vec<Transition>, StoreError>>, sqlx::Error> {
+        static COMPLETION_EVENTS: std::sync::LazyLock<serde_json::Value> =
+            std::sync::LazyLock::new(|| {
+                JobKind::ALL
+                    .iter()
+                    .map(|k| (k.as_str().to_owned(), k.completion_event().into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            });
+        let ids: Vec<&str> = leases.iter().map(|(id, _)| id.as_str()).collect();
+        let tokens: Vec<i64> = leases.iter().map(|(_, t)| *t).collect();
+        let rows: Vec<(String, String, String, Option<String>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT * FROM ingest_mark_uploaded_many($1, $2, $3)")
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(&*COMPLETION_EVENTS)
+                .fetch_all(self.pool())
+                .await?;
+        // Rows come job by job, each job's in order.
+        let mut moved: std::collections::HashMap<String, Vec<Transition>> =
+            std::collections::HashMap::new();
+        for (job_id, state, kind, media_id, at) in rows {
+            let transitions = moved.entry(job_id.clone()).or_default();
+            let previous = transitions
+                .last()
+                .map_or(JobState::Uploading, |t: &Transition| t.state);
+            transitions.push(Transition {
+                job_id,
+                kind,
+                state: state.parse().expect("constrained"),
+                previous_state: Some(previous),
+                media_id,
+                error_code: None,
+                error_message: None,
+                at,
+            });
+        }
+        Ok(leases
+            .iter()
+            .map(|(job_id, _)| {
+                moved
+                    .remove(job_id)
+                    .ok_or_else(|| StoreError::LeaseLost(job_id.clone()))
             })
             .collect())
     }

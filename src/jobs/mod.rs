@@ -9,6 +9,7 @@ mod message;
 mod model;
 mod store;
 
+pub use batch::MediaAssignment;
 pub use callbacks::{
     DraftsWritten, JobDraft, LockedJob, Observation, Optimistic, Stored, ToStore, Unowned,
 };

@@ -240,6 +240,9 @@ pub enum StoreError {
     LeaseLost(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The statement that wrote a batch of jobs together failed: each job gets its error.
+    #[error(transparent)]
+    Shared(std::sync::Arc<sqlx::Error>),
 }
 
 /// The outcome of a write fenced by a lease token: exactly one row, or the lease is gone.
@@ -465,6 +468,7 @@ impl JobStore {
 
     /// Stores the media id and upload address before the first byte goes out (invariant 2).
     /// A different previous id (image or attached media re-created) is kept as superseded.
+    /// One job of [`JobStore::set_media_many`].
     pub async fn set_media(
         &self,
         job_id: &str,
@@ -473,36 +477,15 @@ impl JobStore {
         address: &crate::vod::UploadAddress,
         bytes_total: Option<u64>,
     ) -> Result<(), StoreError> {
-        // One statement (one implicit transaction): the row and its history note together.
-        let written: Option<i64> = sqlx::query_scalar(
-            "WITH j AS (
-                UPDATE ingest_jobs SET
-                    superseded_media_ids = CASE WHEN media_id IS NOT NULL AND media_id <> $3
-                        THEN array_append(superseded_media_ids, media_id) ELSE superseded_media_ids END,
-                    media_id = $3, upload_endpoint = $4, upload_bucket = $5, upload_key = $6,
-                    bytes_total = COALESCE($7, bytes_total), bytes_uploaded = 0, updated_at = now()
-                WHERE job_id = $1 AND lease_token = $2 AND state = 'uploading'
-                RETURNING job_id, superseded_media_ids)
-             -- Not a state change, but part of the history an operator reads.
-             INSERT INTO ingest_job_events (job_id, from_state, to_state, media_id, detail)
-             SELECT job_id, 'uploading', 'uploading', $3, jsonb_build_object(
-                 'media_id_assigned', $3::text, 'superseded', superseded_media_ids,
-                 'bucket', $5::text, 'key', $6::text)
-             FROM j
-             RETURNING id",
-        )
-        .bind(job_id)
-        .bind(token)
-        .bind(media_id)
-        .bind(&address.endpoint)
-        .bind(&address.bucket)
-        .bind(&address.file_name)
-        .bind(bytes_total.map(|b| b as i64))
-        .fetch_optional(&self.pool)
-        .await?;
-        written
-            .map(|_| ())
-            .ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))
+        let assignment = super::MediaAssignment {
+            job_id: job_id.to_owned(),
+            token,
+            media_id: media_id.to_owned(),
+            address: address.clone(),
+            bytes_total,
+        };
+        let mut written = self.set_media_many(&[assignment]).await?;
+        written.pop().expect("one answer per assignment")
     }
 
     /// Adds a line to the job's history without changing its state (e.g. "the multipart
@@ -586,51 +569,16 @@ impl JobStore {
 
     /// All bytes are in OSS and verified; waiting for VOD to confirm. If VOD's confirmation
     /// already arrived (the callback often beats the worker), the job completes at once: both
-    /// transitions are returned. One round trip: the database function
-    /// `ingest_mark_uploaded` (migrations) runs the two statements this takes, each with its
-    /// own snapshot, so that a confirmation committed meanwhile is seen.
+    /// transitions are returned. One job of [`JobStore::mark_uploaded_many`].
     pub async fn mark_uploaded(
         &self,
         job_id: &str,
         token: i64,
     ) -> Result<Vec<Transition>, StoreError> {
-        static COMPLETION_EVENTS: std::sync::LazyLock<serde_json::Value> =
-            std::sync::LazyLock::new(|| {
-                JobKind::ALL
-                    .iter()
-                    .map(|k| (k.as_str().to_owned(), k.completion_event().into()))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into()
-            });
-        let rows: Vec<(String, String, Option<String>, DateTime<Utc>)> =
-            sqlx::query_as("SELECT * FROM ingest_mark_uploaded($1, $2, $3)")
-                .bind(job_id)
-                .bind(token)
-                .bind(&*COMPLETION_EVENTS)
-                .fetch_all(&self.pool)
-                .await?;
-        if rows.is_empty() {
-            return Err(StoreError::LeaseLost(job_id.to_owned()));
-        }
-        let mut previous = JobState::Uploading;
-        Ok(rows
-            .into_iter()
-            .map(|(state, kind, media_id, at)| {
-                let state: JobState = state.parse().expect("constrained");
-                let transition = Transition {
-                    job_id: job_id.to_owned(),
-                    kind,
-                    state,
-                    previous_state: Some(previous),
-                    media_id,
-                    error_code: None,
-                    error_message: None,
-                    at,
-                };
-                previous = state;
-                transition
-            })
-            .collect())
+        let mut moved = self
+            .mark_uploaded_many(&[(job_id.to_owned(), token)])
+            .await?;
+        moved.pop().expect("one answer per lease")
     }
 
     /// Gives a leased job back on shutdown: `queued` and due now, so another worker claims it

@@ -37,7 +37,7 @@ pub enum JobError {
     #[error("{0}")]
     Playlist(#[from] super::m3u8::PlaylistError),
     #[error("database: {0}")]
-    Store(sqlx::Error),
+    Store(std::sync::Arc<sqlx::Error>),
     #[error("lease lost")]
     LeaseLost,
     #[error("shutting down")]
@@ -48,12 +48,17 @@ impl From<StoreError> for JobError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::LeaseLost(_) => JobError::LeaseLost,
-            StoreError::Db(e) => JobError::Store(e),
+            StoreError::Db(e) => JobError::store(e),
+            StoreError::Shared(e) => JobError::Store(e),
         }
     }
 }
 
 impl JobError {
+    pub fn store(e: sqlx::Error) -> Self {
+        JobError::Store(std::sync::Arc::new(e))
+    }
+
     pub fn source(path: &Path, source: std::io::Error) -> Self {
         JobError::Source {
             path: path.to_owned(),

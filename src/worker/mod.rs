@@ -7,6 +7,7 @@
 mod error;
 pub(crate) mod m3u8;
 mod upload;
+mod writes;
 
 pub use error::JobError;
 
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::jobs::{
-    Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, Source, StoreError,
+    Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, MediaAssignment, Source,
+    StoreError,
 };
 use crate::oss::{ObjectTarget, OssClient, OssCredentials};
 use crate::queue::TransitionSender;
@@ -111,6 +113,7 @@ pub struct Worker {
     config: WorkerConfig,
     transitions: TransitionSender,
     wake: Arc<Notify>,
+    writes: writes::GroupWrites,
 }
 
 impl Worker {
@@ -124,6 +127,7 @@ impl Worker {
     ) -> Arc<Self> {
         Arc::new(Self {
             checkpoints: Checkpoints::new(store.pool().clone()),
+            writes: writes::GroupWrites::start(store.clone()),
             store,
             vod,
             oss,
@@ -279,7 +283,7 @@ impl Worker {
         };
 
         match result {
-            Ok(()) => match self.store.mark_uploaded(&job_id, token).await {
+            Ok(()) => match self.writes.mark_uploaded(&job_id, token).await {
                 Ok(transitions) => {
                     for t in transitions {
                         tracing::info!(state = %t.state, "job moved on");
@@ -355,14 +359,14 @@ impl Worker {
         let size = source.len();
 
         let ticket = self.obtain_ticket(job, &message, size).await?;
-        self.store
-            .set_media(
-                &job.job_id,
+        self.writes
+            .set_media(MediaAssignment {
+                job_id: job.job_id.clone(),
                 token,
-                &ticket.media_id,
-                &ticket.address,
-                Some(size),
-            )
+                media_id: ticket.media_id.clone(),
+                address: ticket.address.clone(),
+                bytes_total: Some(size),
+            })
             .await?;
 
         let session = upload::Session::new(self, job, token, &message, size, ticket);

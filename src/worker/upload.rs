@@ -319,7 +319,7 @@ impl<'a> Session<'a> {
         // Resume what the checkpoint describes, if it still describes this upload.
         let mut done: BTreeMap<u32, PartRecord> = BTreeMap::new();
         let mut upload_id = None;
-        if let Some(cp) = checkpoints.load(job_id).await.map_err(JobError::Store)? {
+        if let Some(cp) = checkpoints.load(job_id).await.map_err(JobError::store)? {
             let same = cp.media_id == credential.ticket.media_id
                 && cp.bucket == credential.target.bucket
                 && cp.object_key == credential.target.key
@@ -329,7 +329,7 @@ impl<'a> Session<'a> {
             if !same {
                 tracing::warn!(upload_id = %cp.upload_id, "the checkpoint describes another upload (source or address changed); starting over");
                 self.abort_quietly(&cp).await;
-                checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+                checkpoints.delete(job_id).await.map_err(JobError::store)?;
             } else {
                 match self.reconcile(&credential, &cp).await? {
                     Some(parts) => {
@@ -340,7 +340,7 @@ impl<'a> Session<'a> {
                     None if self.already_complete(&credential, &cp).await => {
                         // Completed before the last worker could record it.
                         tracing::info!(upload_id = %cp.upload_id, "the multipart upload was already completed; the object's size and CRC-64 match the checkpoint");
-                        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+                        checkpoints.delete(job_id).await.map_err(JobError::store)?;
                         self.progress.reset(self.size);
                         return Ok(Outcome::Done);
                     }
@@ -350,7 +350,7 @@ impl<'a> Session<'a> {
                             "old_upload_id": cp.upload_id,
                         });
                         self.worker.store.note(job_id, self.token, note).await?;
-                        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+                        checkpoints.delete(job_id).await.map_err(JobError::store)?;
                     }
                 }
             }
@@ -438,7 +438,7 @@ impl<'a> Session<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        checkpoints.delete(job_id).await.map_err(JobError::Store)?;
+        checkpoints.delete(job_id).await.map_err(JobError::store)?;
         tracing::info!(%upload_id, parts = parts.len(), crc64 = ?completed.crc64, "multipart upload completed; whole-object CRC-64 verified");
         Ok(Outcome::Done)
     }
@@ -503,7 +503,7 @@ impl<'a> Session<'a> {
                 .checkpoints
                 .forget_parts(&self.job.job_id, &stale)
                 .await
-                .map_err(JobError::Store)?;
+                .map_err(JobError::store)?;
         }
         Ok(Some(kept))
     }
