@@ -12,6 +12,16 @@ use super::store::{Inserted, Job, JobStore, Lease, StoreError, Transition};
 use super::JobKind;
 use crate::vod::UploadAddress;
 
+/// One transition of `ingest_mark_uploaded_many`.
+#[derive(sqlx::FromRow)]
+struct Moved {
+    moved_job_id: String,
+    to_state: String,
+    kind: String,
+    media_id: Option<String>,
+    at: DateTime<Utc>,
+}
+
 /// A media id and upload address to store on a leased job before its first byte goes out
 /// (invariant 2), for [`JobStore::set_media_many`].
 #[derive(Debug, Clone)]
@@ -244,7 +254,7 @@ impl JobStore {
             });
         let ids: Vec<&str> = leases.iter().map(|(id, _)| id.as_str()).collect();
         let tokens: Vec<i64> = leases.iter().map(|(_, t)| *t).collect();
-        let rows: Vec<(String, String, String, Option<String>, DateTime<Utc>)> =
+        let rows: Vec<Moved> =
             sqlx::query_as("SELECT * FROM ingest_mark_uploaded_many($1, $2, $3)")
                 .bind(&ids)
                 .bind(&tokens)
@@ -254,7 +264,14 @@ impl JobStore {
         // Rows come job by job, each job's in order.
         let mut moved: std::collections::HashMap<String, Vec<Transition>> =
             std::collections::HashMap::new();
-        for (job_id, state, kind, media_id, at) in rows {
+        for Moved {
+            moved_job_id: job_id,
+            to_state: state,
+            kind,
+            media_id,
+            at,
+        } in rows
+        {
             let transitions = moved.entry(job_id.clone()).or_default();
             let previous = transitions
                 .last()

@@ -20,12 +20,13 @@ const MAX_BATCH: usize = 64;
 const TASKS: usize = 2;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+type Queue<Req, Out> = mpsc::Sender<(Req, Reply<Out>)>;
 
 /// The jobs' side: cheap to clone. The tasks end when the last clone is dropped.
 #[derive(Clone)]
 pub(super) struct GroupWrites {
-    media: mpsc::Sender<(MediaAssignment, Reply<()>)>,
-    uploaded: mpsc::Sender<((String, i64), Reply<Vec<Transition>>)>,
+    media: Queue<MediaAssignment, ()>,
+    uploaded: Queue<(String, i64), Vec<Transition>>,
 }
 
 impl GroupWrites {
@@ -59,10 +60,7 @@ impl GroupWrites {
     }
 }
 
-async fn submit<Req, Out>(
-    queue: &mpsc::Sender<(Req, Reply<Out>)>,
-    request: Req,
-) -> Result<Out, StoreError> {
+async fn submit<Req, Out>(queue: &Queue<Req, Out>, request: Req) -> Result<Out, StoreError> {
     let (reply, answer) = oneshot::channel();
     let stopped = || StoreError::Db(sqlx::Error::PoolClosed);
     queue.send((request, reply)).await.map_err(|_| stopped())?;
@@ -71,7 +69,7 @@ async fn submit<Req, Out>(
 
 /// Starts [`TASKS`] tasks that write batches with `write`, whose answer has one entry per
 /// request, in order. A statement that fails fails every job of its batch with its error.
-fn spawn_group<Req, Out, F, Fut>(write: F) -> mpsc::Sender<(Req, Reply<Out>)>
+fn spawn_group<Req, Out, F, Fut>(write: F) -> Queue<Req, Out>
 where
     Req: Send + 'static,
     Out: Send + 'static,
