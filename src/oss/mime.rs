@@ -1,5 +1,10 @@
 //! Content-Type from a file extension, for the media types VOD accepts (`vod_api.md` §7).
-//! A short table beats a MIME-database dependency: OSS only stores the value.
+//!
+//! Written by hand, not `mime_guess` (checked with mime_guess 2.0.5): that crate agrees on most
+//! of these but answers `video/vnd.dlna.mpeg-tts` for `.ts`, `.m2ts` and `.mts` and
+//! `audio/x-mpegurl` for `.m3u8`, where HLS players and CDNs expect `video/mp2t` and an MPEG-URL
+//! playlist type (an M3U8 job uploads exactly these), and knows nothing of `.amr`, `.ape`,
+//! `.ass` or `.ttml`. OSS stores what we send and serves it back to players.
 
 /// What OSS and browsers assume for unknown content.
 pub(crate) const DEFAULT: &str = "application/octet-stream";
@@ -79,5 +84,22 @@ mod tests {
         );
         assert_eq!(from_name("dir.mp4/noext"), None);
         assert_eq!(from_name("x.unknown"), None);
+    }
+
+    /// What an M3U8 job uploads: the types HLS players expect (the reason for the table).
+    #[test]
+    fn hls_playlists_and_segments() {
+        assert_eq!(
+            from_name("hls/index.m3u8").as_deref(),
+            Some("application/x-mpegURL")
+        );
+        for segment in ["hls/seg-00001.ts", "a.M2TS", "b.mts"] {
+            assert_eq!(
+                from_name(segment).as_deref(),
+                Some("video/mp2t"),
+                "{segment}"
+            );
+        }
+        assert_eq!(from_name("subs/en.ass").as_deref(), Some("text/x-ssa"));
     }
 }
