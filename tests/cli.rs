@@ -5,6 +5,8 @@ mod common;
 use std::process::Command;
 
 use common::{pattern, TestApp, TestAppOptions};
+use vod_ingest::jobs::JobStore;
+use vod_ingest::queue::Topology;
 
 fn vod_ingest(app: &TestApp) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vod-ingest"));
@@ -201,4 +203,64 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
     app.stop().await;
+}
+
+/// The first command a newcomer runs (`cargo run --release -- demo`): its sample jobs reach
+/// their end through the emulator, RabbitMQ and PostgreSQL, the deliberate failure says what
+/// to do, and its logs are plain text when they do not go to a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_takes_its_sample_jobs_to_their_end() {
+    let db = common::TestDb::new().await;
+    let topology = Topology::new(format!("test.demo.{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = common::DeletesTopology(topology.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vod-ingest"))
+        .args([
+            "demo",
+            "--video-mib",
+            "1",
+            "--amqp-prefix",
+            &topology.prefix,
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("AMQP_URL", common::amqp_url())
+        .env("TMPDIR", tmp.path())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("demo finished in"), "{stdout}");
+    assert!(
+        stdout.contains("press Retry"),
+        "the refused job says what to do: {stdout}"
+    );
+    // The deliberate refusal and the typo are logged, without terminal colours.
+    assert!(stderr.contains("Forbidden.RAM"), "{stderr}");
+    assert!(stderr.contains("unknown field `titel`"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in piped logs: {stderr}"
+    );
+
+    let store = JobStore::new(sqlx::PgPool::connect(&db.url).await.unwrap());
+    let mut states: Vec<(String, String)> = store
+        .list(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.kind, j.state))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("attached_media".into(), "completed".into()),
+            ("image".into(), "completed".into()),
+            ("image".into(), "failed".into()),
+            ("video".into(), "completed".into()),
+        ]
+    );
 }

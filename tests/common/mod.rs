@@ -401,29 +401,42 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
-    /// Deletes the test's queues and exchanges, even when the test failed: each quorum queue
-    /// holds file handles on the broker, and a broker out of handles stops accepting
-    /// connections.
+    /// Deletes the test's queues and exchanges, even when the test failed.
     fn drop(&mut self) {
-        let topology = self.topology.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let cleanup = async {
-                    let conn = queue::connect(&amqp_url(), "test-cleanup").await.ok()?;
-                    let channel = conn.create_channel().await.ok()?;
-                    let _ = topology.delete(&channel).await;
-                    let _ = conn.close(200, "done").await;
-                    Some(())
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
-            });
-        })
-        .join();
+        delete_topology(&self.topology);
     }
+}
+
+/// Deletes a test's queues and exchanges when dropped (for tests without a [`TestApp`]).
+pub struct DeletesTopology(pub Topology);
+
+impl Drop for DeletesTopology {
+    fn drop(&mut self) {
+        delete_topology(&self.0);
+    }
+}
+
+/// Deletes `topology`'s queues and exchanges from outside async code: each quorum queue holds
+/// file handles on the broker, and a broker out of handles stops accepting connections.
+fn delete_topology(topology: &Topology) {
+    let topology = topology.clone();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let cleanup = async {
+                let conn = queue::connect(&amqp_url(), "test-cleanup").await.ok()?;
+                let channel = conn.create_channel().await.ok()?;
+                let _ = topology.delete(&channel).await;
+                let _ = conn.close(200, "done").await;
+                Some(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
+        });
+    })
+    .join();
 }
 
 /// What a client app does with an upload credential: decode VOD's Base64 `UploadAddress` and
