@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{open_limits, path_str, pattern, TestApp, TestAppOptions};
 use reqwest::header;
 use serde_json::{json, Value};
-use vod_ingest::jobs::{Cursor, JobFilter, JobKind, JobState, Origin};
+use vod_ingest::jobs::{Cursor, JobFilter, JobKind, JobState, Origin, PageStart};
 
 /// Jobs in every state, made through the service (see [`jobs_in_every_state`]).
 struct Fixture {
@@ -811,9 +811,13 @@ async fn hundreds_of_thousands_of_jobs_page_through_indexes_without_offset() {
         },
     ];
     for filter in &filters {
-        for after in [None, Some(&deep)] {
+        for after in [
+            PageStart::Newest,
+            PageStart::OlderThan(&deep),
+            PageStart::NewerThan(&deep),
+        ] {
             let plan = app.store().explain_page(filter, after, 50).await.unwrap();
-            eprintln!("{filter:?} after {:?}:\n{plan}\n", after.map(|c| &c.job_id));
+            eprintln!("{filter:?} from {after:?}:\n{plan}\n");
             assert!(
                 !plan.contains("Seq Scan"),
                 "{filter:?} after {after:?}:\n{plan}"
@@ -832,30 +836,52 @@ async fn hundreds_of_thousands_of_jobs_page_through_indexes_without_offset() {
         }
     }
 
-    // Over HTTP: pages follow each other without gaps or repeats, from the newest.
+    // Over HTTP: pages follow each other without gaps or repeats, from the newest, and the
+    // "newer" links lead back through the same pages.
+    let ids_on = |page: &str| -> Vec<u32> {
+        page.split(r#"<a href="/console/jobs/bulk-"#)
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().parse::<u32>().unwrap())
+            .collect()
+    };
+    let link = |page: &str, rel: &str| -> Option<String> {
+        let rest = page.split(&format!(r#"<a rel="{rel}" href=""#)).nth(1)?;
+        Some(rest.split('"').next().unwrap().replace("&amp;", "&"))
+    };
     let mut next = "/console/jobs?origin=queue".to_owned();
-    let mut seen = Vec::new();
-    for _ in 0..3 {
+    let mut pages = Vec::new();
+    for _ in 0..4 {
         let started = std::time::Instant::now();
         let (status, page) = get(&app, &next).await;
         assert_eq!(status, 200);
         eprintln!("{next}: {} ms", started.elapsed().as_millis());
-        seen.extend(
-            page.split(r#"<a href="/console/jobs/bulk-"#)
-                .skip(1)
-                .map(|rest| rest.split('"').next().unwrap().parse::<u32>().unwrap()),
-        );
-        next = page
-            .split(r#"<a rel="next" href=""#)
-            .nth(1)
-            .expect("a next page")
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&");
+        pages.push(page);
+        next = link(pages.last().unwrap(), "next").expect("a next page");
     }
+    let seen: Vec<u32> = pages.iter().take(3).flat_map(|p| ids_on(p)).collect();
     let expected: Vec<u32> = (1..).filter(|g| g % 100 != 0).take(150).collect();
     assert_eq!(seen, expected);
+    assert!(
+        link(&pages[0], "prev").is_none(),
+        "the first page has no newer one"
+    );
+    let mut back = link(&pages[3], "prev").expect("a newer page");
+    for newer in pages[..3].iter().rev() {
+        assert!(back.contains("origin=queue"), "{back}");
+        let (status, page) = get(&app, &back).await;
+        assert_eq!(status, 200);
+        assert_eq!(ids_on(&page), ids_on(newer), "{back}");
+        match link(&page, "prev") {
+            Some(prev) => back = prev,
+            None => assert!(
+                std::ptr::eq(newer, &pages[0]),
+                "only the newest has no newer page"
+            ),
+        }
+    }
+    let (status, page) = get(&app, "/console/jobs?after=1_a&before=1_b").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("start again from the first page"), "{page}");
     let deep_page = app
         .store()
         .page(&JobFilter::default(), Some(&deep), 3)
@@ -863,6 +889,34 @@ async fn hundreds_of_thousands_of_jobs_page_through_indexes_without_offset() {
         .unwrap();
     let ids: Vec<&str> = deep_page.jobs.iter().map(|j| j.job_id.as_str()).collect();
     assert_eq!(ids, ["bulk-290001", "bulk-290002", "bulk-290003"]);
+    let newer = app
+        .store()
+        .page(&JobFilter::default(), PageStart::NewerThan(&deep), 3)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = newer.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["bulk-289997", "bulk-289998", "bulk-289999"]);
+    assert_eq!(newer.prev.as_ref().unwrap().job_id, "bulk-289997");
+    assert_eq!(newer.next.as_ref().unwrap().job_id, "bulk-289999");
+    // Fewer than a page newer: the newest page, full, with nothing before it.
+    let near_top = Cursor {
+        created_at: app
+            .store()
+            .get("bulk-000002")
+            .await
+            .unwrap()
+            .unwrap()
+            .created_at,
+        job_id: "bulk-000002".into(),
+    };
+    let top = app
+        .store()
+        .page(&JobFilter::default(), PageStart::NewerThan(&near_top), 3)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = top.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["bulk-000001", "bulk-000002", "bulk-000003"]);
+    assert!(top.prev.is_none());
     let last = app
         .store()
         .page(

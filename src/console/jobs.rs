@@ -12,8 +12,8 @@ use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState, OUTSIDE_TIMEOUT};
 use crate::display::{describe_event, human_bytes, throughput};
 use crate::jobs::{
-    Checkpoints, Cursor, Job, JobEvent, JobFilter, JobKind, JobState, Origin, ReceivedEvent,
-    MIN_SUBSTRING_SEARCH,
+    Checkpoints, Cursor, Job, JobEvent, JobFilter, JobKind, JobState, Origin, PageStart,
+    ReceivedEvent, MIN_SUBSTRING_SEARCH,
 };
 
 const PAGE_SIZE: i64 = 50;
@@ -36,6 +36,15 @@ pub(super) struct ListQuery {
     q: String,
     #[serde(default)]
     after: String,
+    #[serde(default)]
+    before: String,
+}
+
+/// Which side of a cursor a page link asks for.
+#[derive(Clone, Copy)]
+enum Side {
+    After,
+    Before,
 }
 
 /// `2026-12-03T10:15` (what `<input type="datetime-local">` sends, read as UTC), with
@@ -85,8 +94,29 @@ impl ListQuery {
         })
     }
 
+    /// Where the page starts: `after` (older than) or `before` (newer than) a job.
+    fn cursor(&self) -> Result<Option<(Side, Cursor)>, ConsoleError> {
+        let damaged = || {
+            ConsoleError::BadRequest(
+                "the page link is damaged (after=... or before=...): start again from the first page"
+                    .into(),
+            )
+        };
+        match (self.after.trim(), self.before.trim()) {
+            ("", "") => Ok(None),
+            (a, "") => Ok(Some((Side::After, Cursor::decode(a).ok_or_else(damaged)?))),
+            ("", b) => Ok(Some((Side::Before, Cursor::decode(b).ok_or_else(damaged)?))),
+            _ => Err(damaged()),
+        }
+    }
+
     /// This query string with `after` replaced (or removed).
     fn with_after(&self, after: Option<&str>) -> String {
+        self.with_cursor(after.map(|a| (Side::After, a)))
+    }
+
+    /// This query string starting at a cursor (or at the newest job).
+    fn with_cursor(&self, cursor: Option<(Side, &str)>) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("state", &self.state),
@@ -100,8 +130,14 @@ impl ListQuery {
                 s.append_pair(name, value.trim());
             }
         }
-        if let Some(a) = after {
-            s.append_pair("after", a);
+        match cursor {
+            Some((Side::After, c)) => {
+                s.append_pair("after", c);
+            }
+            Some((Side::Before, c)) => {
+                s.append_pair("before", c);
+            }
+            None => {}
         }
         let query = s.finish();
         if query.is_empty() {
@@ -131,15 +167,13 @@ pub(super) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ConsoleError> {
     let filter = query.filter()?;
-    let after = match query.after.trim() {
-        "" => None,
-        a => Some(Cursor::decode(a).ok_or_else(|| {
-            ConsoleError::BadRequest(
-                "the page link is damaged (after=...): start again from the first page".into(),
-            )
-        })?),
+    let cursor = query.cursor()?;
+    let start = match &cursor {
+        None => PageStart::Newest,
+        Some((Side::After, c)) => PageStart::OlderThan(c),
+        Some((Side::Before, c)) => PageStart::NewerThan(c),
     };
-    let page = state.store.page(&filter, after.as_ref(), PAGE_SIZE).await?;
+    let page = state.store.page(&filter, start, PAGE_SIZE).await?;
     let states: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
     let hour_ago = (Utc::now() - chrono::Duration::hours(1))
         .format("%Y-%m-%dT%H:%M")
@@ -166,8 +200,8 @@ pub(super) async fn list(
             div.buttons {
                 button type="submit" { "Filter" }
                 a href="/console/jobs" { "clear" }
-                a href=(ListQuery { from: hour_ago, to: String::new(), after: String::new(), ..query.clone() }.with_after(None)) { "last hour" }
-                a href=(ListQuery { from: day_ago, to: String::new(), after: String::new(), ..query.clone() }.with_after(None)) { "last 24 h" }
+                a href=(ListQuery { from: hour_ago, to: String::new(), after: String::new(), before: String::new(), ..query.clone() }.with_after(None)) { "last hour" }
+                a href=(ListQuery { from: day_ago, to: String::new(), after: String::new(), before: String::new(), ..query.clone() }.with_after(None)) { "last 24 h" }
             }
         }
         @if short_search {
@@ -183,7 +217,12 @@ pub(super) async fn list(
             }
         }
         nav.pager {
-            @if after.is_some() { a href=(query.with_after(None)) { "← newest" } }
+            @if cursor.is_some() && page.prev.is_some() {
+                a href=(query.with_after(None)) { "« newest" }
+            }
+            @if let Some(prev) = &page.prev {
+                a rel="prev" href=(query.with_cursor(Some((Side::Before, &prev.encode())))) { "← newer" }
+            }
             span { (page.jobs.len()) " jobs on this page" }
             @if let Some(next) = &page.next {
                 a rel="next" href=(query.with_after(Some(&next.encode()))) { "older →" }

@@ -32,7 +32,7 @@ pub struct JobFilter {
 /// characters, and a one-letter substring would match most of the table anyway.
 pub const MIN_SUBSTRING_SEARCH: usize = 3;
 
-/// Where a page starts: just after (older than) this job.
+/// A place in the list: a job's position (newest first, by `created_at`, then `job_id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
@@ -56,11 +56,39 @@ impl Cursor {
     }
 }
 
-/// One page of jobs, and where the next one starts (`None`: this is the last).
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStart<'a> {
+    /// The newest matching jobs.
+    Newest,
+    /// The jobs just older than this one (the next page).
+    OlderThan(&'a Cursor),
+    /// The jobs just newer than this one (the previous page); the newest page when fewer
+    /// than a page are newer.
+    NewerThan(&'a Cursor),
+}
+
+impl<'a> From<Option<&'a Cursor>> for PageStart<'a> {
+    fn from(after: Option<&'a Cursor>) -> Self {
+        after.map_or(PageStart::Newest, PageStart::OlderThan)
+    }
+}
+
+/// One page of jobs, newest first, and where its neighbours start.
 #[derive(Debug, Clone)]
 pub struct JobPage {
     pub jobs: Vec<Job>,
+    /// Older jobs follow after this one (`None`: this is the last page).
     pub next: Option<Cursor>,
+    /// Newer jobs come before this one (`None`: this is the first page).
+    pub prev: Option<Cursor>,
+}
+
+fn cursor_of(job: &Job) -> Cursor {
+    Cursor {
+        created_at: job.created_at,
+        job_id: job.job_id.clone(),
+    }
 }
 
 /// Finished work in one minute.
@@ -146,7 +174,7 @@ fn like_pattern(term: &str) -> String {
 fn page_query<'a>(
     select: &'a str,
     filter: &'a JobFilter,
-    after: Option<&'a Cursor>,
+    start: PageStart<'a>,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
     let mut q = QueryBuilder::new(select);
@@ -185,40 +213,74 @@ fn page_query<'a>(
         }
         q.push(")");
     }
-    if let Some(cursor) = after {
-        q.push(" AND (created_at, job_id) < (")
+    // The same index serves both directions, read forwards or backwards.
+    let (cursor, order) = match start {
+        PageStart::Newest => (None, " ORDER BY created_at DESC, job_id DESC LIMIT "),
+        PageStart::OlderThan(c) => (
+            Some((c, " AND (created_at, job_id) < (")),
+            " ORDER BY created_at DESC, job_id DESC LIMIT ",
+        ),
+        PageStart::NewerThan(c) => (
+            Some((c, " AND (created_at, job_id) > (")),
+            " ORDER BY created_at ASC, job_id ASC LIMIT ",
+        ),
+    };
+    if let Some((cursor, condition)) = cursor {
+        q.push(condition)
             .push_bind(cursor.created_at)
             .push(", ")
             .push_bind(cursor.job_id.as_str())
             .push(")");
     }
-    q.push(" ORDER BY created_at DESC, job_id DESC LIMIT ")
-        .push_bind(limit);
+    q.push(order).push_bind(limit);
     q
 }
 
 impl JobStore {
-    /// Up to `limit` jobs matching `filter`, newest first, starting after `after`.
+    /// Up to `limit` jobs matching `filter`, newest first, from `start` (an
+    /// `Option<&Cursor>` means "older than").
     pub async fn page(
         &self,
         filter: &JobFilter,
-        after: Option<&Cursor>,
+        start: impl Into<PageStart<'_>>,
         limit: i64,
     ) -> Result<JobPage, sqlx::Error> {
         let limit = limit.clamp(1, 500);
-        // One more than asked tells whether there is a next page.
-        let mut q = page_query("SELECT *", filter, after, limit + 1);
-        let mut jobs: Vec<Job> = q.build_query_as().fetch_all(self.pool()).await?;
-        let next = if jobs.len() as i64 > limit {
-            jobs.truncate(limit as usize);
-            jobs.last().map(|j| Cursor {
-                created_at: j.created_at,
-                job_id: j.job_id.clone(),
-            })
-        } else {
-            None
+        let mut start = start.into();
+        let (mut jobs, mut beyond) = self.fetch_page(filter, start, limit).await?;
+        if matches!(start, PageStart::NewerThan(_)) && !beyond {
+            // Fewer than a page are newer: show the newest page, full.
+            start = PageStart::Newest;
+            (jobs, beyond) = self.fetch_page(filter, start, limit).await?;
+        }
+        let (next, prev) = match start {
+            PageStart::Newest => (beyond.then(|| jobs.last().map(cursor_of)).flatten(), None),
+            PageStart::OlderThan(_) => (
+                beyond.then(|| jobs.last().map(cursor_of)).flatten(),
+                jobs.first().map(cursor_of),
+            ),
+            PageStart::NewerThan(_) => {
+                jobs.reverse();
+                (jobs.last().map(cursor_of), jobs.first().map(cursor_of))
+            }
         };
-        Ok(JobPage { jobs, next })
+        Ok(JobPage { jobs, next, prev })
+    }
+
+    /// Up to `limit` jobs from `start` in the order of its direction, and whether more lie
+    /// beyond them.
+    async fn fetch_page(
+        &self,
+        filter: &JobFilter,
+        start: PageStart<'_>,
+        limit: i64,
+    ) -> Result<(Vec<Job>, bool), sqlx::Error> {
+        // One more than asked tells whether there is a page beyond this one.
+        let mut q = page_query("SELECT *", filter, start, limit + 1);
+        let mut jobs: Vec<Job> = q.build_query_as().fetch_all(self.pool()).await?;
+        let beyond = jobs.len() as i64 > limit;
+        jobs.truncate(limit as usize);
+        Ok((jobs, beyond))
     }
 
     /// PostgreSQL's plan for [`JobStore::page`] with these arguments (`EXPLAIN` output, one
@@ -226,10 +288,15 @@ impl JobStore {
     pub async fn explain_page(
         &self,
         filter: &JobFilter,
-        after: Option<&Cursor>,
+        start: impl Into<PageStart<'_>>,
         limit: i64,
     ) -> Result<String, sqlx::Error> {
-        let mut q = page_query("EXPLAIN SELECT *", filter, after, limit.clamp(1, 500) + 1);
+        let mut q = page_query(
+            "EXPLAIN SELECT *",
+            filter,
+            start.into(),
+            limit.clamp(1, 500) + 1,
+        );
         let lines: Vec<String> = q.build_query_scalar().fetch_all(self.pool()).await?;
         Ok(lines.join("\n"))
     }

@@ -15,7 +15,7 @@ pub use callbacks::{
 };
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use listing::{
-    ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, ReceivedEvent, Waiting,
+    ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, PageStart, ReceivedEvent, Waiting,
     MIN_SUBSTRING_SEARCH,
 };
 pub use media::{
