@@ -50,25 +50,29 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs outside async code: use a small runtime on its own thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut admin = server_url();
-                admin.set_path("/postgres");
-                if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&pool)
-                            .await;
-                }
-            });
-        })
-        .join();
+        block_on_own_thread(async move {
+            let mut admin = server_url();
+            admin.set_path("/postgres");
+            if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `cleanup` to its end from outside async code (a `Drop`, perhaps inside a test's
+/// runtime): on a small runtime of its own, on a thread of its own.
+fn block_on_own_thread(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(cleanup)
+    })
+    .join();
 }
 
 pub struct TestAppOptions {
@@ -420,23 +424,16 @@ impl Drop for DeletesTopology {
 /// file handles on the broker, and a broker out of handles stops accepting connections.
 fn delete_topology(topology: &Topology) {
     let topology = topology.clone();
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let cleanup = async {
-                let conn = queue::connect(&amqp_url(), "test-cleanup").await.ok()?;
-                let channel = conn.create_channel().await.ok()?;
-                let _ = topology.delete(&channel).await;
-                let _ = conn.close(200, "done").await;
-                Some(())
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
-        });
-    })
-    .join();
+    block_on_own_thread(async move {
+        let cleanup = async {
+            let conn = queue::connect(&amqp_url(), "test-cleanup").await.ok()?;
+            let channel = conn.create_channel().await.ok()?;
+            let _ = topology.delete(&channel).await;
+            let _ = conn.close(200, "done").await;
+            Some(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
+    });
 }
 
 /// What a client app does with an upload credential: decode VOD's Base64 `UploadAddress` and
