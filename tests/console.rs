@@ -937,6 +937,18 @@ async fn hundreds_of_thousands_of_jobs_page_through_indexes_without_offset() {
         .unwrap();
     assert_eq!(last.jobs.len(), 1);
     assert!(last.next.is_none(), "the last page says so");
+    // Past the end: nothing older, and the way back starts at the cursor.
+    let past = Cursor {
+        created_at: last.jobs[0].created_at,
+        job_id: last.jobs[0].job_id.clone(),
+    };
+    let beyond = app
+        .store()
+        .page(&JobFilter::default(), Some(&past), 50)
+        .await
+        .unwrap();
+    assert!(beyond.jobs.is_empty() && beyond.next.is_none());
+    assert_eq!(beyond.prev, Some(past));
     app.stop().await;
 }
 

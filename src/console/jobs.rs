@@ -200,8 +200,8 @@ pub(super) async fn list(
             div.buttons {
                 button type="submit" { "Filter" }
                 a href="/console/jobs" { "clear" }
-                a href=(ListQuery { from: hour_ago, to: String::new(), after: String::new(), before: String::new(), ..query.clone() }.with_after(None)) { "last hour" }
-                a href=(ListQuery { from: day_ago, to: String::new(), after: String::new(), before: String::new(), ..query.clone() }.with_after(None)) { "last 24 h" }
+                a href=(ListQuery { from: hour_ago, to: String::new(), ..query.clone() }.with_after(None)) { "last hour" }
+                a href=(ListQuery { from: day_ago, to: String::new(), ..query.clone() }.with_after(None)) { "last 24 h" }
             }
         }
         @if short_search {
@@ -217,11 +217,12 @@ pub(super) async fn list(
             }
         }
         nav.pager {
-            @if cursor.is_some() && page.prev.is_some() {
-                a href=(query.with_after(None)) { "« newest" }
-            }
             @if let Some(prev) = &page.prev {
-                a rel="prev" href=(query.with_cursor(Some((Side::Before, &prev.encode())))) { "← newer" }
+                // The way back, together on the left.
+                span {
+                    @if cursor.is_some() { a href=(query.with_after(None)) { "« newest" } " " }
+                    a rel="prev" href=(query.with_cursor(Some((Side::Before, &prev.encode())))) { "← newer" }
+                }
             }
             span { (page.jobs.len()) " jobs on this page" }
             @if let Some(next) = &page.next {

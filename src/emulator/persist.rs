@@ -5,8 +5,9 @@
 //!
 //! Written by a background task every [`SAVE_INTERVAL`] when the state changed (any mutable
 //! borrow of it marks it changed, so no code path has to remember to), less often when a save
-//! takes long, and once more on shutdown; atomically, through a temporary file and a rename. Not kept: used nonces (a restart forgets
-//! them, as the 15-minute timestamp window still bounds replays), statistics and faults.
+//! takes long, and once more on shutdown; atomically, through a temporary file and a rename.
+//! Not kept: used nonces (a restart forgets them, as the 15-minute timestamp window still
+//! bounds replays), statistics and faults.
 //! Every field is `#[serde(default)]`-tolerant, so a snapshot from an older build still loads.
 
 use std::path::{Path, PathBuf};

@@ -255,9 +255,10 @@ impl JobStore {
         }
         let (next, prev) = match start {
             PageStart::Newest => (beyond.then(|| jobs.last().map(cursor_of)).flatten(), None),
-            PageStart::OlderThan(_) => (
+            // Past the end the page is empty, and what is newer starts at the cursor itself.
+            PageStart::OlderThan(c) => (
                 beyond.then(|| jobs.last().map(cursor_of)).flatten(),
-                jobs.first().map(cursor_of),
+                Some(jobs.first().map_or_else(|| c.clone(), cursor_of)),
             ),
             PageStart::NewerThan(_) => {
                 jobs.reverse();
