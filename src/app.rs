@@ -115,8 +115,8 @@ pub struct HttpSettings {
     pub limits: Limits,
 }
 
-/// Everything a service process needs.
-#[derive(Debug, Clone)]
+/// Everything a service process needs. `Debug` shows the URLs without their passwords.
+#[derive(Clone)]
 pub struct AppConfig {
     pub database_url: String,
     pub amqp_url: String,
@@ -128,6 +128,20 @@ pub struct AppConfig {
     pub http: Option<HttpSettings>,
     /// The reconciler for jobs whose callback never came; `None` runs without it.
     pub reconciler: Option<ReconcilerConfig>,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("topology", &self.topology)
+            .field("vod", &self.vod)
+            .field("worker", &self.worker)
+            .field("http", &self.http)
+            .field("reconciler", &self.reconciler)
+            .finish()
+    }
 }
 
 /// Shows a connection URL without its password.
@@ -434,12 +448,26 @@ async fn start_with(
             transitions: transitions.clone(),
             region: config.vod.region.clone(),
             web_dir: http.web_dir.clone(),
+            budget: Arc::new(api::LocalBudget::default()),
+            origins: Arc::new(api::OriginCache::default()),
+            upload_page_connect_src: api::upload_connect_src(&config.vod.endpoint),
         };
         {
             let (keys, token) = (keys.clone(), shutdown.clone());
             tasks.spawn(async move {
                 prune_key_usage(keys, token).await;
                 ("api key usage pruner", Ok(()))
+            });
+        }
+        {
+            let (budget, pool, token) = (
+                api_state.budget.clone(),
+                store.pool().clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                write_refusals(budget, pool, token).await;
+                ("api refusal audit", Ok(()))
             });
         }
         let admin_listener = tokio::net::TcpListener::bind(http.admin_addr)
@@ -505,6 +533,27 @@ async fn prune_key_usage(keys: KeyStore, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
+
+/// Writes the API's counted refusals to `api_audit` (one row per key and minute) every few
+/// seconds, and what is left at shutdown.
+async fn write_refusals(
+    budget: Arc<api::LocalBudget>,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => false,
+        };
+        if let Err(e) = budget.flush(&pool, stopping).await {
+            tracing::warn!(error = %e, "writing the API's refusals to api_audit failed; kept for the next try");
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -49,7 +49,7 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL connection URL.
     #[arg(
@@ -61,7 +61,26 @@ pub struct DbArgs {
     pub database_url: String,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Without the URL's password.
+impl std::fmt::Debug for DbArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbArgs")
+            .field("database_url", &crate::app::redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+/// Without the URL's password.
+impl std::fmt::Debug for AmqpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpArgs")
+            .field("amqp_url", &crate::app::redact_url(&self.amqp_url))
+            .field("amqp_prefix", &self.amqp_prefix)
+            .finish()
+    }
+}
+
+#[derive(Clone, Args)]
 pub struct AmqpArgs {
     /// RabbitMQ connection URL.
     #[arg(
@@ -83,10 +102,10 @@ pub struct VodArgs {
     pub access_key_id: Option<String>,
     /// AccessKey secret.
     #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
-    pub access_key_secret: Option<String>,
+    pub access_key_secret: Option<Secret>,
     /// STS security token, when the AccessKey is a temporary one.
     #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true)]
-    pub security_token: Option<String>,
+    pub security_token: Option<Secret>,
     /// RAM role to assume with STS AssumeRole; its credentials sign the VOD calls.
     #[arg(long, env = "ALIBABA_CLOUD_ROLE_ARN")]
     pub role_arn: Option<String>,
@@ -222,7 +241,7 @@ pub struct HttpArgs {
     pub admin_addr: SocketAddr,
     /// Token the admin endpoints require (`Authorization: Bearer ...`); unset: none.
     #[arg(long, env = "VOD_INGEST_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// The callback URL exactly as registered with VOD (it is part of what VOD signs);
     /// comma-separate several when per-job callback URLs are used.
     #[arg(long, env = "VOD_CALLBACK_URL", value_delimiter = ',')]
@@ -234,15 +253,16 @@ pub struct HttpArgs {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub callback_auth_keys: Vec<String>,
+    pub callback_auth_keys: Vec<Secret>,
     /// Largest accepted clock difference for X-VOD-TIMESTAMP, in seconds.
     #[arg(long, env = "VOD_CALLBACK_WINDOW_SECS", default_value_t = 300)]
     pub callback_window_secs: u64,
     /// RAM role whose STS tokens client apps get from POST /v1/sts-token (unset: none).
     #[arg(long, env = "VOD_INGEST_STS_ROLE_ARN")]
     pub sts_role_arn: Option<String>,
-    /// Lifetime of those tokens when the client asks for none, in seconds.
-    #[arg(long, env = "VOD_INGEST_STS_DURATION_SECS", default_value_t = 3600)]
+    /// Lifetime of those tokens when the client asks for none, in seconds (STS's shortest:
+    /// a token cannot be revoked, so it should not outlive its need).
+    #[arg(long, env = "VOD_INGEST_STS_DURATION_SECS", default_value_t = 900)]
     pub sts_duration_secs: u64,
     /// The role's MaxSessionDuration, in seconds (3600 unless raised in RAM, up to 43200).
     #[arg(long, env = "VOD_INGEST_STS_MAX_DURATION_SECS", default_value_t = 3600)]
@@ -270,6 +290,12 @@ pub struct HttpArgs {
     /// Connections open at once per listener; beyond it, new ones wait to be accepted.
     #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub http_max_connections: usize,
+    /// Requests handled at once per listener for one client address; beyond it, 503.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_IN_FLIGHT_PER_CLIENT", default_value_t = 64)]
+    pub http_max_in_flight_per_client: usize,
+    /// Connections open at once per listener from one client address; beyond it, closed.
+    #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub http_max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -415,6 +441,53 @@ pub enum ApiKeyCommand {
     List(DbArgs),
     /// Revoke a key: it is refused from now on.
     Revoke(KeyIdArgs),
+    /// Change a key's VOD settings or its STS refresh permission (empty values clear one).
+    Update(ApiKeyUpdateArgs),
+}
+
+/// The VOD parameters an operator sets per key; clients cannot send them.
+#[derive(Debug, Clone, Args)]
+pub struct KeySettingsArgs {
+    /// VOD application (AppId) the key's uploads go to.
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// Workflow run on the key's uploads (WorkflowId).
+    #[arg(long)]
+    pub workflow_id: Option<String>,
+    /// Transcoding template group for the key's uploads (TemplateGroupId).
+    #[arg(long)]
+    pub template_group_id: Option<String>,
+    /// Storage address for the key's uploads (StorageLocation).
+    #[arg(long)]
+    pub storage_location: Option<String>,
+    /// Where VOD sends the callbacks of the key's uploads (MessageCallback.CallbackURL).
+    #[arg(long)]
+    pub callback_url: Option<String>,
+}
+
+impl KeySettingsArgs {
+    pub fn parse(&self) -> Result<crate::api::KeySettings, String> {
+        crate::api::KeySettings::parse(
+            self.app_id.as_deref(),
+            self.workflow_id.as_deref(),
+            self.template_group_id.as_deref(),
+            self.storage_location.as_deref(),
+            self.callback_url.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiKeyUpdateArgs {
+    /// The key's id, as `api-key list` shows it (not the key itself).
+    pub key_id: String,
+    /// Whether its STS tokens may call RefreshUploadVideo (true or false).
+    #[arg(long)]
+    pub allow_sts_refresh: Option<bool>,
+    #[command(flatten)]
+    pub settings: KeySettingsArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -451,6 +524,13 @@ pub struct ApiKeyCreateArgs {
     /// May get STS tokens (POST /v1/sts-token).
     #[arg(long)]
     pub allow_sts: bool,
+    /// Its STS tokens may also call RefreshUploadVideo, which the official SDKs use for
+    /// uploads that outlive their credential. RefreshUploadVideo takes any VideoId of the
+    /// account and overwrites that video's file: allow it only for apps you trust that far.
+    #[arg(long, requires = "allow_sts")]
+    pub allow_sts_refresh: bool,
+    #[command(flatten)]
+    pub settings: KeySettingsArgs,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -466,7 +546,7 @@ pub struct EmulatorArgs {
         default_value = "emulator-access-key-secret",
         hide_default_value = true
     )]
-    pub access_key_secret: String,
+    pub access_key_secret: Secret,
     /// Lifetime of the upload credentials it hands out, in seconds.
     #[arg(long, default_value_t = 3000)]
     pub credential_ttl: u64,
@@ -482,7 +562,7 @@ pub struct EmulatorArgs {
     pub callback_url: Option<String>,
     /// Key that signs callbacks (X-VOD-SIGNATURE); unsigned when absent.
     #[arg(long)]
-    pub callback_key: Option<String>,
+    pub callback_key: Option<Secret>,
     #[arg(long, default_value = "cn-shanghai")]
     pub region: String,
     /// URL clients reach the emulator at, handed out as the OSS endpoint
@@ -491,7 +571,20 @@ pub struct EmulatorArgs {
     pub public_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Without the AMQP URL's password.
+impl std::fmt::Debug for DemoArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoArgs")
+            .field("db", &self.db)
+            .field("amqp_url", &crate::app::redact_url(&self.amqp_url))
+            .field("amqp_prefix", &self.amqp_prefix)
+            .field("serve", &self.serve)
+            .field("serve_addr", &self.serve_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub db: DbArgs,
@@ -547,7 +640,7 @@ impl VodArgs {
             "set it to a RAM user's AccessKey ID (or, with the emulator, to its --access-key-id)",
         )?;
         let access_key_secret = required(
-            &self.access_key_secret,
+            &self.access_key_secret.as_ref().map(|s| s.expose().to_owned()),
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
             "set it to the secret of ALIBABA_CLOUD_ACCESS_KEY_ID",
         )?;
@@ -579,9 +672,10 @@ impl VodArgs {
             access_key_secret: Secret::new(access_key_secret),
             security_token: self
                 .security_token
-                .clone()
-                .filter(|t| !t.trim().is_empty())
-                .map(Secret::new),
+                .as_ref()
+                .map(|t| t.expose().trim())
+                .filter(|t| !t.is_empty())
+                .map(Secret::from),
             role_arn: self.role_arn.clone().filter(|r| !r.trim().is_empty()),
             role_session_name: self.role_session_name.clone(),
             timeout: Duration::from_secs(30),
@@ -618,7 +712,7 @@ impl HttpArgs {
         let keys: Vec<Secret> = self
             .callback_auth_keys
             .iter()
-            .map(|k| k.trim())
+            .map(|k| k.expose().trim())
             .filter(|k| !k.is_empty())
             .map(Secret::from)
             .collect();
@@ -667,8 +761,8 @@ impl HttpArgs {
             admin_addr: self.admin_addr,
             admin_token: self
                 .admin_token
-                .as_deref()
-                .map(str::trim)
+                .as_ref()
+                .map(|t| t.expose().trim())
                 .filter(|t| !t.is_empty())
                 .map(Secret::from),
             auth: CallbackAuth {
@@ -691,6 +785,14 @@ impl HttpArgs {
                     ),
                     ("VOD_INGEST_HTTP_MAX_IN_FLIGHT", self.http_max_in_flight),
                     ("VOD_INGEST_HTTP_MAX_CONNECTIONS", self.http_max_connections),
+                    (
+                        "VOD_INGEST_HTTP_MAX_IN_FLIGHT_PER_CLIENT",
+                        self.http_max_in_flight_per_client,
+                    ),
+                    (
+                        "VOD_INGEST_HTTP_MAX_CONNECTIONS_PER_CLIENT",
+                        self.http_max_connections_per_client,
+                    ),
                 ] {
                     if value == 0 {
                         bail!("{name} must be at least 1");
@@ -701,6 +803,8 @@ impl HttpArgs {
                     request_timeout: Duration::from_secs(self.http_request_timeout_secs),
                     max_in_flight: self.http_max_in_flight,
                     max_connections: self.http_max_connections,
+                    max_in_flight_per_client: self.http_max_in_flight_per_client,
+                    max_connections_per_client: self.http_max_connections_per_client,
                     ..Default::default()
                 }
             },
@@ -747,5 +851,59 @@ impl RunArgs {
                 ..Default::default()
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_setting_shows_a_secret_in_its_debug_output() {
+        let secrets = [
+            "S3CRET-access-key",
+            "S3CRET-sts-token",
+            "S3CRET-admin-token",
+            "S3CRET-callback-key",
+            "S3CRET-db-password",
+            "S3CRET-amqp-password",
+        ];
+        let cli = Cli::try_parse_from([
+            "vod-ingest",
+            "run",
+            "--access-key-id=id",
+            "--access-key-secret=S3CRET-access-key",
+            "--security-token=S3CRET-sts-token",
+            "--admin-token=S3CRET-admin-token",
+            "--callback-auth-keys=S3CRET-callback-key",
+            "--callback-url=http://127.0.0.1:8080/callbacks/vod",
+            "--database-url=postgres://u:S3CRET-db-password@127.0.0.1/db",
+            "--amqp-url=amqp://u:S3CRET-amqp-password@127.0.0.1/%2f",
+        ])
+        .expect("valid arguments");
+        let Command::Run(args) = &cli.command else {
+            panic!("parsed as run")
+        };
+        let config = args.app_config().expect("a valid configuration");
+        for shown in [format!("{cli:?}"), format!("{config:?}"), format!("{config:#?}")] {
+            for secret in secrets {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        let demo = Cli::try_parse_from([
+            "vod-ingest",
+            "demo",
+            "--amqp-url=amqp://u:S3CRET-amqp-password@127.0.0.1/%2f",
+        ])
+        .unwrap();
+        assert!(!format!("{demo:?}").contains("S3CRET"));
+        let emulator = Cli::try_parse_from([
+            "vod-ingest",
+            "emulator",
+            "--access-key-secret=S3CRET-access-key",
+            "--callback-key=S3CRET-callback-key",
+        ])
+        .unwrap();
+        assert!(!format!("{emulator:?}").contains("S3CRET"));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::api::{KeyLimits, KeyStore};
+use crate::api::{KeyLimits, KeyStore, KeyUpdate};
 use crate::app;
 use crate::cli::{
     ApiKeyCommand, Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs,
@@ -115,10 +115,17 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 &args.origins,
                 args.allow_sts,
             )
+            .and_then(|l| l.with_sts_refresh(args.allow_sts_refresh))
             .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let settings = args
+                .settings
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
             app::ensure_database(&args.db.database_url).await?;
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
-            let (key, secret) = keys.create(args.name.trim(), &limits).await?;
+            let (key, secret) = keys
+                .create_with(args.name.trim(), &limits, &settings)
+                .await?;
             println!("{}", secret.expose());
             eprintln!(
                 "created API key {} for {:?}; it is shown only this once: store it now",
@@ -154,7 +161,49 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                         l.allowed_origins.join(",")
                     }
                 );
+                let mut notes = key.settings.describe();
+                if l.allow_sts_refresh {
+                    notes.push("STS tokens may RefreshUploadVideo".into());
+                }
+                if !notes.is_empty() {
+                    println!("{:<12}  {}", "", notes.join("; "));
+                }
             }
+            Ok(())
+        }
+        ApiKeyCommand::Update(args) => {
+            // Checked as create checks them; an empty value clears a setting.
+            args.settings
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let s = &args.settings;
+            let update = KeyUpdate {
+                allow_sts_refresh: args.allow_sts_refresh,
+                app_id: s.app_id.clone(),
+                workflow_id: s.workflow_id.clone(),
+                template_group_id: s.template_group_id.clone(),
+                storage_location: s.storage_location.clone(),
+                callback_url: s.callback_url.clone(),
+            };
+            let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
+            let Some(key) = keys.update(&args.key_id, &update).await? else {
+                bail!(
+                    "no API key with id {:?}: `vod-ingest api-key list` shows the ids",
+                    args.key_id
+                );
+            };
+            if args.allow_sts_refresh == Some(true) && !key.limits.allow_sts_refresh {
+                bail!(
+                    "API key {} may not get STS tokens for videos, so --allow-sts-refresh has no effect; create a key with --allow-sts and the kind video",
+                    key.key_id
+                );
+            }
+            let mut notes = key.settings.describe();
+            notes.push(format!(
+                "STS refresh {}",
+                if key.limits.allow_sts_refresh { "allowed" } else { "not allowed" }
+            ));
+            println!("updated API key {} ({:?}): {}", key.key_id, key.name, notes.join("; "));
             Ok(())
         }
         ApiKeyCommand::Revoke(args) => {

@@ -83,6 +83,7 @@ async fn serve_upload_page(
         requests_per_minute: 600,
         allowed_origins: Vec::new(),
         allow_sts: true,
+        allow_sts_refresh: false,
     };
     let (key, secret) = keys.create("demo", &limits).await?;
     if !Path::new("web").join(crate::api::ALI_OSS_BUNDLE).is_file() {

@@ -3,9 +3,16 @@
 //! connections open), a cap on header size, a deadline for the whole request (slow bodies),
 //! a bound on requests in flight that answers `503` with `Retry-After` instead of queueing
 //! without end, and a bound on open connections (beyond it, new ones wait in the kernel's
-//! backlog). Hand-written around hyper because axum has no knobs for the first two.
+//! backlog). Both bounds also hold per client address, so that one address holding slow
+//! requests cannot take every slot and make VOD's callbacks wait. Hand-written around hyper
+//! because axum has no knobs for the first two.
+//!
+//! Behind a reverse proxy every request comes from the proxy's address: raise the per-client
+//! bounds to the totals there, and bound clients in the proxy.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
@@ -32,6 +39,10 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Requests handled at once for one client address; more get 503 with `Retry-After`.
+    pub max_in_flight_per_client: usize,
+    /// Connections open at once from one client address; more are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +53,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 256,
             max_connections: 1024,
+            max_in_flight_per_client: 64,
+            max_connections_per_client: 256,
         }
     }
 }
@@ -60,15 +73,84 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
     response
 }
 
-/// Wraps `router` in the request deadline and the in-flight bound.
+/// How many connections or requests each client address holds, with a bound. The map holds
+/// only addresses with something open, so it is bounded by the connections.
+#[derive(Debug)]
+struct PerClient {
+    limit: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One slot of a [`PerClient`], given back on drop.
+struct ClientSlot {
+    owner: Arc<PerClient>,
+    addr: IpAddr,
+}
+
+impl PerClient {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit: limit.max(1),
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn try_take(self: &Arc<Self>, addr: IpAddr) -> Option<ClientSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(addr).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            owner: self.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// Wraps `router` in the request deadline and the in-flight bounds (in total and per client).
 pub fn limited(router: Router, limits: Limits) -> Router {
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let per_client = PerClient::new(limits.max_in_flight_per_client);
     let timeout = limits.request_timeout;
     router.layer(middleware::from_fn(move |req: Request, next: Next| {
         let in_flight = in_flight.clone();
+        let per_client = per_client.clone();
         async move {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let _client_slot = match peer {
+                Some(addr) => match per_client.try_take(addr) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        metrics::counter!("vod_ingest_http_shed_total", "bound" => "client")
+                            .increment(1);
+                        return refusal(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TooManyRequestsFromClient",
+                            "this address has too many requests in flight; wait for them to finish, then retry",
+                        );
+                    }
+                },
+                None => None,
+            };
             let Ok(_permit) = in_flight.try_acquire() else {
-                metrics::counter!("vod_ingest_http_shed_total").increment(1);
+                metrics::counter!("vod_ingest_http_shed_total", "bound" => "total").increment(1);
                 return refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Overloaded",
@@ -97,6 +179,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = limited(router, limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = PerClient::new(limits.max_connections_per_client);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -119,6 +202,12 @@ pub async fn serve(
                 }
             },
         };
+        // Over its address's bound, a connection is closed before anything is read from it.
+        let Some(client_slot) = per_client.try_take(peer.ip()) else {
+            metrics::counter!("vod_ingest_http_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let mut req = req.map(axum::body::Body::new);
@@ -130,6 +219,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
+            drop(client_slot);
             drop(permit);
         });
     }

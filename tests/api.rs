@@ -236,7 +236,7 @@ async fn a_video_refresh_keeps_its_address_and_only_its_key_may_ask() {
         json!({}),
     )
     .await
-    .refused(403, "NotYourUpload");
+    .refused(404, "UploadNotFound");
     app.api_post(
         &format!("/v1/uploads/{job_id}/refresh"),
         Some(&key),
@@ -393,6 +393,7 @@ async fn limits_refuse_with_the_reason() {
             requests_per_minute: 1000,
             allowed_origins: vec!["https://app.example.com".into()],
             allow_sts: false,
+            allow_sts_refresh: false,
         })
         .await;
     app.api_post(
@@ -700,7 +701,7 @@ async fn an_sts_token_uploads_a_video_that_is_recorded_from_its_callback() {
     assert_eq!(token.status, 200, "{token:#?}");
     assert_eq!(
         token.body["allowed_actions"],
-        json!(["vod:CreateUploadVideo", "vod:RefreshUploadVideo"])
+        json!(["vod:CreateUploadVideo"])
     );
     let expiration: chrono::DateTime<chrono::Utc> =
         token.body["expiration"].as_str().unwrap().parse().unwrap();

@@ -19,6 +19,8 @@ async fn app_with_tight_limits() -> TestApp {
             request_timeout: Duration::from_secs(2),
             max_in_flight: 2,
             max_connections: 64,
+            max_in_flight_per_client: 64,
+            max_connections_per_client: 64,
         },
         ..Default::default()
     })

@@ -28,6 +28,9 @@ pub struct KeyLimits {
     pub allowed_origins: Vec<String>,
     /// Whether it may get STS tokens (`POST /v1/sts-token`).
     pub allow_sts: bool,
+    /// Whether its STS tokens may call `RefreshUploadVideo`. Off by default: that action takes
+    /// any VideoId and hands out a credential that overwrites the video's source file.
+    pub allow_sts_refresh: bool,
 }
 
 impl KeyLimits {
@@ -75,8 +78,123 @@ impl KeyLimits {
             requests_per_minute,
             allowed_origins,
             allow_sts,
+            allow_sts_refresh: false,
         })
     }
+
+    /// Lets (or not) the key's STS tokens call `RefreshUploadVideo`; only for a key that gets
+    /// tokens and uploads videos.
+    pub fn with_sts_refresh(mut self, allow: bool) -> Result<Self, String> {
+        if allow && !(self.allow_sts && self.kinds.contains(&JobKind::Video)) {
+            return Err("allow-sts-refresh needs allow-sts and the kind video".into());
+        }
+        self.allow_sts_refresh = allow;
+        Ok(self)
+    }
+}
+
+/// The VOD parameters that act with the service's authority: which app's storage, which
+/// workflow or transcoding template (costs), where VOD sends its callbacks. An operator sets
+/// them per key; a client that names one is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeySettings {
+    pub app_id: Option<String>,
+    pub workflow_id: Option<String>,
+    pub template_group_id: Option<String>,
+    pub storage_location: Option<String>,
+    /// `MessageCallback.CallbackURL` for this key's uploads.
+    pub callback_url: Option<String>,
+}
+
+impl KeySettings {
+    /// The request fields these settings replace, as clients spell them.
+    pub const FIELDS: [&'static str; 5] = [
+        "app_id",
+        "workflow_id",
+        "template_group_id",
+        "storage_location",
+        "callback_url",
+    ];
+
+    /// Settings from what an operator typed; empty values mean "not set". The error names the
+    /// value as the CLI spells its flag (without `--`).
+    pub fn parse(
+        app_id: Option<&str>,
+        workflow_id: Option<&str>,
+        template_group_id: Option<&str>,
+        storage_location: Option<&str>,
+        callback_url: Option<&str>,
+    ) -> Result<Self, String> {
+        fn id(name: &str, value: Option<&str>) -> Result<Option<String>, String> {
+            let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            let ok = v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if ok {
+                Ok(Some(v.to_owned()))
+            } else {
+                Err(format!("{name} {v:?} is not a VOD id: use up to 128 of A-Z, a-z, 0-9, '-', '_', '.', ':'"))
+            }
+        }
+        let callback_url = match callback_url.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => {
+                let ok = url::Url::parse(v).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host().is_some()
+                });
+                if !ok || v.len() > 1024 {
+                    return Err(format!(
+                        "callback-url {v:?} is not an http(s) URL (at most 1024 characters)"
+                    ));
+                }
+                Some(v.to_owned())
+            }
+        };
+        Ok(Self {
+            app_id: id("app-id", app_id)?,
+            workflow_id: id("workflow-id", workflow_id)?,
+            template_group_id: id("template-group-id", template_group_id)?,
+            storage_location: storage_location
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    if v.len() <= 256 && !v.contains(char::is_whitespace) {
+                        Ok(v.to_owned())
+                    } else {
+                        Err(format!("storage-location {v:?} is not a storage address"))
+                    }
+                })
+                .transpose()?,
+            callback_url,
+        })
+    }
+
+    /// The settings as `name=value` pairs, for lists.
+    pub fn describe(&self) -> Vec<String> {
+        [
+            ("app", &self.app_id),
+            ("workflow", &self.workflow_id),
+            ("template group", &self.template_group_id),
+            ("storage", &self.storage_location),
+            ("callback", &self.callback_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_ref().map(|v| format!("{name} {v}")))
+        .collect()
+    }
+}
+
+/// What `api-key update` changes: each `Some` replaces the stored value (an empty string
+/// clears a setting).
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub allow_sts_refresh: Option<bool>,
+    pub app_id: Option<String>,
+    pub workflow_id: Option<String>,
+    pub template_group_id: Option<String>,
+    pub storage_location: Option<String>,
+    pub callback_url: Option<String>,
 }
 
 /// What a key was used for, from `api_audit`.
@@ -98,13 +216,20 @@ pub struct ApiKey {
     pub name: String,
     #[serde(flatten)]
     pub limits: KeyLimits,
+    pub settings: KeySettings,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
+    /// Whether a browser page on `origin` may call with this key. `null` (a sandboxed frame,
+    /// a `file:` page, a redirect across origins) is an opaque origin that any page can take
+    /// on, so no entry allows it, `*` included.
     pub fn allows_origin(&self, origin: &str) -> bool {
+        if origin.trim().eq_ignore_ascii_case("null") {
+            return false;
+        }
         self.limits
             .allowed_origins
             .iter()
@@ -122,6 +247,12 @@ struct Row {
     requests_per_minute: i32,
     allowed_origins: Vec<String>,
     allow_sts: bool,
+    allow_sts_refresh: bool,
+    app_id: Option<String>,
+    workflow_id: Option<String>,
+    template_group_id: Option<String>,
+    storage_location: Option<String>,
+    callback_url: Option<String>,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -138,6 +269,14 @@ impl Row {
                 requests_per_minute: self.requests_per_minute.max(0) as u32,
                 allowed_origins: self.allowed_origins,
                 allow_sts: self.allow_sts,
+                allow_sts_refresh: self.allow_sts_refresh,
+            },
+            settings: KeySettings {
+                app_id: self.app_id,
+                workflow_id: self.workflow_id,
+                template_group_id: self.template_group_id,
+                storage_location: self.storage_location,
+                callback_url: self.callback_url,
             },
             created_at: self.created_at,
             last_used_at: self.last_used_at,
@@ -166,7 +305,13 @@ pub enum Budget {
 }
 
 fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+    hex::encode(presented_sha256(value))
+}
+
+/// The SHA-256 of a key as presented: what is stored, and what [`super::budget::LocalBudget`]
+/// knows an exhausted key by.
+pub fn presented_sha256(presented: &str) -> [u8; 32] {
+    Sha256::digest(presented.trim().as_bytes()).into()
 }
 
 fn random_chars(n: usize) -> String {
@@ -200,19 +345,31 @@ impl KeyStore {
         Self { pool }
     }
 
-    /// Creates a key; the returned secret is the only copy there will ever be.
+    /// Creates a key without VOD settings; see [`KeyStore::create_with`].
     pub async fn create(
         &self,
         name: &str,
         limits: &KeyLimits,
+    ) -> Result<(ApiKey, Secret), sqlx::Error> {
+        self.create_with(name, limits, &KeySettings::default())
+            .await
+    }
+
+    /// Creates a key; the returned secret is the only copy there will ever be.
+    pub async fn create_with(
+        &self,
+        name: &str,
+        limits: &KeyLimits,
+        settings: &KeySettings,
     ) -> Result<(ApiKey, Secret), sqlx::Error> {
         let key_id = random_chars(ID_LEN);
         let full = Secret::new(format!("{PREFIX}{key_id}_{}", random_chars(SECRET_LEN)));
         let kinds: Vec<&str> = limits.kinds.iter().map(|k| k.as_str()).collect();
         let row: Row = sqlx::query_as(
             "INSERT INTO api_keys (key_id, name, secret_sha256, kinds, max_file_size,
-                 requests_per_minute, allowed_origins, allow_sts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+                 requests_per_minute, allowed_origins, allow_sts, allow_sts_refresh,
+                 app_id, workflow_id, template_group_id, storage_location, callback_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
         )
         .bind(&key_id)
         .bind(name)
@@ -222,9 +379,47 @@ impl KeyStore {
         .bind(limits.requests_per_minute.min(i32::MAX as u32) as i32)
         .bind(&limits.allowed_origins)
         .bind(limits.allow_sts)
+        .bind(limits.allow_sts_refresh)
+        .bind(&settings.app_id)
+        .bind(&settings.workflow_id)
+        .bind(&settings.template_group_id)
+        .bind(&settings.storage_location)
+        .bind(&settings.callback_url)
         .fetch_one(&self.pool)
         .await?;
         Ok((row.into_key(), full))
+    }
+
+    /// Changes a key's settings; `None` when there is no such key. The caller has checked the
+    /// values ([`KeySettings::parse`]); `allow_sts_refresh` is kept only where the key may get
+    /// tokens for videos.
+    pub async fn update(
+        &self,
+        key_id: &str,
+        update: &KeyUpdate,
+    ) -> Result<Option<ApiKey>, sqlx::Error> {
+        let clear = |v: &Option<String>| v.as_deref().map(str::trim).map(str::to_owned);
+        let row: Option<Row> = sqlx::query_as(
+            "UPDATE api_keys SET
+                 allow_sts_refresh = COALESCE($2, allow_sts_refresh)
+                     AND allow_sts AND 'video' = ANY (kinds),
+                 app_id = CASE WHEN $3::text IS NULL THEN app_id ELSE NULLIF($3, '') END,
+                 workflow_id = CASE WHEN $4::text IS NULL THEN workflow_id ELSE NULLIF($4, '') END,
+                 template_group_id = CASE WHEN $5::text IS NULL THEN template_group_id ELSE NULLIF($5, '') END,
+                 storage_location = CASE WHEN $6::text IS NULL THEN storage_location ELSE NULLIF($6, '') END,
+                 callback_url = CASE WHEN $7::text IS NULL THEN callback_url ELSE NULLIF($7, '') END
+             WHERE key_id = $1 RETURNING *",
+        )
+        .bind(key_id)
+        .bind(update.allow_sts_refresh)
+        .bind(clear(&update.app_id))
+        .bind(clear(&update.workflow_id))
+        .bind(clear(&update.template_group_id))
+        .bind(clear(&update.storage_location))
+        .bind(clear(&update.callback_url))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Row::into_key))
     }
 
     pub async fn list(&self) -> Result<Vec<ApiKey>, sqlx::Error> {
@@ -261,7 +456,7 @@ impl KeyStore {
                     count(*) FILTER (WHERE outcome = 'issued') AS issued,
                     count(*) FILTER (WHERE outcome = 'issued' AND at > now() - interval '1 day')
                         AS issued_last_day,
-                    count(*) FILTER (WHERE outcome <> 'issued') AS refused,
+                    COALESCE(sum(repeats) FILTER (WHERE outcome NOT IN ('issued', 'issued_cached')), 0)::int8 AS refused,
                     max(at) FILTER (WHERE outcome = 'issued') AS last_issued_at
              FROM api_audit GROUP BY key_id",
         )
@@ -346,15 +541,13 @@ impl KeyStore {
         Ok(done.rows_affected())
     }
 
-    /// Whether some active key lets `origin` call (CORS preflights carry no key).
-    pub async fn any_allows_origin(&self, origin: &str) -> Result<bool, sqlx::Error> {
+    /// The origins the active keys list (`*` included), for CORS preflights, which carry no
+    /// key ([`super::budget::OriginCache`] keeps them for a second).
+    pub async fn allowed_origins(&self) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL
-                 AND EXISTS (SELECT 1 FROM unnest(allowed_origins) o
-                             WHERE o = '*' OR lower(o) = lower($1)))",
+            "SELECT DISTINCT o FROM api_keys, unnest(allowed_origins) o WHERE revoked_at IS NULL",
         )
-        .bind(origin)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
     }
 }
@@ -371,12 +564,14 @@ pub struct AuditEntry<'a> {
     pub http_origin: Option<&'a str>,
     /// `issued`, or the error code the request was refused with.
     pub outcome: &'a str,
+    /// How many requests this row stands for (refusals by the budget are counted together).
+    pub repeats: u32,
 }
 
 pub async fn audit(pool: &PgPool, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO api_audit (key_id, action, job_id, media_id, client_addr, http_origin, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_audit (key_id, action, job_id, media_id, client_addr, http_origin, outcome, repeats)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(entry.key_id)
     .bind(entry.action)
@@ -385,6 +580,7 @@ pub async fn audit(pool: &PgPool, entry: &AuditEntry<'_>) -> Result<(), sqlx::Er
     .bind(&entry.client_addr)
     .bind(entry.http_origin)
     .bind(entry.outcome)
+    .bind(entry.repeats.clamp(1, i32::MAX as u32) as i32)
     .execute(pool)
     .await?;
     Ok(())

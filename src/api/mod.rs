@@ -7,13 +7,15 @@
 //! Also here: the browser upload page (`/upload`) and the API's OpenAPI document
 //! (`/openapi.json`).
 
+mod budget;
 pub mod keys;
 mod page;
 pub mod sts;
 mod uploads;
 
-pub use keys::{ApiKey, KeyLimits, KeyStore};
-pub use page::ALI_OSS_BUNDLE;
+pub use budget::{LocalBudget, OriginCache};
+pub use keys::{ApiKey, KeyLimits, KeySettings, KeyStore, KeyUpdate};
+pub use page::{upload_connect_src, ALI_OSS_BUNDLE};
 pub use sts::{StsSettings, TokenIssuer};
 
 use std::net::SocketAddr;
@@ -32,7 +34,7 @@ use axum::{Json, Router};
 use crate::jobs::JobStore;
 use crate::queue::TransitionSender;
 use crate::vod::{VodClient, VodError};
-use keys::{audit, AuditEntry, Budget, KeyRejection};
+use keys::{audit, presented_sha256, AuditEntry, Budget, KeyRejection};
 
 /// Request bodies are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -62,6 +64,12 @@ pub struct ApiState {
     pub region: String,
     /// Where the page's third-party assets (the ali-oss browser bundle) are read from.
     pub web_dir: PathBuf,
+    /// Keys over their budget, refused from memory; their refusals, counted together.
+    pub budget: Arc<LocalBudget>,
+    /// The origins some active key allows, for preflights.
+    pub origins: Arc<OriginCache>,
+    /// The page's `connect-src`: where the browser may upload (OSS endpoints).
+    pub upload_page_connect_src: String,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -240,6 +248,7 @@ impl Caller {
             client_addr: self.addr.clone(),
             http_origin: self.origin.as_deref(),
             outcome,
+            repeats: 1,
         };
         // The credential is already issued; a missing audit row is logged, not fatal.
         if let Err(e) = audit(state.store.pool(), &entry).await {
@@ -278,6 +287,28 @@ impl FromRequestParts<ApiState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string());
+        let presented = bearer(&parts.headers).map(presented_sha256);
+        let rate_limited = |rpm: u32, retry_after_secs: u64| {
+            let mut err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimited",
+                format!(
+                    "this API key may make {rpm} requests a minute; try again in {retry_after_secs} s"
+                ),
+            );
+            err.retry_after_secs = Some(retry_after_secs);
+            err
+        };
+        // A key already over its budget is refused before any database work.
+        if let Some(refused) = presented
+            .as_ref()
+            .and_then(|p| state.budget.check(p, addr.as_deref(), origin.as_deref()))
+        {
+            return Err(rate_limited(
+                refused.requests_per_minute,
+                refused.retry_after_secs,
+            ));
+        }
         let key = match state
             .keys
             .authenticate(bearer(&parts.headers))
@@ -324,19 +355,20 @@ impl FromRequestParts<ApiState> for Caller {
         {
             Budget::Within => Ok(caller),
             Budget::Exceeded { retry_after_secs } => {
-                caller
-                    .audit(state, "Request", None, None, "RateLimited")
-                    .await;
-                let mut err = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "RateLimited",
-                    format!(
-                        "this API key may make {} requests a minute; try again in {retry_after_secs} s",
-                        caller.key.limits.requests_per_minute
-                    ),
-                );
-                err.retry_after_secs = Some(retry_after_secs);
-                Err(err)
+                // Audited together with the rest of the minute's refusals (one row).
+                if let Some(p) = presented {
+                    state.budget.exhausted(
+                        p,
+                        &caller.key.key_id,
+                        caller.key.limits.requests_per_minute,
+                        caller.addr.as_deref(),
+                        caller.origin.as_deref(),
+                    );
+                }
+                Err(rate_limited(
+                    caller.key.limits.requests_per_minute,
+                    retry_after_secs,
+                ))
             }
         }
     }
@@ -353,9 +385,15 @@ async fn cors(State(state): State<ApiState>, req: axum::extract::Request, next: 
     let Some(origin) = origin else {
         return next.run(req).await;
     };
-    let allowed = match state.keys.any_allows_origin(&origin).await {
-        Ok(allowed) => allowed,
-        Err(e) => return ApiError::store_unavailable(e).into_response(),
+    // `null` is never reflected: any sandboxed or `file:` page can send it.
+    let opaque = origin.trim().eq_ignore_ascii_case("null");
+    let allowed = if opaque {
+        false
+    } else {
+        match state.origins.allows(&state.keys, &origin).await {
+            Ok(allowed) => allowed,
+            Err(e) => return ApiError::store_unavailable(e).into_response(),
+        }
     };
     let is_preflight = req.method() == Method::OPTIONS
         && req

@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState, Caller};
+use super::{ApiError, ApiState, Caller, KeySettings};
 use crate::jobs::{ClientRefresh, ClientSpec, JobKind, JobMessage, JobState, NewClientUpload};
 use crate::vod::UploadTicket;
 
@@ -83,8 +83,13 @@ fn parse_optional_body<T: Default + serde::de::DeserializeOwned>(
 }
 
 /// The body of `POST /v1/uploads`: the job message's metadata plus the file's size; there is
-/// no `source` (the client holds the file) and no `job_id` (the service picks it).
-fn parse_upload_request(body: &[u8]) -> Result<(ClientSpec, u64), ApiError> {
+/// no `source` (the client holds the file) and no `job_id` (the service picks it). The VOD
+/// parameters that act with the service's authority come from the key's `settings`, never
+/// from the client.
+fn parse_upload_request(
+    body: &[u8],
+    settings: &KeySettings,
+) -> Result<(ClientSpec, u64), ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(invalid_body)?;
     let object = value
         .as_object_mut()
@@ -95,6 +100,39 @@ fn parse_upload_request(body: &[u8]) -> Result<(ClientSpec, u64), ApiError> {
                 "InvalidRequest",
                 format!("{field} is not accepted here: the client uploads the file itself, and the service assigns the job_id"),
             ));
+        }
+    }
+    for field in KeySettings::FIELDS {
+        if object.contains_key(field) {
+            return Err(ApiError::bad_request(
+                "FieldNotAllowed",
+                format!("{field} is not accepted from clients: it is a setting of the API key, which the service's operators choose (vod-ingest api-key update --{})", field.replace('_', "-")),
+            ));
+        }
+    }
+    if let Some(user_data) = object.get("user_data") {
+        let extra = match user_data {
+            serde_json::Value::Object(o) => o.keys().find(|k| *k != "Extend").cloned(),
+            serde_json::Value::Null => None,
+            _ => Some("(not an object)".to_owned()),
+        };
+        if let Some(extra) = extra {
+            return Err(ApiError::bad_request(
+                "FieldNotAllowed",
+                format!("user_data may hold only Extend (your own data, at most 512 bytes), not {extra}: the callback and acceleration settings are the service's"),
+            ));
+        }
+    }
+    let from_key = [
+        ("app_id", &settings.app_id),
+        ("workflow_id", &settings.workflow_id),
+        ("template_group_id", &settings.template_group_id),
+        ("storage_location", &settings.storage_location),
+        ("callback_url", &settings.callback_url),
+    ];
+    for (field, v) in from_key {
+        if let Some(v) = v {
+            object.insert(field.into(), serde_json::Value::String(v.clone()));
         }
     }
     let file_size = match object.remove("file_size") {
@@ -181,7 +219,7 @@ pub(super) async fn create(
     caller: Caller,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<UploadCredential>, ApiError> {
-    let (spec, size) = parse_upload_request(&body?)?;
+    let (spec, size) = parse_upload_request(&body?, &caller.key.settings)?;
     let action = action_for(spec.kind);
     if let Err(e) = check_limits(&caller, spec.kind, size) {
         caller.audit(&state, action, None, None, &e.code).await;
@@ -285,11 +323,9 @@ pub(super) async fn refresh(
         caller
             .audit(&state, action, Some(&job.job_id), None, "NotYourUpload")
             .await;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "NotYourUpload",
-            "this upload was created with another API key; only that key may refresh it",
-        ));
+        // The same answer as for an id that does not exist: another key's uploads are not
+        // even confirmed to exist.
+        return Err(not_found());
     }
     if let Some(video_id) = request.video_id.as_deref() {
         if job.media_id.as_deref() != Some(video_id) {
@@ -476,8 +512,9 @@ pub(super) async fn sts_token(
             ),
         ));
     }
+    let refresh = caller.key.limits.allow_sts_refresh;
     let issued = match issuer
-        .issue(&caller.key.key_id, kinds.clone(), duration as u32)
+        .issue(&caller.key.key_id, kinds.clone(), refresh, duration as u32)
         .await
     {
         Ok(i) => i,
@@ -509,7 +546,7 @@ pub(super) async fn sts_token(
         security_token: c.security_token.expose().to_owned(),
         expiration: c.expiration.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         region: state.region.clone(),
-        allowed_actions: super::sts::upload_actions(&kinds),
+        allowed_actions: super::sts::upload_actions(&kinds, refresh),
     }))
 }
 
@@ -551,12 +588,13 @@ mod tests {
             (r#"[1]"#, "JSON object"),
         ];
         for (body, expected) in cases {
-            let err = parse_upload_request(body.as_bytes()).unwrap_err();
+            let err = parse_upload_request(body.as_bytes(), &KeySettings::default()).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{body}");
             assert!(err.message.contains(expected), "{body}: {}", err.message);
         }
         let (spec, size) = parse_upload_request(
             br#"{"kind":"image","file_name":"p.JPG","file_size":20480,"tags":["a"]}"#,
+            &KeySettings::default(),
         )
         .unwrap();
         assert_eq!(
@@ -564,5 +602,39 @@ mod tests {
             (JobKind::Image, 20480, "jpg")
         );
         assert_eq!(spec.title, "p");
+    }
+
+    #[test]
+    fn the_accounts_parameters_come_from_the_key_not_the_client() {
+        for body in [
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"app_id":"app-x"}"#,
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"workflow_id":"w"}"#,
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"template_group_id":"g"}"#,
+            r#"{"kind":"image","file_name":"a.png","file_size":1,"storage_location":"s"}"#,
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"callback_url":"https://evil.example/cb"}"#,
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"user_data":{"MessageCallback":{"CallbackURL":"https://evil.example/cb"}}}"#,
+            r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"user_data":{"AccelerateConfig":{"Type":"oss"}}}"#,
+        ] {
+            let err = parse_upload_request(body.as_bytes(), &KeySettings::default()).unwrap_err();
+            assert_eq!((err.status, err.code.as_str()), (StatusCode::BAD_REQUEST, "FieldNotAllowed"), "{body}");
+        }
+        let settings = KeySettings::parse(
+            Some("app-1"),
+            Some("wf-1"),
+            None,
+            None,
+            Some("https://hooks.example/vod"),
+        )
+        .unwrap();
+        let (spec, _) = parse_upload_request(
+            br#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"user_data":{"Extend":"mine"}}"#,
+            &settings,
+        )
+        .unwrap();
+        let m = &spec.message;
+        assert_eq!((m.app_id.as_deref(), m.workflow_id.as_deref()), (Some("app-1"), Some("wf-1")));
+        let user_data = m.user_data.as_ref().unwrap();
+        assert_eq!(user_data["MessageCallback"]["CallbackURL"], "https://hooks.example/vod");
+        assert_eq!(user_data["Extend"], "mine");
     }
 }

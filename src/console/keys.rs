@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
-use crate::api::KeyLimits;
+use crate::api::{KeyLimits, KeySettings};
 use crate::display::human_bytes;
 use crate::secret::Secret;
 
@@ -36,9 +36,30 @@ pub(super) struct CreateForm {
     #[serde(default)]
     origins: String,
     allow_sts: Option<String>,
+    allow_sts_refresh: Option<String>,
+    #[serde(default)]
+    app_id: String,
+    #[serde(default)]
+    workflow_id: String,
+    #[serde(default)]
+    template_group_id: String,
+    #[serde(default)]
+    storage_location: String,
+    #[serde(default)]
+    callback_url: String,
 }
 
 impl CreateForm {
+    fn settings(&self) -> Result<KeySettings, String> {
+        KeySettings::parse(
+            Some(&self.app_id),
+            Some(&self.workflow_id),
+            Some(&self.template_group_id),
+            Some(&self.storage_location),
+            Some(&self.callback_url),
+        )
+    }
+
     fn limits(&self) -> Result<(String, KeyLimits), String> {
         let name = self.name.trim();
         if name.is_empty() {
@@ -73,7 +94,8 @@ impl CreateForm {
             requests_per_minute,
             &origins,
             self.allow_sts.is_some(),
-        )?;
+        )?
+        .with_sts_refresh(self.allow_sts_refresh.is_some())?;
         Ok((name.to_owned(), limits))
     }
 }
@@ -134,7 +156,11 @@ async fn page(
                                 @if l.allowed_origins.is_empty() { span.hint { "none (apps and servers)" } }
                                 @else { (l.allowed_origins.join(", ")) }
                             }
-                            td { (if l.allow_sts { "yes" } else { "no" }) }
+                            td {
+                                (if l.allow_sts { "yes" } else { "no" })
+                                @if l.allow_sts_refresh { br; small.sts-refresh { "+ RefreshUploadVideo" } }
+                                @for note in key.settings.describe() { br; small.setting { (note) } }
+                            }
                             td { (view::time(key.created_at)) }
                             td.use {
                                 "issued " span.issued { (u.issued) } " (24 h: " span.issued-day { (u.issued_last_day) } ")"
@@ -172,6 +198,16 @@ async fn page(
                 label.wide { span { "browser origins (comma- or line-separated; * for any; empty: apps and servers only)" }
                     textarea name="origins" rows="2" placeholder="https://app.example.com" { (form.origins) } }
                 label.check { input type="checkbox" name="allow_sts" value="on" checked[form.allow_sts.is_some()]; " may get STS tokens" }
+                label.check { input type="checkbox" name="allow_sts_refresh" value="on" checked[form.allow_sts_refresh.is_some()];
+                    " its tokens may call RefreshUploadVideo (it can overwrite any video's file: only for apps trusted that far)" }
+                fieldset.wide {
+                    legend { "VOD settings for its uploads (clients cannot choose these; empty: the account's defaults)" }
+                    label { span { "app id" } input type="text" name="app_id" value=(form.app_id); }
+                    label { span { "workflow id" } input type="text" name="workflow_id" value=(form.workflow_id); }
+                    label { span { "template group id" } input type="text" name="template_group_id" value=(form.template_group_id); }
+                    label { span { "storage location" } input type="text" name="storage_location" value=(form.storage_location); }
+                    label { span { "callback URL" } input type="url" name="callback_url" value=(form.callback_url) placeholder="https://…/callbacks/vod"; }
+                }
                 div.buttons { button.primary type="submit" { "Create key" } }
             }
         }
@@ -189,7 +225,10 @@ pub(super) async fn create(
     State(state): State<ConsoleState>,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, ConsoleError> {
-    let (name, limits) = match form.limits() {
+    let (name, limits, settings) = match form
+        .limits()
+        .and_then(|(n, l)| form.settings().map(|s| (n, l, s)))
+    {
         Ok(v) => v,
         Err(why) => {
             return page(
@@ -202,7 +241,7 @@ pub(super) async fn create(
             .await
         }
     };
-    let (key, secret) = state.keys.create(&name, &limits).await?;
+    let (key, secret) = state.keys.create_with(&name, &limits, &settings).await?;
     tracing::info!(key_id = %key.key_id, name = %key.name, "an operator created an API key from the console");
     page(
         &state,

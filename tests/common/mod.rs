@@ -467,6 +467,7 @@ pub fn open_limits() -> KeyLimits {
         requests_per_minute: 1000,
         allowed_origins: vec!["http://app.example".into()],
         allow_sts: true,
+        allow_sts_refresh: false,
     }
 }
 
