@@ -537,19 +537,15 @@ async fn prune_key_usage(keys: KeyStore, shutdown: CancellationToken) {
     }
 }
 
-/// Writes the API's counted refusals to `api_audit` (one row per key and minute) every few
-/// seconds, and what is left at shutdown.
-async fn write_refusals(
-    budget: Arc<api::LocalBudget>,
-    pool: PgPool,
-    shutdown: CancellationToken,
-) {
+/// Writes the API's counted refusals to `api_audit` every few seconds, and what is left at
+/// shutdown.
+async fn write_refusals(budget: Arc<api::LocalBudget>, pool: PgPool, shutdown: CancellationToken) {
     loop {
         let stopping = tokio::select! {
             _ = shutdown.cancelled() => true,
             _ = tokio::time::sleep(Duration::from_secs(5)) => false,
         };
-        if let Err(e) = budget.flush(&pool, stopping).await {
+        if let Err(e) = budget.flush(&pool).await {
             tracing::warn!(error = %e, "writing the API's refusals to api_audit failed; kept for the next try");
         }
         if stopping {

@@ -291,10 +291,18 @@ pub struct HttpArgs {
     #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub http_max_connections: usize,
     /// Requests handled at once per listener for one client address; beyond it, 503.
-    #[arg(long, env = "VOD_INGEST_HTTP_MAX_IN_FLIGHT_PER_CLIENT", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_MAX_IN_FLIGHT_PER_CLIENT",
+        default_value_t = 64
+    )]
     pub http_max_in_flight_per_client: usize,
     /// Connections open at once per listener from one client address; beyond it, closed.
-    #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 256
+    )]
     pub http_max_connections_per_client: usize,
 }
 
@@ -640,7 +648,10 @@ impl VodArgs {
             "set it to a RAM user's AccessKey ID (or, with the emulator, to its --access-key-id)",
         )?;
         let access_key_secret = required(
-            &self.access_key_secret.as_ref().map(|s| s.expose().to_owned()),
+            &self
+                .access_key_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
             "set it to the secret of ALIBABA_CLOUD_ACCESS_KEY_ID",
         )?;
@@ -885,7 +896,11 @@ mod tests {
             panic!("parsed as run")
         };
         let config = args.app_config().expect("a valid configuration");
-        for shown in [format!("{cli:?}"), format!("{config:?}"), format!("{config:#?}")] {
+        for shown in [
+            format!("{cli:?}"),
+            format!("{config:?}"),
+            format!("{config:#?}"),
+        ] {
             for secret in secrets {
                 assert!(!shown.contains(secret), "{secret} in {shown}");
             }

@@ -201,9 +201,18 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
             let mut notes = key.settings.describe();
             notes.push(format!(
                 "STS refresh {}",
-                if key.limits.allow_sts_refresh { "allowed" } else { "not allowed" }
+                if key.limits.allow_sts_refresh {
+                    "allowed"
+                } else {
+                    "not allowed"
+                }
             ));
-            println!("updated API key {} ({:?}): {}", key.key_id, key.name, notes.join("; "));
+            println!(
+                "updated API key {} ({:?}): {}",
+                key.key_id,
+                key.name,
+                notes.join("; ")
+            );
             Ok(())
         }
         ApiKeyCommand::Revoke(args) => {

@@ -64,14 +64,22 @@ async fn stored_text(app: &TestApp) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_video_credential_is_vods_answer_and_its_callback_completes_the_job() {
     let app = api_app().await;
-    let key = app.api_key(open_limits()).await;
+    // The callback URL is the key's setting (clients may not name one).
+    let settings =
+        vod_ingest::api::KeySettings::parse(None, None, None, None, Some(&app.callback_url))
+            .unwrap();
+    let (_, key) = vod_ingest::api::KeyStore::new(app.store().pool().clone())
+        .create_with("test", &open_limits(), &settings)
+        .await
+        .unwrap();
+    let key = key.expose().to_owned();
     let data = pattern(300_000, 7);
     let r = app
         .api_post(
             "/v1/uploads",
             Some(&key),
             json!({"kind": "video", "file_name": "holiday.mp4", "file_size": data.len(),
-                   "title": "Holiday", "tags": ["a", "b"], "callback_url": app.callback_url}),
+                   "title": "Holiday", "tags": ["a", "b"]}),
         )
         .await;
     assert_eq!(r.status, 200, "{r:#?}");

@@ -5,7 +5,8 @@
 //!   [`super::KeyStore::count_request`]) has said "exceeded", this process refuses that same key
 //!   from memory until the minute ends: no key lookup, no counter update. The refusals are
 //!   counted here and written as one `api_audit` row per key and minute (`repeats` = how many),
-//!   not one row each.
+//!   not one row each (written every few seconds: at most a dozen rows a minute per key,
+//!   however many requests it sends).
 //! - [`OriginCache`]: the browser origins that some active key allows, for CORS preflights,
 //!   read from PostgreSQL at most once a second.
 //!
@@ -98,7 +99,13 @@ impl LocalBudget {
             requests_per_minute: e.requests_per_minute,
             retry_after_secs,
         };
-        Self::count(&mut inner, minute, &refused.key_id, client_addr, http_origin);
+        Self::count(
+            &mut inner,
+            minute,
+            &refused.key_id,
+            client_addr,
+            http_origin,
+        );
         Some(refused)
     }
 
@@ -146,21 +153,12 @@ impl LocalBudget {
         }
     }
 
-    /// Writes the counted refusals as audit rows: those of minutes already over, or all of
-    /// them (`all`, at shutdown). Rows that cannot be written are kept for the next call.
-    pub async fn flush(&self, pool: &PgPool, all: bool) -> Result<usize, sqlx::Error> {
-        let (current, _) = minute_of(Utc::now());
+    /// Writes the refusals counted since the last call as audit rows, one per key and minute.
+    /// Rows that cannot be written are kept for the next call.
+    pub async fn flush(&self, pool: &PgPool) -> Result<usize, sqlx::Error> {
         let due: Vec<((i64, String), Refusals)> = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<(i64, String)> = inner
-                .refusals
-                .keys()
-                .filter(|(minute, _)| all || *minute < current)
-                .cloned()
-                .collect();
-            keys.into_iter()
-                .filter_map(|k| inner.refusals.remove_entry(&k))
-                .collect()
+            inner.refusals.drain().collect()
         };
         let mut written = 0;
         let mut failed = Vec::new();
@@ -263,7 +261,10 @@ mod tests {
         assert_eq!(budget.check(&presented, None, None), None);
         budget.exhausted(presented, "k1", 5, Some("10.0.0.1"), None);
         let refused = budget.check(&presented, Some("10.0.0.2"), None).unwrap();
-        assert_eq!((refused.key_id.as_str(), refused.requests_per_minute), ("k1", 5));
+        assert_eq!(
+            (refused.key_id.as_str(), refused.requests_per_minute),
+            ("k1", 5)
+        );
         assert!((1..=60).contains(&refused.retry_after_secs));
         // Another secret for the same key id is not refused here.
         assert_eq!(budget.check(&[8u8; 32], None, None), None);

@@ -130,7 +130,8 @@ impl KeySettings {
                 return Ok(None);
             };
             let ok = v.len() <= 128
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
             if ok {
                 Ok(Some(v.to_owned()))
             } else {
@@ -140,9 +141,8 @@ impl KeySettings {
         let callback_url = match callback_url.map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => {
-                let ok = url::Url::parse(v).is_ok_and(|u| {
-                    matches!(u.scheme(), "http" | "https") && u.host().is_some()
-                });
+                let ok = url::Url::parse(v)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
                 if !ok || v.len() > 1024 {
                     return Err(format!(
                         "callback-url {v:?} is not an http(s) URL (at most 1024 characters)"

@@ -71,9 +71,8 @@ pub(super) async fn index(State(state): State<ApiState>) -> Response {
     )
         .into_response();
     let h = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(
-        &state.upload_page_connect_src,
-    )) {
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&state.upload_page_connect_src))
+    {
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

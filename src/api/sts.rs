@@ -149,8 +149,9 @@ impl TokenIssuer {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             // Slots of expired tokens go, so the map holds at most the live scopes.
             cache.retain(|_, slot| {
-                slot.try_lock()
-                    .map_or(true, |c| c.as_ref().is_some_and(|c| c.credentials.expiration > now))
+                slot.try_lock().map_or(true, |c| {
+                    c.as_ref().is_some_and(|c| c.credentials.expiration > now)
+                })
             });
             cache.entry(cache_key.clone()).or_default().clone()
         };

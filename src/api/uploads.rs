@@ -616,7 +616,11 @@ mod tests {
             r#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"user_data":{"AccelerateConfig":{"Type":"oss"}}}"#,
         ] {
             let err = parse_upload_request(body.as_bytes(), &KeySettings::default()).unwrap_err();
-            assert_eq!((err.status, err.code.as_str()), (StatusCode::BAD_REQUEST, "FieldNotAllowed"), "{body}");
+            assert_eq!(
+                (err.status, err.code.as_str()),
+                (StatusCode::BAD_REQUEST, "FieldNotAllowed"),
+                "{body}"
+            );
         }
         let settings = KeySettings::parse(
             Some("app-1"),
@@ -632,9 +636,15 @@ mod tests {
         )
         .unwrap();
         let m = &spec.message;
-        assert_eq!((m.app_id.as_deref(), m.workflow_id.as_deref()), (Some("app-1"), Some("wf-1")));
+        assert_eq!(
+            (m.app_id.as_deref(), m.workflow_id.as_deref()),
+            (Some("app-1"), Some("wf-1"))
+        );
         let user_data = m.user_data.as_ref().unwrap();
-        assert_eq!(user_data["MessageCallback"]["CallbackURL"], "https://hooks.example/vod");
+        assert_eq!(
+            user_data["MessageCallback"]["CallbackURL"],
+            "https://hooks.example/vod"
+        );
         assert_eq!(user_data["Extend"], "mine");
     }
 }

@@ -313,6 +313,17 @@ impl RunningEmulator {
         self.shared.lock().stats.clone()
     }
 
+    /// What the emulator recorded for a media (title, AppId, TemplateGroupId, UserData, ...),
+    /// as JSON: for tests that check what reached "VOD". In-process only: never served.
+    pub fn media_record(&self, media_id: &str) -> Option<serde_json::Value> {
+        // A read-only borrow: it does not mark the state for saving.
+        let state = self.shared.lock();
+        state
+            .media
+            .get(media_id)
+            .and_then(|m| serde_json::to_value(m).ok())
+    }
+
     /// The secrets it handed out most recently (STS AccessKey secrets and tokens, UploadAuth
     /// strings), for tests that prove they leak nowhere. In-process only: never served.
     pub fn issued_secrets(&self) -> Vec<String> {
