@@ -205,6 +205,86 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_vod_settings_are_set_by_the_operator() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let out = vod_ingest(&app)
+        .args(["api-key", "create", "--name", "tv app", "--allow-sts"])
+        .args(["--allow-sts-refresh", "--app-id", "app-1000007"])
+        .args(["--callback-url", "https://hooks.example/vod"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let key_id = &key[4..16];
+    let out = vod_ingest(&app).args(["api-key", "list"]).output().unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("app app-1000007")
+            && listing.contains("callback https://hooks.example/vod")
+            && listing.contains("RefreshUploadVideo"),
+        "{listing}"
+    );
+    // Update: a new workflow, the callback cleared, refresh withdrawn.
+    let out = vod_ingest(&app)
+        .args(["api-key", "update", key_id, "--workflow-id", "wf-42"])
+        .args(["--callback-url", "", "--allow-sts-refresh", "false"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let stored = keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.key_id == key_id)
+        .unwrap();
+    assert_eq!(stored.settings.app_id.as_deref(), Some("app-1000007"));
+    assert_eq!(stored.settings.workflow_id.as_deref(), Some("wf-42"));
+    assert_eq!(stored.settings.callback_url, None);
+    assert!(!stored.limits.allow_sts_refresh);
+    for (args, expected) in [
+        (
+            vec![
+                "api-key",
+                "create",
+                "--name",
+                "x",
+                "--callback-url",
+                "ftp://x.example/",
+            ],
+            "--callback-url \"ftp://x.example/\" is not an http(s) URL",
+        ),
+        (
+            vec!["api-key", "update", "nope", "--app-id", "a"],
+            "no API key with id \"nope\"",
+        ),
+        (
+            vec!["api-key", "update", key_id, "--app-id", "a b"],
+            "--app-id \"a b\" is not a VOD id",
+        ),
+    ] {
+        let out = vod_ingest(&app).args(&args).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    app.stop().await;
+}
+
 /// The first command a newcomer runs (`cargo run --release -- demo`): its sample jobs reach
 /// their end through the emulator, RabbitMQ and PostgreSQL, the deliberate failure says what
 /// to do, and its logs are plain text when they do not go to a terminal.
