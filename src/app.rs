@@ -113,6 +113,27 @@ pub struct HttpSettings {
     pub web_dir: PathBuf,
     /// Timeouts, sizes and load bounds of both listeners.
     pub limits: Limits,
+    /// How long stored callbacks and the API audit are kept.
+    pub retention: Retention,
+}
+
+/// How long rows that only grow are kept (`VOD_INGEST_EVENT_RETENTION_DAYS`,
+/// `VOD_INGEST_AUDIT_RETENTION_DAYS`); a sweep deletes older ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `vod_events` (callbacks received; unapplied ones a job may still need are kept).
+    pub events: Duration,
+    /// `api_audit` (credentials handed out).
+    pub audit: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: Duration::from_secs(30 * 86400),
+            audit: Duration::from_secs(90 * 86400),
+        }
+    }
 }
 
 /// Everything a service process needs.
@@ -442,6 +463,14 @@ async fn start_with(
                 ("api key usage pruner", Ok(()))
             });
         }
+        {
+            let (store, keys, token) = (store.clone(), keys.clone(), shutdown.clone());
+            let retention = http.retention;
+            tasks.spawn(async move {
+                sweep_retention(store, keys, retention, token).await;
+                ("retention sweep", Ok(()))
+            });
+        }
         let admin_listener = tokio::net::TcpListener::bind(http.admin_addr)
             .await
             .with_context(|| {
@@ -507,6 +536,61 @@ async fn prune_key_usage(keys: KeyStore, shutdown: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// Rows one sweep statement deletes at most: short statements, so the sweep never holds many
+/// locks or a long transaction on the tables the webhook writes.
+const SWEEP_BATCH: i64 = 1000;
+
+/// Deletes stored callbacks and audit rows past their retention, in batches, once at start-up
+/// and then every hour.
+async fn sweep_retention(
+    store: JobStore,
+    keys: KeyStore,
+    retention: Retention,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let events = sweep_all(
+            || store.prune_events(retention.events, SWEEP_BATCH),
+            &shutdown,
+        );
+        let audit = sweep_all(|| keys.prune_audit(retention.audit, SWEEP_BATCH), &shutdown);
+        match (events.await, audit.await) {
+            (Ok(0), Ok(0)) => {}
+            (Ok(events), Ok(audit)) => {
+                tracing::info!(
+                    events,
+                    audit,
+                    "retention sweep deleted old callbacks and audit rows"
+                )
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "the retention sweep failed; it runs again in an hour")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// Runs one bounded delete until it deletes less than a batch; returns the total.
+async fn sweep_all<F, Fut>(mut delete: F, shutdown: &CancellationToken) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let n = delete().await?;
+        total += n;
+        if n < SWEEP_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Keeps a jobs consumer running: on a broker or channel failure it reconnects with backoff.

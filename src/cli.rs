@@ -270,6 +270,12 @@ pub struct HttpArgs {
     /// Connections open at once per listener; beyond it, new ones wait to be accepted.
     #[arg(long, env = "VOD_INGEST_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub http_max_connections: usize,
+    /// Days stored callbacks (vod_events) are kept; an hourly sweep deletes older ones.
+    #[arg(long, env = "VOD_INGEST_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
+    /// Days the API audit (api_audit: credentials handed out) is kept.
+    #[arg(long, env = "VOD_INGEST_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -702,6 +708,20 @@ impl HttpArgs {
                     max_in_flight: self.http_max_in_flight,
                     max_connections: self.http_max_connections,
                     ..Default::default()
+                }
+            },
+            retention: {
+                for (name, days) in [
+                    ("VOD_INGEST_EVENT_RETENTION_DAYS", self.event_retention_days),
+                    ("VOD_INGEST_AUDIT_RETENTION_DAYS", self.audit_retention_days),
+                ] {
+                    if days == 0 {
+                        bail!("{name} must be at least 1 (days)");
+                    }
+                }
+                crate::app::Retention {
+                    events: Duration::from_secs(self.event_retention_days * 86400),
+                    audit: Duration::from_secs(self.audit_retention_days * 86400),
                 }
             },
         })

@@ -605,3 +605,31 @@ impl<'a> DraftArrays<'a> {
             .bind(self.h_milestone)
     }
 }
+
+impl JobStore {
+    /// Deletes up to `limit` stored callbacks received more than `retention` ago, oldest
+    /// first; returns how many. Kept whatever their age: an upload event not applied yet whose
+    /// media belongs to a job still on its way (the worker's `mark_uploaded` applies it when
+    /// the job reaches `uploaded`), and one waiting for VOD to confirm it.
+    pub async fn prune_events(
+        &self,
+        retention: std::time::Duration,
+        limit: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM vod_events WHERE id IN (
+                 SELECT e.id FROM vod_events e
+                 WHERE e.received_at < now() - make_interval(secs => $1)
+                   AND (e.applied OR e.media_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM ingest_jobs j WHERE j.media_id = e.media_id
+                          AND j.state IN ('queued', 'uploading', 'retrying', 'uploaded',
+                                          'awaiting_upload')))
+                 ORDER BY e.received_at LIMIT $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(limit)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
