@@ -433,6 +433,19 @@ async fn start_with(
             http.max_callback_bytes,
             http.sts.is_some(),
         );
+        {
+            let (store, vod, transitions, token) = (
+                store.clone(),
+                api_vod.clone(),
+                transitions.clone(),
+                shutdown.clone(),
+            );
+            let (wake, record_sts) = (state.confirm.clone(), state.record_sts_uploads);
+            tasks.spawn(async move {
+                reconciler::run_confirmer(store, vod, transitions, wake, record_sts, token).await;
+                ("upload confirmer", Ok(()))
+            });
+        }
         let keys = KeyStore::new(store.pool().clone());
         let tokens = http.sts.clone().map(|settings| {
             let sts = StsClient::new(

@@ -665,6 +665,9 @@ impl HttpArgs {
                 })
             }
         };
+        if sts.is_some() && keys.is_empty() {
+            bail!("VOD_INGEST_STS_ROLE_ARN is set but VOD_CALLBACK_AUTH_KEYS is empty: uploads made with STS tokens are recorded from VOD's callbacks, which must then be signed; set VOD_CALLBACK_AUTH_KEYS (and VOD_CALLBACK_URL) as configured in VOD, or unset VOD_INGEST_STS_ROLE_ARN");
+        }
         if self.admin_addr == self.http_addr {
             bail!("VOD_INGEST_ADMIN_ADDR must differ from VOD_INGEST_HTTP_ADDR: the admin endpoints are for operators only");
         }

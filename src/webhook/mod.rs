@@ -46,6 +46,8 @@ pub struct HttpState {
     pub record_sts_uploads: bool,
     /// Stores and applies authenticated callbacks in batches ([`HttpState::new`] starts it).
     callbacks: batch::Batcher,
+    /// Wakes the confirmer when a callback leaves an upload for VOD to confirm.
+    pub confirm: Arc<tokio::sync::Notify>,
 }
 
 impl HttpState {
@@ -59,7 +61,8 @@ impl HttpState {
         max_callback_bytes: usize,
         record_sts_uploads: bool,
     ) -> Self {
-        let callbacks = batch::Batcher::start(store.clone(), transitions.clone());
+        let confirm = Arc::new(tokio::sync::Notify::new());
+        let callbacks = batch::Batcher::start(store.clone(), transitions.clone(), confirm.clone());
         Self {
             store,
             auth,
@@ -69,6 +72,7 @@ impl HttpState {
             max_callback_bytes,
             record_sts_uploads,
             callbacks,
+            confirm,
         }
     }
 }
