@@ -938,10 +938,14 @@ async fn the_openapi_document_is_served_and_every_path_in_it_is_routed() {
 /// A callback signed with the service's key, as one captured header pair lets anyone send:
 /// VOD's signature covers the URL, the timestamp and the key, not the body.
 async fn forged_upload_event(app: &TestApp, media_id: &str, size: u64) {
-    let ts = chrono::Utc::now().timestamp().to_string();
-    let sig = vod_ingest::sign::callback::signature(&app.callback_url, &ts, "test-callback-key");
     let body = json!({"Status": "success", "VideoId": media_id, "EventType": "FileUploadComplete",
         "EventTime": "2026-12-07T05:00:00Z", "Size": size, "FileUrl": "http://x/forged.mp4"});
+    forged_event(app, body).await;
+}
+
+async fn forged_event(app: &TestApp, body: Value) {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = vod_ingest::sign::callback::signature(&app.callback_url, &ts, "test-callback-key");
     let resp = app
         .http
         .post(format!("{}/callbacks/vod", app.http_base()))
@@ -958,18 +962,23 @@ async fn forged_upload_event(app: &TestApp, media_id: &str, size: u64) {
 /// Waits until the confirmer has asked VOD about the stored event for `media_id` and returns
 /// what VOD said (`vod_events.confirm_outcome`).
 async fn confirm_outcome(app: &TestApp, media_id: &str) -> String {
+    confirm_outcomes(app, media_id, 1).await.remove(0)
+}
+
+/// What VOD said about the first `n` events stored for `media_id`, once it said it about all.
+async fn confirm_outcomes(app: &TestApp, media_id: &str, n: usize) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let outcome: Option<String> = sqlx::query_scalar(
+        let outcomes: Vec<String> = sqlx::query_scalar(
             "SELECT confirm_outcome FROM vod_events WHERE media_id = $1 AND confirm_outcome IS NOT NULL
-             ORDER BY id LIMIT 1",
+             ORDER BY id",
         )
         .bind(media_id)
-        .fetch_optional(app.store().pool())
+        .fetch_all(app.store().pool())
         .await
         .unwrap();
-        if let Some(outcome) = outcome {
-            return outcome;
+        if outcomes.len() >= n {
+            return outcomes;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -979,13 +988,17 @@ async fn confirm_outcome(app: &TestApp, media_id: &str) -> String {
     }
 }
 
+/// The job's history: its states, and its media milestones as `media.<name>`.
 async fn history_states(app: &TestApp, job_id: &str) -> Vec<String> {
     app.store()
         .history(job_id)
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.to_state)
+        .map(|e| match e.milestone {
+            Some(m) => format!("media.{m}"),
+            None => e.to_state,
+        })
         .collect()
 }
 
@@ -1007,8 +1020,18 @@ async fn a_signed_upload_event_for_a_file_never_uploaded_does_not_complete_a_cli
     let media_id = r.body["media_id"].as_str().unwrap().to_owned();
 
     forged_upload_event(&app, &media_id, data.len() as u64).await;
-    // VOD says the media is still waiting for its file: the event changed nothing.
-    assert_eq!(confirm_outcome(&app, &media_id).await, "Uploading");
+    // A processing event claims VOD has the file too.
+    forged_event(
+        &app,
+        json!({"VideoId": media_id, "EventType": "VideoAnalysisComplete", "Status": "success",
+               "Duration": "12", "Size": "20000", "EventTime": "2026-12-07T05:00:01Z"}),
+    )
+    .await;
+    // VOD says the media is still waiting for its file: the events changed nothing.
+    assert_eq!(
+        confirm_outcomes(&app, &media_id, 2).await,
+        ["Uploading", "Uploading"]
+    );
     assert!(
         app.emulator()
             .stats()
@@ -1019,6 +1042,7 @@ async fn a_signed_upload_event_for_a_file_never_uploaded_does_not_complete_a_cli
     );
     let row = job(&app, &job_id).await;
     assert_eq!(row.state(), JobState::AwaitingUpload);
+    assert_eq!(row.media_status, None);
     assert_eq!(history_states(&app, &job_id).await, ["awaiting_upload"]);
     let applied: bool =
         sqlx::query_scalar("SELECT bool_or(applied) FROM vod_events WHERE media_id = $1")

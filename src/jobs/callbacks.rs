@@ -111,6 +111,11 @@ impl JobDraft {
         &self.job_id
     }
 
+    /// The job's state, with the batch's events so far applied.
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
     /// Jobs whose confirmation is checked against an API key's size limit, or that wait for a
     /// client's upload, are applied row by row (`complete_by_media_in` decides those). The
     /// batch's insert (`row_by_row` in [`JobStore::store_callbacks_in`]) repeats this rule in
@@ -645,6 +650,8 @@ pub struct ToConfirm {
     /// The kind of the job that owns the media, if one does.
     pub job_kind: Option<String>,
     pub confirm_requested_at: DateTime<Utc>,
+    /// As received, for the confirmer to apply a processing event's news with the completion.
+    pub body: Vec<u8>,
 }
 
 impl JobStore {
@@ -672,7 +679,8 @@ impl JobStore {
         limit: i64,
     ) -> Result<Vec<ToConfirm>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT e.id, e.event_type, e.media_id, j.kind AS job_kind, e.confirm_requested_at
+            "SELECT e.id, e.event_type, e.media_id, j.kind AS job_kind, e.confirm_requested_at,
+                    e.body
              FROM vod_events e LEFT JOIN ingest_jobs j ON j.media_id = e.media_id
              WHERE e.confirm_requested_at IS NOT NULL
                AND e.event_type IS NOT NULL AND e.media_id IS NOT NULL
@@ -688,15 +696,17 @@ impl JobStore {
 
     /// VOD confirmed that the event's media has the file: completes the job that owns it (with
     /// VOD's size, so the key's limit is checked against the truth), or records the client's
-    /// STS upload when no job owns it and `record_sts` holds; the event is applied when it
-    /// moved a job. One transaction.
+    /// STS upload when no job owns it and `record_sts` holds, then merges `update` (a
+    /// processing event's news, held back until now); the event is applied when it moved a
+    /// job. One transaction. Returns the transition and whether milestones were recorded.
     pub async fn confirm_upload(
         &self,
         event: &ToConfirm,
         kind: JobKind,
         size: Option<u64>,
         record_sts: bool,
-    ) -> Result<Option<Transition>, sqlx::Error> {
+        update: Option<&MediaUpdate>,
+    ) -> Result<(Option<Transition>, bool), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         let confirmation = super::store::Confirmation {
             via: &event.event_type,
@@ -709,6 +719,14 @@ impl JobStore {
                 Self::record_sts_upload_in(&mut tx, kind, &event.media_id, size, &event.event_type)
                     .await?;
         }
+        let mut milestones = false;
+        if let Some(update) = update {
+            if let Some(applied) =
+                Self::apply_media_in(&mut tx, &event.media_id, update, None).await?
+            {
+                milestones = !applied.milestones.is_empty();
+            }
+        }
         sqlx::query(
             "UPDATE vod_events SET confirm_requested_at = NULL, confirm_checked_at = now(),
                  confirm_outcome = 'confirmed', applied = applied OR $2,
@@ -716,12 +734,12 @@ impl JobStore {
              WHERE id = $1",
         )
         .bind(event.id)
-        .bind(transition.is_some())
+        .bind(transition.is_some() || milestones)
         .bind(transition.as_ref().map(|t| t.job_id.as_str()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(transition)
+        Ok((transition, milestones))
     }
 
     /// VOD did not confirm the event's media (`outcome`: `not_found`, or its status): the

@@ -250,7 +250,7 @@ async fn store_batch(
         };
         let Some(owner) = s.owner else {
             if p.may_record_sts {
-                row_by_row.push((i, id));
+                row_by_row.push((i, id, None));
             } else {
                 outcomes[i] = Some(Outcome::Stored);
             }
@@ -262,7 +262,7 @@ async fn store_batch(
         });
         let draft = &mut drafts[d];
         if draft.needs_row_by_row() {
-            row_by_row.push((i, id));
+            row_by_row.push((i, id, Some(draft.state())));
             continue;
         }
         let observation = p.observation();
@@ -286,9 +286,10 @@ async fn store_batch(
     let moved = written.transitions;
     let mut wake = written.history_rows > 0;
     let mut to_confirm = false;
-    for (i, id) in row_by_row {
+    for (i, id, state) in row_by_row {
         let p = &batch[i];
-        let (outcome, milestones, confirming) = apply_row_by_row(&mut tx, id, &p.event).await?;
+        let (outcome, milestones, confirming) =
+            apply_row_by_row(&mut tx, id, &p.event, state).await?;
         outcomes[i] = Some(outcome);
         wake |= milestones;
         to_confirm |= confirming;
@@ -311,46 +312,52 @@ fn is_processing(event: &ParsedEvent) -> bool {
 }
 
 /// Applies one stored event to a client upload (`awaiting_upload`, or `uploaded` waiting for
-/// its size), or records it for an STS upload no job knows of, inside the batch's transaction,
-/// which already holds the job's row lock. No worker checked those bytes and VOD's signature
-/// does not cover the body, so an event that would complete the upload is left for the
-/// confirmer to check with VOD first (answered 200 at once all the same). Returns the outcome,
-/// whether milestones were recorded, and whether it waits for VOD.
+/// its size; `state` is the job's, locked by the batch), or keeps it for an STS upload no job
+/// knows of (`state` `None`), inside the batch's transaction. No worker checked those bytes and
+/// VOD's signature does not cover the body, so an event that would complete the upload is left
+/// for the confirmer to check with VOD first (answered 200 at once all the same); until then a
+/// processing event is not applied to a job still `awaiting_upload` either (the confirmer
+/// applies it with the completion). Returns the outcome, whether milestones were recorded, and
+/// whether the event waits for VOD.
 async fn apply_row_by_row(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     id: i64,
     event: &ParsedEvent,
+    state: Option<JobState>,
 ) -> Result<(Outcome, bool, bool), sqlx::Error> {
-    let mut outcome = Outcome::Stored;
-    let mut milestones = false;
-    let mut confirming = false;
-    let upload_kind = completed_kind(&event.event_type);
-    if let (Some(_), true, Some(_)) = (upload_kind, event.succeeded, &event.media_id) {
-        JobStore::request_confirmation_in(tx, id).await?;
-        confirming = true;
-    }
-    if let (Some(update), Some(media_id)) = (&event.update, &event.media_id) {
-        // Merged into the media detail, but the job completes only once VOD confirms: a
-        // processing event claims VOD has the file, and so can a forged one.
-        if let Some(applied) = JobStore::apply_media_in(tx, media_id, update, None).await? {
-            let proves_upload = update.uploaded || update.transcoding || !update.steps.is_empty();
-            if upload_kind.is_none() {
-                mark_applied(tx, id, &applied.job_id).await?;
-                outcome = Outcome::Applied;
-                if proves_upload
-                    && matches!(
-                        applied.state,
-                        Some(JobState::AwaitingUpload | JobState::Uploaded)
-                    )
-                {
-                    JobStore::request_confirmation_in(tx, id).await?;
-                    confirming = true;
-                }
-            }
-            milestones = !applied.milestones.is_empty();
+    let Some(media_id) = &event.media_id else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    if completed_kind(&event.event_type).is_some() {
+        if event.succeeded {
+            JobStore::request_confirmation_in(tx, id).await?;
         }
+        return Ok((Outcome::Stored, false, event.succeeded));
     }
-    Ok((outcome, milestones, confirming))
+    let Some(update) = &event.update else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    let proves_upload = update.uploaded || update.transcoding || !update.steps.is_empty();
+    if state == Some(JobState::AwaitingUpload) {
+        if proves_upload {
+            JobStore::request_confirmation_in(tx, id).await?;
+        }
+        return Ok((Outcome::Stored, false, proves_upload));
+    }
+    // A client upload in `uploaded`: VOD confirmed the file; its size decides the outcome, so
+    // the confirmer reads it from VOD.
+    let Some(applied) = JobStore::apply_media_in(tx, media_id, update, None).await? else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    mark_applied(tx, id, &applied.job_id).await?;
+    if proves_upload {
+        JobStore::request_confirmation_in(tx, id).await?;
+    }
+    Ok((
+        Outcome::Applied,
+        !applied.milestones.is_empty(),
+        proves_upload,
+    ))
 }
 
 async fn mark_applied(

@@ -465,6 +465,13 @@ pub async fn run_confirmer(
     }
 }
 
+/// The kind whose upload `event_type` reports complete, for the three upload events.
+fn kind_of_upload(event_type: &str) -> Option<JobKind> {
+    [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
+        .into_iter()
+        .find(|k| k.completion_event() == event_type)
+}
+
 /// One pass over the events waiting for confirmation; returns how many it looked at.
 pub async fn confirm_pass(
     store: &JobStore,
@@ -478,9 +485,7 @@ pub async fn confirm_pass(
     let kind_of = |e: &crate::jobs::ToConfirm| -> Option<JobKind> {
         match &e.job_kind {
             Some(k) => k.parse().ok(),
-            None => [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
-                .into_iter()
-                .find(|k| k.completion_event() == e.event_type),
+            None => kind_of_upload(&e.event_type),
         }
     };
     let mut seen = HashMap::new();
@@ -509,12 +514,20 @@ pub async fn confirm_pass(
             // The question failed: asked again next pass.
             None => continue,
             Some(Seen::Found { status, size }) if upload_confirmed(kind, status) => {
-                let t = store.confirm_upload(event, kind, *size, record_sts).await?;
+                // A processing event's news, held back until VOD confirmed the upload.
+                let update = super::parse_event(&event.body)
+                    .and_then(|p| p.update)
+                    .filter(|_| kind_of_upload(&event.event_type).is_none());
+                let (t, milestones) = store
+                    .confirm_upload(event, kind, *size, record_sts, update.as_ref())
+                    .await?;
                 metrics::counter!("vod_ingest_upload_confirmations_total", "outcome" => "confirmed")
                     .increment(1);
                 if let Some(t) = t {
                     tracing::info!(job_id = %t.job_id, %media_id, state = %t.state, via = %event.event_type, "upload confirmed by VOD");
                     let _ = transitions.send(t);
+                } else if milestones {
+                    let _ = transitions.send(crate::jobs::Transition::wake_up());
                 }
                 continue;
             }
