@@ -640,6 +640,17 @@ async fn the_retention_sweep_deletes_old_rows_and_keeps_young_and_pending_ones()
         .await
         .unwrap();
     }
+    // An STS upload's event no job owns yet, waiting for VOD to confirm it.
+    sqlx::query(
+        "INSERT INTO vod_events (received_at, verification, event_type, media_id, applied, headers,
+                                 body, confirm_requested_at)
+         VALUES (now() - interval '40 days', 'verified', 'FileUploadComplete', $1, false, '{}',
+                 'old-confirming', now())",
+    )
+    .bind("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")
+    .execute(&pool)
+    .await
+    .unwrap();
     for age_days in [100, 10] {
         sqlx::query(
             "INSERT INTO api_audit (key_id, action, outcome, at)
@@ -663,7 +674,7 @@ async fn the_retention_sweep_deletes_old_rows_and_keeps_young_and_pending_ones()
         .into_iter()
         .map(|b| String::from_utf8(b).unwrap())
         .collect();
-    assert_eq!(kept, ["old-pending-for-a-job", "young"]);
+    assert_eq!(kept, ["old-pending-for-a-job", "young", "old-confirming"]);
     let keys = vod_ingest::api::KeyStore::new(pool.clone());
     let audit = std::time::Duration::from_secs(90 * 86400);
     assert_eq!(keys.prune_audit(audit, 100).await.unwrap(), 1);
