@@ -113,6 +113,27 @@ pub struct HttpSettings {
     pub web_dir: PathBuf,
     /// Timeouts, sizes and load bounds of both listeners.
     pub limits: Limits,
+    /// How long stored callbacks and the API audit are kept.
+    pub retention: Retention,
+}
+
+/// How long rows that only grow are kept (`VOD_INGEST_EVENT_RETENTION_DAYS`,
+/// `VOD_INGEST_AUDIT_RETENTION_DAYS`); a sweep deletes older ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `vod_events` (callbacks received; unapplied ones a job may still need are kept).
+    pub events: Duration,
+    /// `api_audit` (credentials handed out).
+    pub audit: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: Duration::from_secs(30 * 86400),
+            audit: Duration::from_secs(90 * 86400),
+        }
+    }
 }
 
 /// Everything a service process needs. `Debug` shows the URLs without their passwords.
@@ -426,6 +447,19 @@ async fn start_with(
             http.max_callback_bytes,
             http.sts.is_some(),
         );
+        {
+            let (store, vod, transitions, token) = (
+                store.clone(),
+                api_vod.clone(),
+                transitions.clone(),
+                shutdown.clone(),
+            );
+            let (wake, record_sts) = (state.confirm.clone(), state.record_sts_uploads);
+            tasks.spawn(async move {
+                reconciler::run_confirmer(store, vod, transitions, wake, record_sts, token).await;
+                ("upload confirmer", Ok(()))
+            });
+        }
         let keys = KeyStore::new(store.pool().clone());
         let tokens = http.sts.clone().map(|settings| {
             let sts = StsClient::new(
@@ -468,6 +502,14 @@ async fn start_with(
             tasks.spawn(async move {
                 write_refusals(budget, pool, token).await;
                 ("api refusal audit", Ok(()))
+            });
+        }
+        {
+            let (store, keys, token) = (store.clone(), keys.clone(), shutdown.clone());
+            let retention = http.retention;
+            tasks.spawn(async move {
+                sweep_retention(store, keys, retention, token).await;
+                ("retention sweep", Ok(()))
             });
         }
         let admin_listener = tokio::net::TcpListener::bind(http.admin_addr)
@@ -552,6 +594,61 @@ async fn write_refusals(budget: Arc<api::LocalBudget>, pool: PgPool, shutdown: C
             return;
         }
     }
+}
+
+/// Rows one sweep statement deletes at most: short statements, so the sweep never holds many
+/// locks or a long transaction on the tables the webhook writes.
+const SWEEP_BATCH: i64 = 1000;
+
+/// Deletes stored callbacks and audit rows past their retention, in batches, once at start-up
+/// and then every hour.
+async fn sweep_retention(
+    store: JobStore,
+    keys: KeyStore,
+    retention: Retention,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let events = sweep_all(
+            || store.prune_events(retention.events, SWEEP_BATCH),
+            &shutdown,
+        );
+        let audit = sweep_all(|| keys.prune_audit(retention.audit, SWEEP_BATCH), &shutdown);
+        match (events.await, audit.await) {
+            (Ok(0), Ok(0)) => {}
+            (Ok(events), Ok(audit)) => {
+                tracing::info!(
+                    events,
+                    audit,
+                    "retention sweep deleted old callbacks and audit rows"
+                )
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "the retention sweep failed; it runs again in an hour")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// Runs one bounded delete until it deletes less than a batch; returns the total.
+async fn sweep_all<F, Fut>(mut delete: F, shutdown: &CancellationToken) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let n = delete().await?;
+        total += n;
+        if n < SWEEP_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Keeps a jobs consumer running: on a broker or channel failure it reconnects with backoff.

@@ -304,6 +304,12 @@ pub struct HttpArgs {
         default_value_t = 256
     )]
     pub http_max_connections_per_client: usize,
+    /// Days stored callbacks (vod_events) are kept; an hourly sweep deletes older ones.
+    #[arg(long, env = "VOD_INGEST_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
+    /// Days the API audit (api_audit: credentials handed out) is kept.
+    #[arg(long, env = "VOD_INGEST_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -764,6 +770,9 @@ impl HttpArgs {
                 })
             }
         };
+        if sts.is_some() && keys.is_empty() {
+            bail!("VOD_INGEST_STS_ROLE_ARN is set but VOD_CALLBACK_AUTH_KEYS is empty: uploads made with STS tokens are recorded from VOD's callbacks, which must then be signed; set VOD_CALLBACK_AUTH_KEYS (and VOD_CALLBACK_URL) as configured in VOD, or unset VOD_INGEST_STS_ROLE_ARN");
+        }
         if self.admin_addr == self.http_addr {
             bail!("VOD_INGEST_ADMIN_ADDR must differ from VOD_INGEST_HTTP_ADDR: the admin endpoints are for operators only");
         }
@@ -817,6 +826,20 @@ impl HttpArgs {
                     max_in_flight_per_client: self.http_max_in_flight_per_client,
                     max_connections_per_client: self.http_max_connections_per_client,
                     ..Default::default()
+                }
+            },
+            retention: {
+                for (name, days) in [
+                    ("VOD_INGEST_EVENT_RETENTION_DAYS", self.event_retention_days),
+                    ("VOD_INGEST_AUDIT_RETENTION_DAYS", self.audit_retention_days),
+                ] {
+                    if days == 0 {
+                        bail!("{name} must be at least 1 (days)");
+                    }
+                }
+                crate::app::Retention {
+                    events: Duration::from_secs(self.event_retention_days * 86400),
+                    audit: Duration::from_secs(self.audit_retention_days * 86400),
                 }
             },
         })

@@ -184,6 +184,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                     window: Duration::from_secs(300),
                 },
                 max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+                retention: Default::default(),
                 sts: Some(crate::api::StsSettings {
                     role_arn: "acs:ram::1234567890123456:role/vod-client-upload".into(),
                     default_duration: Duration::from_secs(3600),

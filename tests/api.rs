@@ -943,3 +943,179 @@ async fn the_openapi_document_is_served_and_every_path_in_it_is_routed() {
         .starts_with("text/html"));
     app.stop().await;
 }
+
+/// A callback signed with the service's key, as one captured header pair lets anyone send:
+/// VOD's signature covers the URL, the timestamp and the key, not the body.
+async fn forged_upload_event(app: &TestApp, media_id: &str, size: u64) {
+    let body = json!({"Status": "success", "VideoId": media_id, "EventType": "FileUploadComplete",
+        "EventTime": "2026-12-07T05:00:00Z", "Size": size, "FileUrl": "http://x/forged.mp4"});
+    forged_event(app, body).await;
+}
+
+async fn forged_event(app: &TestApp, body: Value) {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = vod_ingest::sign::callback::signature(&app.callback_url, &ts, "test-callback-key");
+    let resp = app
+        .http
+        .post(format!("{}/callbacks/vod", app.http_base()))
+        .header("X-VOD-TIMESTAMP", ts)
+        .header("X-VOD-SIGNATURE", sig)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    // Answered at once, as VOD's real events are: the check with VOD comes after.
+    assert_eq!(resp.status(), 200);
+}
+
+/// Waits until the confirmer has asked VOD about the stored event for `media_id` and returns
+/// what VOD said (`vod_events.confirm_outcome`).
+async fn confirm_outcome(app: &TestApp, media_id: &str) -> String {
+    confirm_outcomes(app, media_id, 1).await.remove(0)
+}
+
+/// What VOD said about the first `n` events stored for `media_id`, once it said it about all.
+async fn confirm_outcomes(app: &TestApp, media_id: &str, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcomes: Vec<String> = sqlx::query_scalar(
+            "SELECT confirm_outcome FROM vod_events WHERE media_id = $1 AND confirm_outcome IS NOT NULL
+             ORDER BY id",
+        )
+        .bind(media_id)
+        .fetch_all(app.store().pool())
+        .await
+        .unwrap();
+        if outcomes.len() >= n {
+            return outcomes;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "VOD was not asked about {media_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The job's history: its states, and its media milestones as `media.<name>`.
+async fn history_states(app: &TestApp, job_id: &str) -> Vec<String> {
+    app.store()
+        .history(job_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.milestone {
+            Some(m) => format!("media.{m}"),
+            None => e.to_state,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upload_event_for_a_file_never_uploaded_does_not_complete_a_client_upload() {
+    let app = api_app().await;
+    let key = app.api_key(open_limits()).await;
+    let data = pattern(20_000, 3);
+    let r = app
+        .api_post(
+            "/v1/uploads",
+            Some(&key),
+            json!({"kind": "video", "file_name": "never.mp4", "file_size": data.len(), "title": "Never",
+                   "callback_url": app.callback_url}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:#?}");
+    let job_id = r.body["job_id"].as_str().unwrap().to_owned();
+    let media_id = r.body["media_id"].as_str().unwrap().to_owned();
+
+    forged_upload_event(&app, &media_id, data.len() as u64).await;
+    // A processing event claims VOD has the file too.
+    forged_event(
+        &app,
+        json!({"VideoId": media_id, "EventType": "VideoAnalysisComplete", "Status": "success",
+               "Duration": "12", "Size": "20000", "EventTime": "2026-12-07T05:00:01Z"}),
+    )
+    .await;
+    // VOD says the media is still waiting for its file: the events changed nothing.
+    assert_eq!(
+        confirm_outcomes(&app, &media_id, 2).await,
+        ["Uploading", "Uploading"]
+    );
+    assert!(
+        app.emulator()
+            .stats()
+            .requests
+            .get("GetVideoInfos")
+            .copied()
+            >= Some(1)
+    );
+    let row = job(&app, &job_id).await;
+    assert_eq!(row.state(), JobState::AwaitingUpload);
+    assert_eq!(row.media_status, None);
+    assert_eq!(history_states(&app, &job_id).await, ["awaiting_upload"]);
+    let applied: bool =
+        sqlx::query_scalar("SELECT bool_or(applied) FROM vod_events WHERE media_id = $1")
+            .bind(&media_id)
+            .fetch_one(app.store().pool())
+            .await
+            .unwrap();
+    assert!(!applied);
+
+    // The real upload and VOD's real event: confirmed by VOD, completed.
+    client_put(&r.body, data.clone()).await;
+    let done = app.wait_for_state(&job_id, JobState::Completed).await;
+    assert!(app.object_bytes(&done) == data);
+    assert_eq!(
+        history_states(&app, &job_id).await,
+        ["awaiting_upload", "completed"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upload_event_records_no_sts_upload_vod_does_not_confirm() {
+    let app = api_app().await;
+    let key = app.api_key(open_limits()).await;
+    let token = app
+        .api_post("/v1/sts-token", Some(&key), json!({"kinds": ["video"]}))
+        .await;
+    assert_eq!(token.status, 200, "{token:#?}");
+    let vod = sts_vod_client(&app, &token.body);
+    let ticket = vod
+        .create_upload_video(&CreateUploadVideoRequest {
+            title: "Never uploaded".into(),
+            file_name: "app.mp4".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let random = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+    forged_upload_event(&app, &ticket.media_id, 10_000).await;
+    forged_upload_event(&app, random, 10_000).await;
+    assert_eq!(confirm_outcome(&app, &ticket.media_id).await, "Uploading");
+    assert_eq!(confirm_outcome(&app, random).await, "not_found");
+    let sts_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs WHERE origin = 'sts'")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(sts_jobs, 0);
+
+    // The app really uploads: VOD confirms, the upload is recorded.
+    let data = pattern(10_000, 6);
+    let credential = json!({
+        "upload_address": ticket.upload_address_b64,
+        "upload_auth": ticket.upload_auth_b64.expose(),
+    });
+    client_put(&credential, data.clone()).await;
+    let recorded = app
+        .wait_for_state(&format!("sts:{}", ticket.media_id), JobState::Completed)
+        .await;
+    assert_eq!(recorded.origin, "sts");
+    assert_eq!(recorded.bytes_total, Some(data.len() as i64));
+    let sts_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs WHERE origin = 'sts'")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(sts_jobs, 1);
+    app.stop().await;
+}

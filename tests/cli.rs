@@ -108,6 +108,36 @@ async fn a_bad_setting_stops_start_up_with_one_line_that_names_it() {
     app.stop().await;
 }
 
+/// STS clients create their own media, and the service records their uploads from VOD's
+/// callbacks: without callback keys anyone could forge those, so it does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_tokens_without_callback_keys_refuse_to_start() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let out = vod_ingest(&app)
+        .env(
+            "VOD_INGEST_STS_ROLE_ARN",
+            "acs:ram::1234567890123456:role/vod-client-upload",
+        )
+        .env_remove("VOD_CALLBACK_AUTH_KEYS")
+        .args(["run", "--no-worker", "--no-reconciler"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("vod-ingest: ")
+            && last.contains("VOD_INGEST_STS_ROLE_ARN")
+            && last.contains("VOD_CALLBACK_AUTH_KEYS"),
+        "{err}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_shown_once_listed_without_secrets_and_revoked() {
     let app = TestApp::spawn_with(TestAppOptions {

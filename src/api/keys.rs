@@ -550,6 +550,25 @@ impl KeyStore {
         .fetch_all(&self.pool)
         .await
     }
+
+    /// Deletes up to `limit` audit rows older than `retention`, oldest first (the retention
+    /// sweep); returns how many.
+    pub async fn prune_audit(
+        &self,
+        retention: std::time::Duration,
+        limit: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM api_audit WHERE id IN (
+                 SELECT id FROM api_audit WHERE at < now() - make_interval(secs => $1)
+                 ORDER BY at LIMIT $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// One row of `api_audit`: who was handed what (never the credential itself).

@@ -111,6 +111,11 @@ impl JobDraft {
         &self.job_id
     }
 
+    /// The job's state, with the batch's events so far applied.
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
     /// Jobs whose confirmation is checked against an API key's size limit, or that wait for a
     /// client's upload, are applied row by row (`complete_by_media_in` decides those). The
     /// batch's insert (`row_by_row` in [`JobStore::store_callbacks_in`]) repeats this rule in
@@ -603,5 +608,158 @@ impl<'a> DraftArrays<'a> {
             .bind(self.h_message)
             .bind(self.h_detail)
             .bind(self.h_milestone)
+    }
+}
+
+impl JobStore {
+    /// Deletes up to `limit` stored callbacks received more than `retention` ago, oldest
+    /// first; returns how many. Kept whatever their age: an upload event not applied yet whose
+    /// media belongs to a job still on its way (the worker's `mark_uploaded` applies it when
+    /// the job reaches `uploaded`), and one waiting for VOD to confirm it.
+    pub async fn prune_events(
+        &self,
+        retention: std::time::Duration,
+        limit: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM vod_events WHERE id IN (
+                 SELECT e.id FROM vod_events e
+                 WHERE e.received_at < now() - make_interval(secs => $1)
+                   AND (e.applied OR e.media_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM ingest_jobs j WHERE j.media_id = e.media_id
+                          AND j.state IN ('queued', 'uploading', 'retrying', 'uploaded',
+                                          'awaiting_upload')))
+                   AND e.confirm_requested_at IS NULL
+                 ORDER BY e.received_at LIMIT $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(limit)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// A stored callback waiting for VOD to confirm its media has the file
+/// ([`JobStore::request_confirmation_in`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ToConfirm {
+    pub id: i64,
+    pub event_type: String,
+    pub media_id: String,
+    /// The kind of the job that owns the media, if one does.
+    pub job_kind: Option<String>,
+    pub confirm_requested_at: DateTime<Utc>,
+    /// As received, for the confirmer to apply a processing event's news with the completion.
+    pub body: Vec<u8>,
+}
+
+impl JobStore {
+    /// Marks a stored upload event (or a processing event that would complete a job) as
+    /// waiting for VOD's confirmation, in the batch's transaction.
+    pub async fn request_confirmation_in(
+        tx: &mut PgTx<'_, Postgres>,
+        id: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE vod_events SET confirm_requested_at = now(), confirm_checked_at = NULL,
+                 confirm_outcome = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Events waiting for confirmation not asked about in the last `recheck`, oldest first.
+    pub async fn events_to_confirm(
+        &self,
+        recheck: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<ToConfirm>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT e.id, e.event_type, e.media_id, j.kind AS job_kind, e.confirm_requested_at,
+                    e.body
+             FROM vod_events e LEFT JOIN ingest_jobs j ON j.media_id = e.media_id
+             WHERE e.confirm_requested_at IS NOT NULL
+               AND e.event_type IS NOT NULL AND e.media_id IS NOT NULL
+               AND (e.confirm_checked_at IS NULL
+                    OR e.confirm_checked_at < now() - make_interval(secs => $1))
+             ORDER BY e.id LIMIT $2",
+        )
+        .bind(recheck.as_secs_f64())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// VOD confirmed that the event's media has the file: completes the job that owns it (with
+    /// VOD's size, so the key's limit is checked against the truth), or records the client's
+    /// STS upload when no job owns it and `record_sts` holds, then merges `update` (a
+    /// processing event's news, held back until now); the event is applied when it moved a
+    /// job. One transaction. Returns the transition and whether milestones were recorded.
+    pub async fn confirm_upload(
+        &self,
+        event: &ToConfirm,
+        kind: JobKind,
+        size: Option<u64>,
+        record_sts: bool,
+        update: Option<&MediaUpdate>,
+    ) -> Result<(Option<Transition>, bool), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let confirmation = super::store::Confirmation {
+            via: &event.event_type,
+            size,
+        };
+        let mut transition =
+            Self::complete_by_media_in(&mut tx, &event.media_id, confirmation).await?;
+        if transition.is_none() && record_sts && event.job_kind.is_none() {
+            transition =
+                Self::record_sts_upload_in(&mut tx, kind, &event.media_id, size, &event.event_type)
+                    .await?;
+        }
+        let mut milestones = false;
+        if let Some(update) = update {
+            if let Some(applied) =
+                Self::apply_media_in(&mut tx, &event.media_id, update, None).await?
+            {
+                milestones = !applied.milestones.is_empty();
+            }
+        }
+        sqlx::query(
+            "UPDATE vod_events SET confirm_requested_at = NULL, confirm_checked_at = now(),
+                 confirm_outcome = 'confirmed', applied = applied OR $2,
+                 job_id = COALESCE($3, job_id)
+             WHERE id = $1",
+        )
+        .bind(event.id)
+        .bind(transition.is_some() || milestones)
+        .bind(transition.as_ref().map(|t| t.job_id.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((transition, milestones))
+    }
+
+    /// VOD did not confirm the event's media (`outcome`: `not_found`, or its status): the
+    /// event changes nothing. With `give_up` it is not asked about again.
+    pub async fn refuse_confirmation(
+        &self,
+        id: i64,
+        outcome: &str,
+        give_up: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE vod_events SET confirm_checked_at = now(), confirm_outcome = $2,
+                 confirm_requested_at = CASE WHEN $3 THEN NULL ELSE confirm_requested_at END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(outcome)
+        .bind(give_up)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }

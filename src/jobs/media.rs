@@ -466,7 +466,8 @@ impl JobStore {
     /// transaction: merges the detail, derives the status, records milestones in the history
     /// (so the outbox publishes them in order with the job's transitions). When `confirm` is
     /// given and the observation shows VOD has the file, a job still waiting for its upload
-    /// confirmation completes too. `None` when no job owns the media.
+    /// confirmation completes too; only VOD's own answer (the reconciler) may give it, since a
+    /// callback's body is not signed. `None` when no job owns the media.
     pub async fn apply_media_in(
         tx: &mut PgTx<'_, Postgres>,
         media_id: &str,

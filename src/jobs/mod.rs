@@ -11,7 +11,8 @@ mod store;
 
 pub use batch::MediaAssignment;
 pub use callbacks::{
-    DraftsWritten, JobDraft, LockedJob, Observation, Optimistic, Stored, ToStore, Unowned,
+    DraftsWritten, JobDraft, LockedJob, Observation, Optimistic, Stored, ToConfirm, ToStore,
+    Unowned,
 };
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
 pub use listing::{

@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::{completed_kind, Outcome, ParsedEvent};
+use crate::jobs::JobState;
 use crate::jobs::{
-    Confirmation, JobDraft, JobStore, Observation, Optimistic, RawCallback, ToStore, Transition,
-    Unowned,
+    JobDraft, JobStore, Observation, Optimistic, RawCallback, ToStore, Transition, Unowned,
 };
 use crate::queue::TransitionSender;
 
@@ -72,11 +72,18 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Starts the batch tasks; they end when the last `Batcher` is dropped.
-    pub fn start(store: JobStore, transitions: TransitionSender) -> Self {
+    /// `confirm` wakes the confirmer ([`super::reconciler::run_confirmer`]) when a batch left
+    /// an upload for VOD to confirm.
+    pub fn start(store: JobStore, transitions: TransitionSender, confirm: Arc<Notify>) -> Self {
         let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..BATCH_TASKS {
-            tokio::spawn(run(store.clone(), transitions.clone(), receiver.clone()));
+            tokio::spawn(run(
+                store.clone(),
+                transitions.clone(),
+                receiver.clone(),
+                confirm.clone(),
+            ));
         }
         Self { queue }
     }
@@ -97,6 +104,7 @@ async fn run(
     store: JobStore,
     transitions: TransitionSender,
     receiver: Arc<Mutex<mpsc::Receiver<(Pending, Reply)>>>,
+    confirm: Arc<Notify>,
 ) {
     loop {
         let mut batch = Vec::new();
@@ -111,10 +119,10 @@ async fn run(
         let result = match pending.as_slice() {
             [one] => match store_alone(&store, &transitions, one).await {
                 Ok(Some(outcome)) => Ok(vec![outcome]),
-                Ok(None) => store_batch(&store, &transitions, &pending).await,
+                Ok(None) => store_batch(&store, &transitions, &confirm, &pending).await,
                 Err(e) => Err(e),
             },
-            _ => store_batch(&store, &transitions, &pending).await,
+            _ => store_batch(&store, &transitions, &confirm, &pending).await,
         };
         match result {
             Ok(outcomes) => {
@@ -127,10 +135,11 @@ async fn run(
             Err(e) if pending.len() > 1 => {
                 tracing::warn!(error = %e, callbacks = pending.len(), "a batch of callbacks failed; storing them one by one");
                 for (one, reply) in pending.iter().zip(replies) {
-                    let outcome = store_batch(&store, &transitions, std::slice::from_ref(one))
-                        .await
-                        .map(|mut o| o.remove(0))
-                        .map_err(Arc::new);
+                    let outcome =
+                        store_batch(&store, &transitions, &confirm, std::slice::from_ref(one))
+                            .await
+                            .map(|mut o| o.remove(0))
+                            .map_err(Arc::new);
                     let _ = reply.send(outcome);
                 }
             }
@@ -205,6 +214,7 @@ async fn store_alone(
 async fn store_batch(
     store: &JobStore,
     transitions: &TransitionSender,
+    confirm: &Notify,
     batch: &[Pending],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
@@ -240,7 +250,7 @@ async fn store_batch(
         };
         let Some(owner) = s.owner else {
             if p.may_record_sts {
-                row_by_row.push((i, id));
+                row_by_row.push((i, id, None));
             } else {
                 outcomes[i] = Some(Outcome::Stored);
             }
@@ -252,7 +262,7 @@ async fn store_batch(
         });
         let draft = &mut drafts[d];
         if draft.needs_row_by_row() {
-            row_by_row.push((i, id));
+            row_by_row.push((i, id, Some(draft.state())));
             continue;
         }
         let observation = p.observation();
@@ -273,18 +283,22 @@ async fn store_batch(
         .map(|&(id, d)| (id, drafts[d].job_id()))
         .collect();
     let written = JobStore::write_drafts_in(&mut tx, &drafts, &completed_by).await?;
-    let mut moved = written.transitions;
+    let moved = written.transitions;
     let mut wake = written.history_rows > 0;
-    for (i, id) in row_by_row {
+    let mut to_confirm = false;
+    for (i, id, state) in row_by_row {
         let p = &batch[i];
-        let (outcome, transition, milestones) =
-            apply_row_by_row(&mut tx, id, &p.event, p.may_record_sts).await?;
+        let (outcome, milestones, confirming) =
+            apply_row_by_row(&mut tx, id, &p.event, state).await?;
         outcomes[i] = Some(outcome);
-        moved.extend(transition);
         wake |= milestones;
+        to_confirm |= confirming;
     }
     tx.commit().await?;
     report(transitions, moved, wake);
+    if to_confirm {
+        confirm.notify_one();
+    }
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every callback has an outcome"))
@@ -297,57 +311,53 @@ fn is_processing(event: &ParsedEvent) -> bool {
     event.update.is_some() && completed_kind(&event.event_type).is_none()
 }
 
-/// Applies one stored event the way that decides every case (client uploads and their size
-/// limit, STS uploads no job knows of), inside the batch's transaction, which already holds the
-/// job's row lock. Returns the outcome, the job's transition, and whether milestones were
-/// recorded.
+/// Applies one stored event to a client upload (`awaiting_upload`, or `uploaded` waiting for
+/// its size; `state` is the job's, locked by the batch), or keeps it for an STS upload no job
+/// knows of (`state` `None`), inside the batch's transaction. No worker checked those bytes and
+/// VOD's signature does not cover the body, so an event that would complete the upload is left
+/// for the confirmer to check with VOD first (answered 200 at once all the same); until then a
+/// processing event is not applied to a job still `awaiting_upload` either (the confirmer
+/// applies it with the completion). Returns the outcome, whether milestones were recorded, and
+/// whether the event waits for VOD.
 async fn apply_row_by_row(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     id: i64,
     event: &ParsedEvent,
-    record_sts: bool,
-) -> Result<(Outcome, Option<Transition>, bool), sqlx::Error> {
-    let mut outcome = Outcome::Stored;
-    let mut transition = None;
-    let mut milestones = false;
-    let upload_kind = completed_kind(&event.event_type);
-    if let (Some(kind), true, Some(media_id)) = (upload_kind, event.succeeded, &event.media_id) {
-        let confirmation = Confirmation {
-            via: &event.event_type,
-            size: event.size,
-        };
-        transition = JobStore::complete_by_media_in(tx, media_id, confirmation).await?;
-        if transition.is_none() && record_sts {
-            transition =
-                JobStore::record_sts_upload_in(tx, kind, media_id, event.size, &event.event_type)
-                    .await?;
+    state: Option<JobState>,
+) -> Result<(Outcome, bool, bool), sqlx::Error> {
+    let Some(media_id) = &event.media_id else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    if completed_kind(&event.event_type).is_some() {
+        if event.succeeded {
+            JobStore::request_confirmation_in(tx, id).await?;
         }
-        // Marked applied only when it moved the job: an upload event that beat the worker
-        // stays unapplied, for `mark_uploaded` to find.
-        if let Some(t) = &transition {
-            mark_applied(tx, id, &t.job_id).await?;
-            outcome = Outcome::Applied;
-        }
+        return Ok((Outcome::Stored, false, event.succeeded));
     }
-    if let (Some(update), Some(media_id)) = (&event.update, &event.media_id) {
-        // A processing event proves VOD has the file: it completes a job whose upload event
-        // was lost. Upload events were applied above.
-        let confirm = upload_kind.is_none().then_some(Confirmation {
-            via: &event.event_type,
-            size: None,
-        });
-        if let Some(applied) = JobStore::apply_media_in(tx, media_id, update, confirm).await? {
-            if upload_kind.is_none() {
-                mark_applied(tx, id, &applied.job_id).await?;
-                outcome = Outcome::Applied;
-            }
-            milestones = !applied.milestones.is_empty();
-            if applied.transition.is_some() {
-                transition = applied.transition;
-            }
+    let Some(update) = &event.update else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    let proves_upload = update.uploaded || update.transcoding || !update.steps.is_empty();
+    if state == Some(JobState::AwaitingUpload) {
+        if proves_upload {
+            JobStore::request_confirmation_in(tx, id).await?;
         }
+        return Ok((Outcome::Stored, false, proves_upload));
     }
-    Ok((outcome, transition, milestones))
+    // A client upload in `uploaded`: VOD confirmed the file; its size decides the outcome, so
+    // the confirmer reads it from VOD.
+    let Some(applied) = JobStore::apply_media_in(tx, media_id, update, None).await? else {
+        return Ok((Outcome::Stored, false, false));
+    };
+    mark_applied(tx, id, &applied.job_id).await?;
+    if proves_upload {
+        JobStore::request_confirmation_in(tx, id).await?;
+    }
+    Ok((
+        Outcome::Applied,
+        !applied.milestones.is_empty(),
+        proves_upload,
+    ))
 }
 
 async fn mark_applied(

@@ -11,18 +11,20 @@ pub(crate) use event::{parse_event, ParsedEvent};
 
 pub use verify::{CallbackAuth, Verdict};
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::jobs::{JobKind, JobStore, RawCallback};
+use crate::jobs::{JobKind, JobStore};
 use crate::queue::TransitionSender;
 use crate::secret::Secret;
 
@@ -44,6 +46,8 @@ pub struct HttpState {
     pub record_sts_uploads: bool,
     /// Stores and applies authenticated callbacks in batches ([`HttpState::new`] starts it).
     callbacks: batch::Batcher,
+    /// Wakes the confirmer when a callback leaves an upload for VOD to confirm.
+    pub confirm: Arc<tokio::sync::Notify>,
 }
 
 impl HttpState {
@@ -57,7 +61,8 @@ impl HttpState {
         max_callback_bytes: usize,
         record_sts_uploads: bool,
     ) -> Self {
-        let callbacks = batch::Batcher::start(store.clone(), transitions.clone());
+        let confirm = Arc::new(tokio::sync::Notify::new());
+        let callbacks = batch::Batcher::start(store.clone(), transitions.clone(), confirm.clone());
         Self {
             store,
             auth,
@@ -67,6 +72,7 @@ impl HttpState {
             max_callback_bytes,
             record_sts_uploads,
             callbacks,
+            confirm,
         }
     }
 }
@@ -226,8 +232,40 @@ fn completed_kind(event_type: &str) -> Option<JobKind> {
         .find(|k| k.completion_event() == event_type)
 }
 
+/// Seconds between two log lines about refused callbacks: a flood of junk logs one line per
+/// interval (with how many were refused since), not one per request.
+const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
+
+static REFUSAL_LOGGED_AT: AtomicU64 = AtomicU64::new(0);
+static REFUSED_UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a refused callback if none was logged this interval: its verdict and peer, never its
+/// signature (a bearer credential while its window is open).
+fn log_refusal(verdict: Verdict, peer: Option<SocketAddr>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = REFUSAL_LOGGED_AT.load(Ordering::Relaxed);
+    if now < last + REFUSAL_LOG_INTERVAL_SECS
+        || REFUSAL_LOGGED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        REFUSED_UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = REFUSED_UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        verification = verdict.as_str(),
+        peer = ?peer,
+        refused_since_last_line = unlogged,
+        "refused a callback (not stored; all are counted in vod_ingest_callbacks_total)"
+    );
+}
+
 async fn receive_callback(
     State(state): State<HttpState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -252,6 +290,9 @@ async fn receive_callback(
             )
         }
     };
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
     let timestamp = header(&headers, "x-vod-timestamp");
     let verdict = state.auth.verify(
         timestamp,
@@ -265,7 +306,7 @@ async fn receive_callback(
         Ok(Outcome::Applied) | Ok(Outcome::Stored) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Outcome::Duplicate) => (StatusCode::OK, "duplicate\n").into_response(),
         Ok(Outcome::Rejected) => {
-            tracing::warn!(verification = verdict.as_str(), "rejected a callback");
+            log_refusal(verdict, peer);
             error_body(
                 StatusCode::UNAUTHORIZED,
                 "InvalidSignature",
@@ -305,10 +346,10 @@ async fn store_and_apply(
     parsed: Option<ParsedEvent>,
     timestamp: Option<&str>,
 ) -> Result<Outcome, Arc<sqlx::Error>> {
-    let headers = headers_for_storage(headers);
-    let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
     match (verdict.accepted(), parsed) {
         (true, Some(event)) => {
+            let headers = headers_for_storage(headers);
+            let signature_timestamp = timestamp.and_then(|t| t.trim().parse::<i64>().ok());
             let may_record_sts = state.record_sts_uploads
                 && event.succeeded
                 && completed_kind(&event.event_type).is_some();
@@ -325,30 +366,9 @@ async fn store_and_apply(
             };
             state.callbacks.submit(pending).await
         }
-        // Kept as received, with the verdict, and applied to nothing.
-        (accepted, parsed) => {
-            let raw = RawCallback {
-                verification: verdict.as_str(),
-                event_type: parsed.as_ref().map(|p| p.event_type.as_str()),
-                media_id: parsed.as_ref().and_then(|p| p.media_id.as_deref()),
-                signature_timestamp,
-                dedup_key: None,
-                headers: &headers,
-                body,
-                event_time: parsed.as_ref().and_then(|p| p.event_time),
-            };
-            raw.bind(sqlx::query_as::<_, (i64,)>(
-                "INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp, dedup_key, headers, body, event_time)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            ))
-            .fetch_one(state.store.pool())
-            .await
-            .map_err(Arc::new)?;
-            Ok(if accepted {
-                Outcome::NotAnEvent
-            } else {
-                Outcome::Rejected
-            })
-        }
+        // Refused or not an event: nothing is stored, so junk at a public URL cannot fill the
+        // database; the verdict is counted in `vod_ingest_callbacks_total` and sampled in the log.
+        (true, None) => Ok(Outcome::NotAnEvent),
+        (false, _) => Ok(Outcome::Rejected),
     }
 }

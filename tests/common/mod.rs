@@ -203,6 +203,7 @@ impl TestApp {
                         window: Duration::from_secs(300),
                     },
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
+                    retention: Default::default(),
                     sts: options.sts.clone(),
                     web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
                     limits: options.http_limits,
