@@ -1020,8 +1020,7 @@ async fn a_signed_upload_event_for_a_file_never_uploaded_does_not_complete_a_cli
         .api_post(
             "/v1/uploads",
             Some(&key),
-            json!({"kind": "video", "file_name": "never.mp4", "file_size": data.len(), "title": "Never",
-                   "callback_url": app.callback_url}),
+            json!({"kind": "video", "file_name": "never.mp4", "file_size": data.len(), "title": "Never"}),
         )
         .await;
     assert_eq!(r.status, 200, "{r:#?}");
