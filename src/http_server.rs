@@ -39,7 +39,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Connections open at once.
     pub max_connections: usize,
-    /// Requests handled at once for one client address; more get 503 with `Retry-After`.
+    /// Requests handled at once for one client address while fewer than this many slots are
+    /// free; more get 503 with `Retry-After`. (With room to spare an address may use more.)
     pub max_in_flight_per_client: usize,
     /// Connections open at once from one client address; more are closed at once.
     pub max_connections_per_client: usize,
@@ -95,10 +96,12 @@ impl PerClient {
         })
     }
 
-    fn try_take(self: &Arc<Self>, addr: IpAddr) -> Option<ClientSlot> {
+    /// A slot for `addr`, if it holds fewer than the limit, or `spare` (the listener has room
+    /// to spare, so going over harms nobody).
+    fn try_take(self: &Arc<Self>, addr: IpAddr, spare: bool) -> Option<ClientSlot> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = held.entry(addr).or_insert(0);
-        if *n >= self.limit {
+        if *n >= self.limit && !spare {
             return None;
         }
         *n += 1;
@@ -134,8 +137,12 @@ pub fn limited(router: Router, limits: Limits) -> Router {
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip());
+            // An address may go over its share only while the listener keeps that many slots
+            // free for everyone else: a burst from one address (VOD, an emulator) passes, and
+            // slow requests from one address never take the last slots.
+            let spare = in_flight.available_permits() > per_client.limit;
             let _client_slot = match peer {
-                Some(addr) => match per_client.try_take(addr) {
+                Some(addr) => match per_client.try_take(addr, spare) {
                     Some(slot) => Some(slot),
                     None => {
                         metrics::counter!("vod_ingest_http_shed_total", "bound" => "client")
@@ -203,7 +210,7 @@ pub async fn serve(
             },
         };
         // Over its address's bound, a connection is closed before anything is read from it.
-        let Some(client_slot) = per_client.try_take(peer.ip()) else {
+        let Some(client_slot) = per_client.try_take(peer.ip(), false) else {
             metrics::counter!("vod_ingest_http_connections_refused_total").increment(1);
             drop(stream);
             continue;
