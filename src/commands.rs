@@ -476,11 +476,11 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     let mut config = crate::emulator::EmulatorConfig::new(data_dir.clone());
     config.listen = args.listen;
     config.access_key_id = args.access_key_id;
-    config.access_key_secret = args.access_key_secret.into();
+    config.access_key_secret = args.access_key_secret;
     config.credential_ttl = Duration::from_secs(args.credential_ttl);
     config.role_max_session_seconds = args.role_max_session_duration;
     config.callback_url = args.callback_url;
-    config.callback_key = args.callback_key.map(Into::into);
+    config.callback_key = args.callback_key;
     config.region = args.region;
     config.public_url = args.public_url;
     eprintln!(
