@@ -507,3 +507,83 @@ async fn the_upload_page_has_a_content_security_policy() {
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
     app.stop().await;
 }
+
+/// Rule 2, for operators: the console sets a key's VOD settings at creation and changes them
+/// later; what a client sends still cannot.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_sets_and_changes_a_keys_vod_settings() {
+    let app = api_app().await;
+    let base = app.admin_base();
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        console
+            .post(format!("{base}{path}"))
+            .header("origin", &base)
+            .form(&form)
+            .send()
+    };
+    let created = post(
+        "/console/keys".into(),
+        vec![
+            ("name", "tv".into()),
+            ("kind_video", "on".into()),
+            ("max_file_size", "1G".into()),
+            ("requests_per_minute", "60".into()),
+            ("allow_sts", "on".into()),
+            ("allow_sts_refresh", "on".into()),
+            ("app_id", "app-1000009".into()),
+            ("callback_url", "https://hooks.example/vod".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 200);
+    let keys = KeyStore::new(app.store().pool().clone());
+    let key = keys.list().await.unwrap().pop().unwrap();
+    assert_eq!(key.settings.app_id.as_deref(), Some("app-1000009"));
+    assert_eq!(
+        key.settings.callback_url.as_deref(),
+        Some("https://hooks.example/vod")
+    );
+    assert!(key.limits.allow_sts_refresh);
+
+    let bad = post(
+        format!("/console/keys/{}/settings", key.key_id),
+        vec![("callback_url", "javascript:alert(1)".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("not an http(s) URL"));
+    let changed = post(
+        format!("/console/keys/{}/settings", key.key_id),
+        vec![
+            ("app_id", "app-1000009".into()),
+            ("workflow_id", "wf-7".into()),
+            ("callback_url", "".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), 303);
+    let key = keys.list().await.unwrap().pop().unwrap();
+    assert_eq!(key.settings.workflow_id.as_deref(), Some("wf-7"));
+    assert_eq!(key.settings.callback_url, None);
+    assert!(!key.limits.allow_sts_refresh, "unticked: refresh withdrawn");
+    let page = console
+        .get(format!("{base}/console/keys?notice=updated"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("workflow wf-7") && page.contains("settings are changed"),
+        "{page}"
+    );
+    app.stop().await;
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
-use crate::api::{KeyLimits, KeySettings};
+use crate::api::{ApiKey, KeyLimits, KeySettings, KeyUpdate};
 use crate::display::human_bytes;
 use crate::secret::Secret;
 
@@ -108,6 +108,9 @@ pub(super) async fn list(
         "revoked" => Some(Notice::Done(
             "The key is revoked: requests with it are refused from now on.".into(),
         )),
+        "updated" => Some(Notice::Done(
+            "The key's settings are changed: its next uploads and tokens use them.".into(),
+        )),
         _ => None,
     };
     page(&state, StatusCode::OK, notice, None, &CreateForm::default()).await
@@ -169,6 +172,7 @@ async fn page(
                                 small { "last used " (view::maybe_time(key.last_used_at)) }
                             }
                             td {
+                                @if key.revoked_at.is_none() { (settings_form(key)) }
                                 @match key.revoked_at {
                                     Some(at) => { "revoked" br; small { (view::time(at)) } }
                                     None => {
@@ -254,6 +258,85 @@ pub(super) async fn create(
         &CreateForm::default(),
     )
     .await
+}
+
+/// The settings an operator may change on an existing key: its VOD parameters and whether its
+/// STS tokens may refresh.
+fn settings_form(key: &ApiKey) -> maud::Markup {
+    let s = &key.settings;
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    html! {
+        details.key-settings {
+            summary { "Settings" }
+            form method="post" action=(format!("/console/keys/{}/settings", view::segment(&key.key_id))) {
+                label { span { "app id" } input type="text" name="app_id" value=(value(&s.app_id)); }
+                label { span { "workflow id" } input type="text" name="workflow_id" value=(value(&s.workflow_id)); }
+                label { span { "template group id" } input type="text" name="template_group_id" value=(value(&s.template_group_id)); }
+                label { span { "storage location" } input type="text" name="storage_location" value=(value(&s.storage_location)); }
+                label { span { "callback URL" } input type="url" name="callback_url" value=(value(&s.callback_url)); }
+                @if key.limits.allow_sts && key.limits.kinds.contains(&crate::jobs::JobKind::Video) {
+                    label.check { input type="checkbox" name="allow_sts_refresh" value="on" checked[key.limits.allow_sts_refresh]; " STS tokens may call RefreshUploadVideo" }
+                }
+                div.buttons { button type="submit" { "Save settings" } }
+            }
+        }
+    }
+}
+
+/// The settings form as sent: every field is present (empty clears it).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(super) struct SettingsForm {
+    #[serde(default)]
+    app_id: String,
+    #[serde(default)]
+    workflow_id: String,
+    #[serde(default)]
+    template_group_id: String,
+    #[serde(default)]
+    storage_location: String,
+    #[serde(default)]
+    callback_url: String,
+    allow_sts_refresh: Option<String>,
+}
+
+pub(super) async fn update_settings(
+    State(state): State<ConsoleState>,
+    Path(key_id): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, ConsoleError> {
+    if let Err(why) = KeySettings::parse(
+        Some(&form.app_id),
+        Some(&form.workflow_id),
+        Some(&form.template_group_id),
+        Some(&form.storage_location),
+        Some(&form.callback_url),
+    ) {
+        return page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            Some(Notice::Problem(format!("Settings not changed: {why}."))),
+            None,
+            &CreateForm::default(),
+        )
+        .await;
+    }
+    let update = KeyUpdate {
+        allow_sts_refresh: Some(form.allow_sts_refresh.is_some()),
+        app_id: Some(form.app_id),
+        workflow_id: Some(form.workflow_id),
+        template_group_id: Some(form.template_group_id),
+        storage_location: Some(form.storage_location),
+        callback_url: Some(form.callback_url),
+    };
+    match state.keys.update(&key_id, &update).await? {
+        Some(key) => {
+            tracing::info!(key_id = %key.key_id, "an operator changed an API key's settings from the console");
+            Ok(Redirect::to("/console/keys?notice=updated").into_response())
+        }
+        None => Err(ConsoleError::NotFound(format!(
+            "no API key with id {key_id:?}"
+        ))),
+    }
 }
 
 pub(super) async fn revoke(

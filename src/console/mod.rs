@@ -120,6 +120,10 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{key_id}/revoke", post(keys::revoke))
+        .route(
+            "/console/keys/{key_id}/settings",
+            post(keys::update_settings),
+        )
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/console.css", get(css))
