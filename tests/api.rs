@@ -10,10 +10,7 @@ use common::{open_limits, pattern, ApiResponse, TestApp, TestAppOptions};
 use serde_json::{json, Value};
 use vod_ingest::api::{KeyLimits, KeyStore};
 use vod_ingest::jobs::{Job, JobKind, JobState};
-use vod_ingest::secret::Secret;
-use vod_ingest::vod::{
-    CreateUploadImageRequest, CreateUploadVideoRequest, CredentialProvider, VodClient, VodConfig,
-};
+use vod_ingest::vod::{CreateUploadImageRequest, CreateUploadVideoRequest};
 
 async fn api_app() -> TestApp {
     TestApp::spawn_with(TestAppOptions {
@@ -683,22 +680,6 @@ async fn browsers_get_cors_for_the_origins_their_key_lists() {
     app.stop().await;
 }
 
-fn sts_vod_client(app: &TestApp, token: &Value) -> VodClient {
-    VodClient::new(
-        VodConfig {
-            endpoint: url::Url::parse(&app.emulator().base_url()).unwrap(),
-            region: "cn-shanghai".into(),
-            timeout: Duration::from_secs(10),
-        },
-        CredentialProvider::sts_token(
-            token["access_key_id"].as_str().unwrap(),
-            Secret::new(token["access_key_secret"].as_str().unwrap()),
-            Secret::new(token["security_token"].as_str().unwrap()),
-        ),
-        reqwest::Client::new(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sts_token_uploads_a_video_that_is_recorded_from_its_callback() {
     let app = api_app().await;
@@ -729,7 +710,7 @@ async fn an_sts_token_uploads_a_video_that_is_recorded_from_its_callback() {
     );
 
     // The mobile client: CreateUploadVideo signed with the token, then the upload.
-    let vod = sts_vod_client(&app, &token.body);
+    let vod = common::sts_vod_client(&app.emulator().base_url(), &token.body);
     let ticket = vod
         .create_upload_video(&CreateUploadVideoRequest {
             title: "From the app".into(),
@@ -1079,7 +1060,7 @@ async fn a_signed_upload_event_records_no_sts_upload_vod_does_not_confirm() {
         .api_post("/v1/sts-token", Some(&key), json!({"kinds": ["video"]}))
         .await;
     assert_eq!(token.status, 200, "{token:#?}");
-    let vod = sts_vod_client(&app, &token.body);
+    let vod = common::sts_vod_client(&app.emulator().base_url(), &token.body);
     let ticket = vod
         .create_upload_video(&CreateUploadVideoRequest {
             title: "Never uploaded".into(),

@@ -23,7 +23,7 @@ use vod_ingest::jobs::{JobState, JobStore};
 use vod_ingest::queue::{self, Topology};
 use vod_ingest::secret::Secret;
 use vod_ingest::sign::callback;
-use vod_ingest::vod::{CreateUploadVideoRequest, CredentialProvider, VodClient, VodConfig};
+use vod_ingest::vod::CreateUploadVideoRequest;
 
 const ACCESS_KEY_SECRET: &str = "AKSECRET-5b1f0c7e9a2d4e8f";
 const CALLBACK_KEY: &str = "CBKEY-7c3a91d2e4f6b8a0";
@@ -214,19 +214,7 @@ async fn no_secret_reaches_logs_tables_events_or_metrics() {
         .json()
         .await
         .unwrap();
-    let sts_vod = VodClient::new(
-        VodConfig {
-            endpoint: url::Url::parse(&emulator.base_url()).unwrap(),
-            region: "cn-shanghai".into(),
-            timeout: Duration::from_secs(10),
-        },
-        CredentialProvider::sts_token(
-            token["access_key_id"].as_str().unwrap(),
-            Secret::new(token["access_key_secret"].as_str().unwrap()),
-            Secret::new(token["security_token"].as_str().unwrap()),
-        ),
-        reqwest::Client::new(),
-    );
+    let sts_vod = common::sts_vod_client(&emulator.base_url(), &token);
     let ticket = sts_vod
         .create_upload_video(&CreateUploadVideoRequest {
             title: "sts".into(),

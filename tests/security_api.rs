@@ -12,8 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use vod_ingest::api::{KeyLimits, KeySettings, KeyStore};
 use vod_ingest::http_server::Limits;
 use vod_ingest::jobs::JobKind;
-use vod_ingest::secret::Secret;
-use vod_ingest::vod::{CreateUploadVideoRequest, CredentialProvider, VodClient, VodConfig};
+use vod_ingest::vod::CreateUploadVideoRequest;
 
 async fn api_app() -> TestApp {
     TestApp::spawn_with(TestAppOptions {
@@ -21,22 +20,6 @@ async fn api_app() -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-fn sts_vod_client(app: &TestApp, token: &Value) -> VodClient {
-    VodClient::new(
-        VodConfig {
-            endpoint: url::Url::parse(&app.emulator().base_url()).unwrap(),
-            region: "cn-shanghai".into(),
-            timeout: Duration::from_secs(10),
-        },
-        CredentialProvider::sts_token(
-            token["access_key_id"].as_str().unwrap(),
-            Secret::new(token["access_key_secret"].as_str().unwrap()),
-            Secret::new(token["security_token"].as_str().unwrap()),
-        ),
-        reqwest::Client::new(),
-    )
 }
 
 fn video_upload() -> Value {
@@ -69,7 +52,7 @@ async fn an_sts_token_cannot_overwrite_another_video() {
         token.body["allowed_actions"],
         json!(["vod:CreateUploadVideo"])
     );
-    let vod = sts_vod_client(&app, &token.body);
+    let vod = common::sts_vod_client(&app.emulator().base_url(), &token.body);
     let refused = vod.refresh_upload_video(&victim_video).await.unwrap_err();
     assert_eq!(refused.code(), "Forbidden.RAM", "{refused}");
     // Uploading its own videos still works.
@@ -102,7 +85,7 @@ async fn an_sts_token_cannot_overwrite_another_video() {
         token.body["allowed_actions"],
         json!(["vod:CreateUploadVideo", "vod:RefreshUploadVideo"])
     );
-    sts_vod_client(&app, &token.body)
+    common::sts_vod_client(&app.emulator().base_url(), &token.body)
         .refresh_upload_video(&victim_video)
         .await
         .expect("a key opted in may refresh");

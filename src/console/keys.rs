@@ -37,6 +37,13 @@ pub(super) struct CreateForm {
     origins: String,
     allow_sts: Option<String>,
     allow_sts_refresh: Option<String>,
+    #[serde(flatten)]
+    settings: SettingsFields,
+}
+
+/// A key's VOD settings as both forms send them (empty: not set).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(super) struct SettingsFields {
     #[serde(default)]
     app_id: String,
     #[serde(default)]
@@ -49,8 +56,8 @@ pub(super) struct CreateForm {
     callback_url: String,
 }
 
-impl CreateForm {
-    fn settings(&self) -> Result<KeySettings, String> {
+impl SettingsFields {
+    fn parse(&self) -> Result<KeySettings, String> {
         KeySettings::parse(
             Some(&self.app_id),
             Some(&self.workflow_id),
@@ -59,7 +66,9 @@ impl CreateForm {
             Some(&self.callback_url),
         )
     }
+}
 
+impl CreateForm {
     fn limits(&self) -> Result<(String, KeyLimits), String> {
         let name = self.name.trim();
         if name.is_empty() {
@@ -206,11 +215,11 @@ async fn page(
                     " its tokens may call RefreshUploadVideo (it can overwrite any video's file: only for apps trusted that far)" }
                 fieldset.wide {
                     legend { "VOD settings for its uploads (clients cannot choose these; empty: the account's defaults)" }
-                    label { span { "app id" } input type="text" name="app_id" value=(form.app_id); }
-                    label { span { "workflow id" } input type="text" name="workflow_id" value=(form.workflow_id); }
-                    label { span { "template group id" } input type="text" name="template_group_id" value=(form.template_group_id); }
-                    label { span { "storage location" } input type="text" name="storage_location" value=(form.storage_location); }
-                    label { span { "callback URL" } input type="url" name="callback_url" value=(form.callback_url) placeholder="https://…/callbacks/vod"; }
+                    label { span { "app id" } input type="text" name="app_id" value=(form.settings.app_id); }
+                    label { span { "workflow id" } input type="text" name="workflow_id" value=(form.settings.workflow_id); }
+                    label { span { "template group id" } input type="text" name="template_group_id" value=(form.settings.template_group_id); }
+                    label { span { "storage location" } input type="text" name="storage_location" value=(form.settings.storage_location); }
+                    label { span { "callback URL" } input type="url" name="callback_url" value=(form.settings.callback_url) placeholder="https://…/callbacks/vod"; }
                 }
                 div.buttons { button.primary type="submit" { "Create key" } }
             }
@@ -231,7 +240,7 @@ pub(super) async fn create(
 ) -> Result<Response, ConsoleError> {
     let (name, limits, settings) = match form
         .limits()
-        .and_then(|(n, l)| form.settings().map(|s| (n, l, s)))
+        .and_then(|(n, l)| form.settings.parse().map(|s| (n, l, s)))
     {
         Ok(v) => v,
         Err(why) => {
@@ -286,16 +295,8 @@ fn settings_form(key: &ApiKey) -> maud::Markup {
 /// The settings form as sent: every field is present (empty clears it).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(super) struct SettingsForm {
-    #[serde(default)]
-    app_id: String,
-    #[serde(default)]
-    workflow_id: String,
-    #[serde(default)]
-    template_group_id: String,
-    #[serde(default)]
-    storage_location: String,
-    #[serde(default)]
-    callback_url: String,
+    #[serde(flatten)]
+    settings: SettingsFields,
     allow_sts_refresh: Option<String>,
 }
 
@@ -304,13 +305,7 @@ pub(super) async fn update_settings(
     Path(key_id): Path<String>,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
-    if let Err(why) = KeySettings::parse(
-        Some(&form.app_id),
-        Some(&form.workflow_id),
-        Some(&form.template_group_id),
-        Some(&form.storage_location),
-        Some(&form.callback_url),
-    ) {
+    if let Err(why) = form.settings.parse() {
         return page(
             &state,
             StatusCode::BAD_REQUEST,
@@ -320,13 +315,14 @@ pub(super) async fn update_settings(
         )
         .await;
     }
+    let f = form.settings;
     let update = KeyUpdate {
         allow_sts_refresh: Some(form.allow_sts_refresh.is_some()),
-        app_id: Some(form.app_id),
-        workflow_id: Some(form.workflow_id),
-        template_group_id: Some(form.template_group_id),
-        storage_location: Some(form.storage_location),
-        callback_url: Some(form.callback_url),
+        app_id: Some(f.app_id),
+        workflow_id: Some(f.workflow_id),
+        template_group_id: Some(f.template_group_id),
+        storage_location: Some(f.storage_location),
+        callback_url: Some(f.callback_url),
     };
     match state.keys.update(&key_id, &update).await? {
         Some(key) => {

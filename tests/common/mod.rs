@@ -461,6 +461,27 @@ pub async fn client_put(upload_address_b64: &str, upload_auth_b64: &str, bytes: 
 }
 
 /// Limits that allow everything a test normally needs.
+/// A VOD client signing with an STS token from `POST /v1/sts-token` (what a mobile app does).
+pub fn sts_vod_client(
+    emulator_base_url: &str,
+    token: &serde_json::Value,
+) -> vod_ingest::vod::VodClient {
+    use vod_ingest::vod::{CredentialProvider, VodClient, VodConfig};
+    VodClient::new(
+        VodConfig {
+            endpoint: url::Url::parse(emulator_base_url).unwrap(),
+            region: "cn-shanghai".into(),
+            timeout: Duration::from_secs(10),
+        },
+        CredentialProvider::sts_token(
+            token["access_key_id"].as_str().unwrap(),
+            Secret::new(token["access_key_secret"].as_str().unwrap()),
+            Secret::new(token["security_token"].as_str().unwrap()),
+        ),
+        reqwest::Client::new(),
+    )
+}
+
 pub fn open_limits() -> KeyLimits {
     KeyLimits {
         kinds: vec![JobKind::Video, JobKind::Image, JobKind::AttachedMedia],
