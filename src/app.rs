@@ -115,6 +115,31 @@ pub struct HttpSettings {
     pub limits: Limits,
     /// How long stored callbacks and the API audit are kept.
     pub retention: Retention,
+    /// Serve the admin listener on a non-loopback address without a token
+    /// (`VOD_INGEST_ADMIN_ALLOW_OPEN`): only where a firewall or an authenticating proxy
+    /// keeps everyone else out.
+    pub admin_allow_open: bool,
+    /// The console is reached over HTTPS (`VOD_INGEST_ADMIN_HTTPS`, a TLS proxy in front of
+    /// the admin listener): its session cookie gets `Secure` and the `__Host-` prefix.
+    pub admin_https: bool,
+}
+
+impl HttpSettings {
+    /// An admin listener without a token opens the console (key creation included) to
+    /// whoever reaches it, so without a token it must listen on loopback, unless an operator
+    /// said otherwise.
+    pub fn check_admin_exposure(&self) -> anyhow::Result<()> {
+        if self.admin_token.is_none()
+            && !self.admin_addr.ip().is_loopback()
+            && !self.admin_allow_open
+        {
+            anyhow::bail!(
+                "VOD_INGEST_ADMIN_ADDR is {}, which other hosts can reach, and VOD_INGEST_ADMIN_TOKEN is not set: anyone there could use the console and create API keys. Set VOD_INGEST_ADMIN_TOKEN, or listen on 127.0.0.1, or (only behind a firewall or an authenticating proxy) set VOD_INGEST_ADMIN_ALLOW_OPEN=true",
+                self.admin_addr
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How long rows that only grow are kept (`VOD_INGEST_EVENT_RETENTION_DAYS`,
@@ -325,6 +350,9 @@ async fn start_with(
     config: AppConfig,
     bound: Option<std::net::TcpListener>,
 ) -> anyhow::Result<RunningApp> {
+    if let Some(http) = &config.http {
+        http.check_admin_exposure()?;
+    }
     let concurrency = config.worker.as_ref().map_or(0, |w| w.concurrency) as u32;
     let pool = connect_database(&config.database_url, concurrency * 2 + 8).await?;
     let store = JobStore::new(pool);
@@ -532,9 +560,18 @@ async fn start_with(
             transitions: transitions.clone(),
             amqp_ready: state.amqp_ready.clone(),
             token: http.admin_token.clone(),
+            sessions: console::sessions::SessionStore::new(store.pool().clone()),
+            throttle: Default::default(),
+            https: http.admin_https,
         };
+        let admin_token_set = http.admin_token.is_some();
         let admin = webhook::admin_router(state.clone(), http.admin_token.clone())
-            .merge(console::router(console_state));
+            .merge(console::router(console_state))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    console::enforce_host(admin_token_set, req, next)
+                },
+            ));
         let router = webhook::router(state).merge(api::router(api_state));
         let (token, limits) = (shutdown.clone(), http.limits);
         tasks.spawn(async move {

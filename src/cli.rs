@@ -239,9 +239,18 @@ pub struct HttpArgs {
     /// Address of the admin listener for operators (/readyz, /metrics, /v1/jobs).
     #[arg(long, env = "VOD_INGEST_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
-    /// Token the admin endpoints require (`Authorization: Bearer ...`); unset: none.
+    /// Token the admin endpoints require (`Authorization: Bearer ...`); unset: none, which
+    /// needs a loopback VOD_INGEST_ADMIN_ADDR.
     #[arg(long, env = "VOD_INGEST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Allow a non-loopback VOD_INGEST_ADMIN_ADDR without a token: only where a firewall or
+    /// an authenticating proxy keeps everyone else out.
+    #[arg(long, env = "VOD_INGEST_ADMIN_ALLOW_OPEN")]
+    pub admin_allow_open: bool,
+    /// The console is reached over HTTPS (a TLS proxy in front of the admin listener): its
+    /// session cookie gets Secure and the __Host- prefix.
+    #[arg(long, env = "VOD_INGEST_ADMIN_HTTPS")]
+    pub admin_https: bool,
     /// The callback URL exactly as registered with VOD (it is part of what VOD signs);
     /// comma-separate several when per-job callback URLs are used.
     #[arg(long, env = "VOD_CALLBACK_URL", value_delimiter = ',')]
@@ -776,7 +785,9 @@ impl HttpArgs {
         if self.admin_addr == self.http_addr {
             bail!("VOD_INGEST_ADMIN_ADDR must differ from VOD_INGEST_HTTP_ADDR: the admin endpoints are for operators only");
         }
-        Ok(HttpSettings {
+        let settings = HttpSettings {
+            admin_allow_open: self.admin_allow_open,
+            admin_https: self.admin_https,
             addr: self.http_addr,
             admin_addr: self.admin_addr,
             admin_token: self
@@ -842,7 +853,10 @@ impl HttpArgs {
                     audit: Duration::from_secs(self.audit_retention_days * 86400),
                 }
             },
-        })
+        };
+        // Refused here too, so `run` stops before it connects to anything.
+        settings.check_admin_exposure()?;
+        Ok(settings)
     }
 }
 

@@ -178,6 +178,8 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                 addr: ([127, 0, 0, 1], http_port).into(),
                 admin_addr,
                 admin_token: None,
+                admin_allow_open: false,
+                admin_https: false,
                 auth: CallbackAuth {
                     urls: vec![callback_url.clone()],
                     keys: vec![Secret::new(callback_key)],

@@ -1,9 +1,8 @@
 //! Who may use the console, and which requests may change something.
 //!
 //! - **Token.** With `VOD_INGEST_ADMIN_TOKEN` set, the console needs it: either the bearer
-//!   header the other admin endpoints take, or the session cookie the login form sets. The
-//!   cookie holds an HMAC of the token, not the token, so a copied cookie does not reveal it
-//!   (and changing the token ends every session).
+//!   header the other admin endpoints take, or the session cookie the login form sets (a
+//!   random id of a server-side session, see [`super::sessions`]).
 //! - **CSRF.** Every POST must come from a console page: `Sec-Fetch-Site: same-origin`, or,
 //!   from browsers that do not send it, an `Origin` naming this very host. A request with
 //!   neither is refused: browsers send them on every form POST, so only scripts lack them, and
@@ -13,29 +12,31 @@
 //!   address or `localhost`; a console reached by any other name needs the token.
 
 use axum::http::{header, HeaderMap};
-use hmac::{Hmac, Mac as _};
-use sha2::Sha256;
 
 use crate::secret::Secret;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP (the admin listener on loopback).
 pub const SESSION_COOKIE: &str = "vod_ingest_console";
+/// Its name behind HTTPS: browsers accept a `__Host-` cookie only with `Secure`, `Path=/` and
+/// no `Domain`, so no other site or sub-domain can set or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-vod_ingest_console";
 
-/// The cookie value a login with `token` sets.
-pub fn session_value(token: &Secret) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(b"vod-ingest console session v1");
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// `Set-Cookie` for a login (12 hours) or, with `None`, for a logout.
-pub fn session_cookie(value: Option<&str>) -> String {
+/// `Set-Cookie` for a login (the session id, for its lifetime) or, with `None`, for a logout.
+pub fn session_cookie(value: Option<&str>, https: bool) -> String {
+    let (name, attributes) = if https {
+        (
+            SECURE_SESSION_COOKIE,
+            "Path=/; Secure; HttpOnly; SameSite=Strict",
+        )
+    } else {
+        (SESSION_COOKIE, "Path=/console; HttpOnly; SameSite=Strict")
+    };
     match value {
-        Some(v) => {
-            format!("{SESSION_COOKIE}={v}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=43200")
-        }
-        None => format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+        Some(v) => format!(
+            "{name}={v}; {attributes}; Max-Age={}",
+            super::sessions::SESSION_LIFETIME.as_secs()
+        ),
+        None => format!("{name}=; {attributes}; Max-Age=0"),
     }
 }
 
@@ -50,24 +51,29 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// Whether the request may see the console: no token is configured, or it presents the token
-/// (bearer header) or a session made with it (cookie). Compared in constant time.
-pub fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    let bearer = headers
+/// The session id the request presents, if any.
+pub fn session_id(headers: &HeaderMap, https: bool) -> Option<&str> {
+    cookie(
+        headers,
+        if https {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        },
+    )
+    .filter(|v| !v.is_empty())
+}
+
+/// Whether the request presents the token itself (`Authorization: Bearer`, for scripts).
+/// Compared in constant time.
+pub fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    if bearer.is_some_and(|b| token_matches(b, token)) {
-        return true;
-    }
-    cookie(headers, SESSION_COOKIE).is_some_and(|c| {
-        crate::sign::constant_time_eq(c.as_bytes(), session_value(token).as_bytes())
-    })
+        .map(|(_, t)| t.trim())
+        .is_some_and(|b| token_matches(b, token))
 }
 
 /// Whether `presented` is the token (the login form).
@@ -126,7 +132,7 @@ pub fn host_allowed(headers: &HeaderMap, token_configured: bool) -> Result<(), &
     if ok {
         Ok(())
     } else {
-        Err("the console was reached by a host name, which a hostile page could point at this machine (DNS rebinding): open it by IP address or as localhost, or set VOD_INGEST_ADMIN_TOKEN")
+        Err("the admin listener was reached by a host name, which a hostile page could point at this machine (DNS rebinding): open it by IP address or as localhost, or set VOD_INGEST_ADMIN_TOKEN")
     }
 }
 
@@ -182,23 +188,35 @@ mod tests {
     }
 
     #[test]
-    fn the_token_or_a_session_made_with_it_opens_the_console() {
+    fn the_bearer_header_must_be_the_token() {
         let token = Secret::from("ops-secret");
-        assert!(authorized(&headers(&[]), None));
-        assert!(!authorized(&headers(&[]), Some(&token)));
-        assert!(authorized(
+        assert!(bearer_matches(
             &headers(&[("authorization", "Bearer ops-secret")]),
-            Some(&token)
+            &token
         ));
-        assert!(!authorized(
+        assert!(!bearer_matches(
             &headers(&[("authorization", "Bearer ops-secre")]),
-            Some(&token)
+            &token
         ));
-        let cookie = format!("a=b; {SESSION_COOKIE}={}", session_value(&token));
-        assert!(authorized(&headers(&[("cookie", &cookie)]), Some(&token)));
-        // The raw token is not a session.
-        let raw = format!("{SESSION_COOKIE}=ops-secret");
-        assert!(!authorized(&headers(&[("cookie", &raw)]), Some(&token)));
-        assert_ne!(session_value(&token), session_value(&Secret::from("other")));
+        assert!(!bearer_matches(&headers(&[]), &token));
+    }
+
+    #[test]
+    fn behind_https_the_cookie_is_secure_and_host_only() {
+        let c = session_cookie(Some("abc"), true);
+        assert!(
+            c.starts_with("__Host-vod_ingest_console=abc; Path=/; Secure; HttpOnly"),
+            "{c}"
+        );
+        assert!(!c.contains("Domain"));
+        let c = session_cookie(Some("abc"), false);
+        assert!(
+            c.starts_with("vod_ingest_console=abc; Path=/console; HttpOnly"),
+            "{c}"
+        );
+        assert!(session_cookie(None, true).contains("Max-Age=0"));
+        let h = headers(&[("cookie", "a=b; __Host-vod_ingest_console=xyz")]);
+        assert_eq!(session_id(&h, true), Some("xyz"));
+        assert_eq!(session_id(&h, false), None);
     }
 }

@@ -20,12 +20,13 @@ pub mod guard;
 mod jobs;
 mod keys;
 mod overview;
+pub mod sessions;
 mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -64,6 +65,12 @@ pub struct ConsoleState {
     pub amqp_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// `VOD_INGEST_ADMIN_TOKEN`: when set, the console needs it.
     pub token: Option<Secret>,
+    /// Logins with the token.
+    pub sessions: sessions::SessionStore,
+    /// Wrong tokens, counted to slow down guessing.
+    pub throttle: Arc<sessions::LoginThrottle>,
+    /// `VOD_INGEST_ADMIN_HTTPS`: the console is reached over HTTPS.
+    pub https: bool,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -136,13 +143,24 @@ pub fn router(state: ConsoleState) -> Router {
         .merge(pages)
 }
 
-/// Host, CSRF and token checks, in that order (see [`guard`]).
+/// The DNS-rebinding rule ([`guard::host_allowed`]) in front of the whole admin listener:
+/// `/metrics`, `/readyz` and the job API as well as the console.
+pub async fn enforce_host(token_configured: bool, req: Request, next: Next) -> Response {
+    match guard::host_allowed(req.headers(), token_configured) {
+        Ok(()) => next.run(req).await,
+        Err(why) => (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({ "code": "HostNotAllowed", "message": why })),
+        )
+            .into_response(),
+    }
+}
+
+/// CSRF and token checks, in that order (see [`guard`]); the host rule runs before, over the
+/// whole admin listener ([`enforce_host`]).
 async fn guard_layer(State(state): State<ConsoleState>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let path = req.uri().path().to_owned();
-    if let Err(why) = guard::host_allowed(headers, state.token.is_some()) {
-        return refusal(&state, StatusCode::FORBIDDEN, why);
-    }
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     if !safe {
         if let Err(why) = guard::same_origin(headers) {
@@ -151,7 +169,18 @@ async fn guard_layer(State(state): State<ConsoleState>, req: Request, next: Next
         }
     }
     let open = path == "/console/login" || path.starts_with("/console/assets/");
-    if open || guard::authorized(headers, state.token.as_ref()) {
+    let authorized = match &state.token {
+        None => true,
+        Some(token) if guard::bearer_matches(headers, token) => true,
+        Some(token) => match guard::session_id(headers, state.https) {
+            None => false,
+            Some(id) => match state.sessions.is_valid(id, token).await {
+                Ok(valid) => valid,
+                Err(e) => return ConsoleError::Store(e).into_response(),
+            },
+        },
+    };
+    if open || authorized {
         return next.run(req).await;
     }
     if path.starts_with("/console/api/") {
@@ -247,25 +276,56 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<ConsoleState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<ConsoleState>,
+    extensions: axum::http::Extensions,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let Some(token) = &state.token else {
         return Redirect::to("/console").into_response();
     };
+    let addr = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|p| p.0.ip());
+    // Throttled before the token is even compared: guessing gets no answer at all.
+    if let Some(wait) = state.throttle.check(addr) {
+        let mut resp = login_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "too many wrong tokens from this address: try again in {wait} s"
+            )),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return resp;
+    }
     if !guard::token_matches(form.token.trim(), token) {
-        tracing::warn!("a console login presented a wrong token");
+        state.throttle.failed(addr);
+        tracing::warn!(client = ?addr, "a console login presented a wrong token");
         return login_form(
             &state,
             StatusCode::UNAUTHORIZED,
             Some("that is not the operator token (VOD_INGEST_ADMIN_TOKEN); try again"),
         );
     }
-    let cookie = guard::session_cookie(Some(&guard::session_value(token)));
+    let id = match state.sessions.create(token).await {
+        Ok(id) => id,
+        Err(e) => return ConsoleError::Store(e).into_response(),
+    };
+    let cookie = guard::session_cookie(Some(id.expose()), state.https);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
 }
 
-async fn logout() -> Response {
+/// Ends the session on the server too: a copied cookie stops working at once.
+async fn logout(State(state): State<ConsoleState>, req: Request) -> Response {
+    if let Some(id) = guard::session_id(req.headers(), state.https) {
+        if let Err(e) = state.sessions.end(id).await {
+            return ConsoleError::Store(e).into_response();
+        }
+    }
     (
-        [(header::SET_COOKIE, guard::session_cookie(None))],
+        [(header::SET_COOKIE, guard::session_cookie(None, state.https))],
         Redirect::to("/console/login"),
     )
         .into_response()

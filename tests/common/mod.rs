@@ -91,6 +91,12 @@ pub struct TestAppOptions {
     pub client_upload_timeout: Duration,
     /// The token the admin listener requires.
     pub admin_token: Option<&'static str>,
+    /// Where the admin listener binds (loopback, port 0, unless a test says otherwise).
+    pub admin_addr: std::net::SocketAddr,
+    /// `VOD_INGEST_ADMIN_ALLOW_OPEN`.
+    pub admin_allow_open: bool,
+    /// `VOD_INGEST_ADMIN_HTTPS`.
+    pub admin_https: bool,
     /// Timeouts and load bounds of both listeners.
     pub http_limits: vod_ingest::http_server::Limits,
     /// The reconciler's wait for a completed video's processing outcome.
@@ -117,6 +123,9 @@ impl Default for TestAppOptions {
             }),
             client_upload_timeout: Duration::from_secs(3600),
             admin_token: None,
+            admin_addr: ([127, 0, 0, 1], 0).into(),
+            admin_allow_open: false,
+            admin_https: false,
             http_limits: Default::default(),
             processing_grace: Duration::from_secs(3600),
             missing_checks: 3,
@@ -191,8 +200,10 @@ impl TestApp {
                 worker,
                 http: Some(HttpSettings {
                     addr: ([127, 0, 0, 1], http_port).into(),
-                    admin_addr: ([127, 0, 0, 1], 0).into(),
+                    admin_addr: options.admin_addr,
                     admin_token: options.admin_token.map(Secret::from),
+                    admin_allow_open: options.admin_allow_open,
+                    admin_https: options.admin_https,
                     auth: CallbackAuth {
                         urls: vec![callback_url.clone()],
                         keys: options
