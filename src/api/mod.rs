@@ -339,10 +339,15 @@ impl FromRequestParts<ApiState> for Caller {
             .is_some_and(|o| is_same_origin(o, &parts.headers));
         if let Some(o) = origin.as_deref().filter(|_| !same_origin) {
             if !key.allows_origin(o) {
+                let message = if o.trim().eq_ignore_ascii_case("null") {
+                    "this page has no origin of its own (Origin: null: a sandboxed frame or a file: page), which no key may allow: serve the page from an http(s) origin and add that to the key".to_owned()
+                } else {
+                    format!("this API key may not be used from {o}: add the origin to the key (api-key create --origin)")
+                };
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "OriginNotAllowed",
-                    format!("this API key may not be used from {o}: add the origin to the key (api-key create --origin)"),
+                    message,
                 ));
             }
         }
