@@ -3,10 +3,12 @@
 
 mod emulator_support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use emulator_support::*;
-use serde_json::json;
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
 use vod_ingest::sign;
 
 #[tokio::test]
@@ -1542,4 +1544,164 @@ async fn our_client_signs_v3_with_access_keys_and_assumed_roles() {
     let err = wrong.get_video_info(&ticket.media_id).await.unwrap_err();
     assert_eq!(err.code(), "SignatureDoesNotMatch", "{err}");
     assert!(!err.is_retryable());
+}
+
+/// A call as VOD's Web and mini-program upload SDKs make it in STS mode
+/// (`h5/UploadSDK/src/upload/vod/data.js`): a GET from the app's page, every parameter in
+/// the query, a `RequestId` of the caller's and no `Timestamp`.
+fn device_params(creds: &Creds, action: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    for (k, v) in [
+        ("AccessKeyId", creds.id.as_str()),
+        ("SecurityToken", creds.token.as_deref().unwrap_or_default()),
+        ("Action", action),
+        ("Version", VOD),
+        ("Format", "JSON"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("RequestId", "c8d1a2f0-5d0b-4c39-9a52-3f1f0c6f9e11"),
+    ] {
+        p.insert(k.to_owned(), v.to_owned());
+    }
+    p.insert(
+        "SignatureNonce".to_owned(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    for (k, v) in extra {
+        p.insert((*k).to_owned(), (*v).to_owned());
+    }
+    p
+}
+
+async fn device_get(e: &Emu, params: &BTreeMap<String, String>) -> (u16, Value, HeaderMap) {
+    let url = format!(
+        "{}/?{}",
+        e.emu.base_url(),
+        sign::rpc::to_query_string(params)
+    );
+    let resp = e
+        .http
+        .get(url)
+        .header("Origin", "http://app.localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    (status, value, headers)
+}
+
+#[tokio::test]
+async fn device_signed_sts_calls_without_a_timestamp_work_from_another_origin() {
+    let e = start().await;
+    let creds = sts_creds(&assume_role(&e, &[("DurationSeconds", "900")]).await);
+
+    let mut p = device_params(
+        &creds,
+        "CreateUploadVideo",
+        &[
+            ("Title", "clip"),
+            ("FileName", "clip.mp4"),
+            ("FileSize", "2048"),
+        ],
+    );
+    sign_rpc("GET", &mut p, &creds.secret);
+    let (status, body, headers) = device_get(&e, &p).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let up = decode_upload(&body, "VideoId");
+
+    let mut p = device_params(&creds, "RefreshUploadVideo", &[("VideoId", &up.id)]);
+    sign_rpc("GET", &mut p, &creds.secret);
+    let (status, body, _) = device_get(&e, &p).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["VideoId"], up.id.as_str());
+
+    let mut p = device_params(&creds, "CreateUploadImage", &[("ImageType", "default")]);
+    sign_rpc("GET", &mut p, &creds.secret);
+    let (status, body, _) = device_get(&e, &p).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["ImageId"].is_string(), "{body}");
+
+    // Every other rule holds: the signature, the nonce, the token.
+    let mut p = device_params(&creds, "CreateUploadImage", &[("ImageType", "default")]);
+    sign_rpc("GET", &mut p, "not-the-secret");
+    let (status, body, headers) = device_get(&e, &p).await;
+    assert_rpc_error(&(status, body), 400, "SignatureDoesNotMatch");
+    // Errors carry the CORS header too, or the page could not read why it failed.
+    assert_eq!(headers["access-control-allow-origin"], "*");
+
+    let mut p = device_params(&creds, "CreateUploadImage", &[("ImageType", "default")]);
+    sign_rpc("GET", &mut p, &creds.secret);
+    assert_eq!(device_get(&e, &p).await.0, 200);
+    let (status, body, _) = device_get(&e, &p).await;
+    assert_rpc_error(&(status, body), 400, "SignatureNonceUsed");
+
+    let mut p = device_params(&creds, "CreateUploadImage", &[("ImageType", "default")]);
+    p.insert("SecurityToken".to_owned(), "forged-token".to_owned());
+    sign_rpc("GET", &mut p, &creds.secret);
+    let (status, body, _) = device_get(&e, &p).await;
+    assert_rpc_error(&(status, body), 400, "InvalidSecurityToken.Malformed");
+
+    // A timestamp, when sent, is checked as before.
+    let mut p = device_params(&creds, "CreateUploadImage", &[("ImageType", "default")]);
+    p.insert("Timestamp".to_owned(), "2020-01-02T03:04:05Z".to_owned());
+    sign_rpc("GET", &mut p, &creds.secret);
+    let (status, body, _) = device_get(&e, &p).await;
+    assert_rpc_error(&(status, body), 400, "InvalidTimeStamp.Expired");
+}
+
+#[tokio::test]
+async fn a_long_term_access_key_still_needs_a_timestamp() {
+    let e = start().await;
+    let root = Creds::root();
+    // With or without a (meaningless) token, the account's own key must send a Timestamp.
+    for token in [None, Some("some-token")] {
+        let mut p = device_params(
+            &Creds {
+                token: token.map(str::to_owned),
+                ..root.clone()
+            },
+            "GetVideoInfo",
+            &[("VideoId", "x")],
+        );
+        if token.is_none() {
+            p.remove("SecurityToken");
+        }
+        sign_rpc("GET", &mut p, &root.secret);
+        let (status, body, _) = device_get(&e, &p).await;
+        assert_rpc_error(&(status, body), 400, "MissingTimestamp");
+    }
+}
+
+#[tokio::test]
+async fn the_vod_api_answers_a_cors_preflight() {
+    let e = start().await;
+    let resp = e
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/", e.emu.base_url()))
+        .header("Origin", "http://app.localhost:5173")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-acs-action")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["access-control-allow-methods"], "GET, POST");
+    assert_eq!(h["access-control-allow-headers"], "x-acs-action");
+    // A method the API does not serve is refused as the gateway refuses it.
+    let resp = e
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/", e.emu.base_url()))
+        .header("Origin", "http://app.localhost:5173")
+        .header("Access-Control-Request-Method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["Code"], "UnsupportedHTTPMethod");
 }

@@ -86,6 +86,67 @@ pub(super) enum Caller {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if req.method() == Method::OPTIONS {
+        return preflight(req.headers());
+    }
+    let mut response = answer(shared, req).await;
+    if origin.is_some() {
+        allow_any_origin(response.headers_mut());
+    }
+    response
+}
+
+/// The API gateway answers browsers on any origin: VOD's Web and mini-program upload SDKs call
+/// it from the app's page in STS mode. Credentials (cookies) are never involved, so `*` is
+/// enough, and it is what a cache may share between origins.
+fn allow_any_origin(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::HeaderValue::from_static("x-acs-request-id"),
+    );
+}
+
+/// A CORS preflight: allowed for GET and POST from any origin, with the headers asked for
+/// (a V3 request from a browser sends `x-acs-*` and `Authorization`). Anything else is
+/// refused as the gateway refuses an unsupported method.
+fn preflight(headers: &axum::http::HeaderMap) -> Response {
+    use axum::response::IntoResponse;
+    let requested = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|v| v.to_str().ok());
+    let allowed =
+        headers.contains_key(header::ORIGIN) && matches!(requested, Some("GET") | Some("POST"));
+    if !allowed {
+        let err = RpcError::new(
+            400,
+            "UnsupportedHTTPMethod",
+            "Specified http method is not supported.",
+        );
+        return rpc_error(&err, Format::Json, "vod.aliyuncs.com", &rpc_request_id());
+    }
+    let mut response = axum::http::StatusCode::OK.into_response();
+    let out = response.headers_mut();
+    allow_any_origin(out);
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("GET, POST"),
+    );
+    if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        header::HeaderValue::from_static("600"),
+    );
+    response
+}
+
+async fn answer(shared: Arc<Shared>, req: Request) -> Response {
     let request_id = rpc_request_id();
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -217,6 +278,12 @@ async fn process(
     }
     if v3.is_none() {
         for name in REQUIRED_COMMON {
+            // VOD's client upload SDKs sign STS-mode calls without a `Timestamp` (they send a
+            // `RequestId` instead), and VOD accepts them; `authenticate` allows that only to an
+            // STS credential, whose token expires anyway.
+            if *name == "Timestamp" && get(params, "SecurityToken").is_some() {
+                continue;
+            }
             required(params, name)?;
         }
     }
@@ -347,23 +414,34 @@ fn authenticate(shared: &Shared, method: &Method, params: &Params) -> Result<Cal
             "Specified signature version is not valid.",
         ));
     }
-    let timestamp = parse_timestamp(required(params, "Timestamp")?).ok_or_else(|| {
-        RpcError::new(
-            400,
-            "InvalidTimeStamp.Format",
-            "Specified time stamp or date value is not well formatted.",
-        )
-    })?;
-    if (Utc::now() - timestamp).abs() > MAX_SKEW {
-        return Err(RpcError::new(
-            400,
-            "InvalidTimeStamp.Expired",
-            "Specified time stamp or date value is expired.",
-        ));
-    }
+    let timestamped = match get(params, "Timestamp") {
+        Some(value) => {
+            let timestamp = parse_timestamp(value).ok_or_else(|| {
+                RpcError::new(
+                    400,
+                    "InvalidTimeStamp.Format",
+                    "Specified time stamp or date value is not well formatted.",
+                )
+            })?;
+            if (Utc::now() - timestamp).abs() > MAX_SKEW {
+                return Err(RpcError::new(
+                    400,
+                    "InvalidTimeStamp.Expired",
+                    "Specified time stamp or date value is expired.",
+                ));
+            }
+            true
+        }
+        None => false,
+    };
 
     let access_key_id = required(params, "AccessKeyId")?;
     let (caller, secret) = caller_and_secret(shared, access_key_id, get(params, "SecurityToken"))?;
+    // Without a timestamp only the nonce window and the token's expiry bound a replay, so a
+    // long-term AccessKey must still send one (as every server SDK does).
+    if !timestamped && matches!(caller, Caller::Root) {
+        return Err(RpcError::missing("Timestamp"));
+    }
 
     let string_to_sign = sign::rpc::string_to_sign(method.as_str(), params);
     let expected = sign::rpc::signature(&string_to_sign, &secret);
