@@ -589,9 +589,21 @@ pub struct EmulatorArgs {
     #[arg(long, default_value = "cn-shanghai")]
     pub region: String,
     /// URL clients reach the emulator at, handed out as the OSS endpoint
-    /// [default: http://<listen address>].
+    /// [default: http://<listen address>]. For browsers and mini programs use
+    /// `http://localhost:PORT`: they build `<bucket>.localhost`, which resolves to loopback.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Also answer HTTPS on the same port, with a self-signed certificate for localhost,
+    /// *.localhost, vod.<region>.aliyuncs.com and the public URL's host (written to
+    /// <data dir>/tls/cert.pem): VOD's client SDKs call VOD over https only.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls: bool,
+    /// Answer HTTPS with this certificate chain (PEM) instead of a generated one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Without the AMQP URL's password.

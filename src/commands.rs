@@ -483,9 +483,20 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     config.callback_key = args.callback_key;
     config.region = args.region;
     config.public_url = args.public_url;
+    config.tls = match (args.tls, args.tls_cert, args.tls_key) {
+        (_, Some(cert), Some(key)) => Some(crate::emulator::TlsCertificate::Files { cert, key }),
+        (true, _, _) => Some(crate::emulator::TlsCertificate::Generated),
+        _ => None,
+    };
+    let schemes = if config.tls.is_some() {
+        "http and https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "emulator: VOD, STS and OSS on http://{} (objects in {}); stop with Ctrl-C",
-        args.listen,
+        "emulator: VOD, STS and OSS on {} (port {}, {schemes}; objects in {}); stop with Ctrl-C",
+        args.listen.ip(),
+        args.listen.port(),
         data_dir.display()
     );
     crate::emulator::serve(config, shutdown_signal()).await

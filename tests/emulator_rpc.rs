@@ -1705,3 +1705,81 @@ async fn the_vod_api_answers_a_cors_preflight() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["Code"], "UnsupportedHTTPMethod");
 }
+
+/// The client over https, resolving `names` to the emulator as a hosts entry would, and
+/// trusting only the emulator's generated certificate.
+fn https_client(e: &Emu, names: &[&str]) -> reqwest::Client {
+    let pem = std::fs::read(e.emu.tls_cert_path().expect("TLS is on")).unwrap();
+    let mut builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    for name in names {
+        builder = builder.resolve(name, e.emu.addr());
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn with_tls_one_port_answers_https_for_the_vod_host_and_plain_http() {
+    let e = start_with(|c| c.tls = Some(vod_ingest::emulator::TlsCertificate::Generated)).await;
+    let creds = sts_creds(&assume_role(&e, &[("DurationSeconds", "900")]).await);
+    let port = e.emu.addr().port();
+    let vod_host = "vod.cn-shanghai.aliyuncs.com";
+    let http = https_client(&e, &[vod_host, "localhost"]);
+
+    // The SDK's call, on the host it hard-codes.
+    let mut p = device_params(
+        &creds,
+        "CreateUploadVideo",
+        &[("Title", "clip"), ("FileName", "clip.mp4")],
+    );
+    sign_rpc("GET", &mut p, &creds.secret);
+    let resp = http
+        .get(format!(
+            "https://{vod_host}:{port}/?{}",
+            sign::rpc::to_query_string(&p)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let up = decode_upload(&body, "VideoId");
+
+    // The bucket as a sub-domain of localhost, over https, on the same certificate.
+    let bucket_host = format!("{}.localhost", up.address.bucket);
+    let http = https_client(&e, &[bucket_host.as_str()]);
+    let resp = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("https://{bucket_host}:{port}/{}", up.address.file_name),
+        )
+        .header("Origin", "http://app.localhost:5173")
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Plain HTTP on the same port still serves the server SDKs.
+    let resp = vod(&e, "GetVideoInfo", &[("VideoId", &up.id)]).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+}
+
+#[tokio::test]
+async fn a_tls_certificate_that_is_not_pem_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let mut config = vod_ingest::emulator::EmulatorConfig::new(dir.path().to_path_buf());
+    config.tls = Some(vod_ingest::emulator::TlsCertificate::Files {
+        cert: cert.clone(),
+        key,
+    });
+    let err = vod_ingest::emulator::start(config).await.err().unwrap();
+    let text = format!("{err:#}");
+    assert!(text.contains(&cert.display().to_string()), "{text}");
+    assert!(text.contains("PEM"), "{text}");
+}

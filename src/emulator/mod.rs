@@ -43,7 +43,10 @@ mod processing;
 pub(crate) mod rpc;
 mod state;
 mod throttle;
+mod tls;
 mod v3;
+
+pub use tls::TlsCertificate;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -84,6 +87,8 @@ pub struct EmulatorConfig {
     /// The URL clients reach the emulator at, handed out as the OSS `Endpoint` (e.g.
     /// `http://emulator:9000` in Docker Compose) [default: the listen address].
     pub public_url: Option<String>,
+    /// Also answer TLS on the same port (for VOD's client SDKs, which call VOD over https).
+    pub tls: Option<TlsCertificate>,
 }
 
 impl EmulatorConfig {
@@ -99,6 +104,7 @@ impl EmulatorConfig {
             callback_key: None,
             region: "cn-shanghai".to_owned(),
             public_url: None,
+            tls: None,
         }
     }
 }
@@ -290,6 +296,7 @@ impl Shared {
 pub struct RunningEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    tls_cert: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -302,6 +309,11 @@ impl RunningEmulator {
     /// `http://127.0.0.1:PORT`: the VOD/STS endpoint and the OSS endpoint in UploadAddress.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// With TLS on, the certificate clients should trust (PEM).
+    pub fn tls_cert_path(&self) -> Option<&std::path::Path> {
+        self.tls_cert.as_deref()
     }
 
     /// Where a stored object's bytes are on disk.
@@ -365,7 +377,13 @@ fn base_url_for(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-async fn bind(config: EmulatorConfig) -> anyhow::Result<(tokio::net::TcpListener, Arc<Shared>)> {
+struct Bound {
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tls::Tls>,
+}
+
+async fn bind(config: EmulatorConfig) -> anyhow::Result<Bound> {
     if !(3600..=43200).contains(&config.role_max_session_seconds) {
         anyhow::bail!(
             "the role's maximum session duration must be 3600 to 43200 seconds (RAM's range for \
@@ -382,29 +400,65 @@ async fn bind(config: EmulatorConfig) -> anyhow::Result<(tokio::net::TcpListener
         .clone()
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| base_url_for(addr));
-    let shared = Arc::new(Shared::new(config, base_url)?);
-    Ok((listener, shared))
+    let (tls_source, region, data_dir) = (
+        config.tls.clone(),
+        config.region.clone(),
+        config.data_dir.clone(),
+    );
+    let shared = Arc::new(Shared::new(config, base_url.clone())?);
+    let tls = match tls_source {
+        Some(source) => {
+            let names = tls::certificate_names(&region, &base_url, addr, &shared.bucket);
+            Some(tls::load(&source, &data_dir, names)?)
+        }
+        None => None,
+    };
+    Ok(Bound {
+        listener,
+        shared,
+        tls,
+    })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(dispatch).with_state(shared)
 }
 
+/// Serves until `shutdown`, over plain HTTP or, with TLS, both on the one port.
+async fn run_server(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tls::Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        Some(tls) => tls::serve(listener, router(shared), tls, shutdown).await,
+        None => {
+            axum::serve(listener, router(shared))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
 /// Binds (port 0 is fine), spawns the server and returns at once.
 pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
-    let (listener, shared) = bind(config).await?;
+    let Bound {
+        listener,
+        shared,
+        tls,
+    } = bind(config).await?;
     let addr = listener.local_addr()?;
+    let tls_cert = tls.as_ref().map(|t| t.cert_path.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(shared.clone());
     let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
     let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
+    let server_shared = shared.clone();
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = result {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = run_server(listener, server_shared, tls, shutdown).await {
             tracing::error!(error = %e, "emulator server stopped with an error");
         }
         // One last save of what the final requests changed.
@@ -415,6 +469,7 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
     Ok(RunningEmulator {
         addr,
         shared,
+        tls_cert,
         stop: Some(stop),
         task: Some(task),
     })
@@ -425,13 +480,25 @@ pub async fn serve(
     config: EmulatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (listener, shared) = bind(config).await?;
-    tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening");
+    let Bound {
+        listener,
+        shared,
+        tls,
+    } = bind(config).await?;
+    match &tls {
+        Some(tls) => tracing::info!(
+            addr = %listener.local_addr()?,
+            bucket = %shared.bucket,
+            certificate = %tls.cert_path.display(),
+            "emulator listening (HTTP and HTTPS on one port)"
+        ),
+        None => {
+            tracing::info!(addr = %listener.local_addr()?, bucket = %shared.bucket, "emulator listening")
+        }
+    }
     let (save_stop, save_stopped) = tokio::sync::watch::channel(false);
     let saver = tokio::spawn(persist::run(shared.clone(), save_stopped));
-    let result = axum::serve(listener, router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = run_server(listener, shared, tls, shutdown).await;
     let _ = save_stop.send(true);
     let _ = saver.await;
     result?;
