@@ -242,3 +242,25 @@ async fn a_mobile_client_with_an_sts_token_creates_its_own_upload_and_is_recorde
     assert_eq!(refusal["status"], 403, "{refusal:#}");
     app.stop().await;
 }
+
+/// Without the OSS browser bundle (no `npm ci` on the server) the page says what to run,
+/// rather than failing later with "window.OSS is not a constructor".
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upload_page_says_what_to_run_when_the_oss_bundle_is_missing() {
+    if !node_ready() {
+        return;
+    }
+    let empty_web_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        web_dir: Some(empty_web_dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await;
+    let shown = driver("page-status.mjs", &[&format!("{}/upload", app.http_base())]).await;
+    assert_eq!(shown["errorCode"], "sdk_missing", "{shown}");
+    let status = shown["status"].as_str().unwrap();
+    assert!(status.contains("npm ci --prefix web"), "{status}");
+    assert_eq!(shown["pageErrors"], json!([]), "{shown}");
+    app.stop().await;
+}

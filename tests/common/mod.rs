@@ -101,6 +101,8 @@ pub struct TestAppOptions {
     pub http_limits: vod_ingest::http_server::Limits,
     /// The reconciler's wait for a completed video's processing outcome.
     pub processing_grace: Duration,
+    /// Where the upload page's packages are (`web/` of the checkout unless a test says).
+    pub web_dir: Option<std::path::PathBuf>,
     /// The reconciler's checks before it gives up on missing media.
     pub missing_checks: u32,
     /// How the service signs its VOD and STS calls.
@@ -128,6 +130,7 @@ impl Default for TestAppOptions {
             admin_https: false,
             http_limits: Default::default(),
             processing_grace: Duration::from_secs(3600),
+            web_dir: None,
             missing_checks: 3,
             signature_version: Default::default(),
         }
@@ -216,7 +219,10 @@ impl TestApp {
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
                     retention: Default::default(),
                     sts: options.sts.clone(),
-                    web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
+                    web_dir: options
+                        .web_dir
+                        .clone()
+                        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/web").into()),
                     limits: options.http_limits,
                 }),
                 reconciler: options.reconcile_after.map(|grace| ReconcilerConfig {

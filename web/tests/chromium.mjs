@@ -2,7 +2,7 @@
 // The background-networking flags keep it from calling out (this machine's network is closed).
 import { chromium } from 'playwright-core';
 
-export function launchChromium(userDataDir, viewport) {
+export function launchChromium(userDataDir, viewport, extraArgs = []) {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -14,6 +14,7 @@ export function launchChromium(userDataDir, viewport) {
       '--disable-component-update',
       '--no-first-run',
       '--disable-sync',
+      ...extraArgs,
     ],
     viewport,
   });

@@ -478,6 +478,15 @@
   }
   showKind();
   if (!window.OSS) {
-    fail(apiError(0, 'sdk_missing', 'the OSS SDK (/upload/vendor/aliyun-oss-sdk.min.js) did not load'));
+    // Without it `new window.OSS` would fail later with "window.OSS is not a constructor".
+    fail(
+      apiError(
+        0,
+        'sdk_missing',
+        'the OSS browser SDK (/upload/vendor/aliyun-oss-sdk.min.js) is not installed on this server: ' +
+          'run `npm ci --prefix web` in the vod-ingest checkout (or point VOD_INGEST_WEB_DIR at a web ' +
+          'directory that has it), then reload this page',
+      ),
+    );
   }
 })();
