@@ -66,9 +66,32 @@ pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<Sam
     })
 }
 
+/// Where each kind of client reaches the emulator (docs/clients.md explains each line).
+fn print_client_urls(emulator: &crate::emulator::RunningEmulator, http_port: u16) {
+    let port = emulator.addr().port();
+    let region = "cn-shanghai";
+    println!("\nclient SDKs against this demo:");
+    println!("  application server (your back end): http://127.0.0.1:{http_port}/v1/uploads, /v1/sts-token");
+    println!("  browsers and mini programs: OSS endpoint http://localhost:{port} (buckets at <bucket>.localhost)");
+    println!(
+        "  VOD's Web SDK in STS mode (it calls https://vod.{region}.aliyuncs.com): chromium \
+         --host-resolver-rules=\"MAP vod.{region}.aliyuncs.com:443 127.0.0.1:{port}\" \
+         --ignore-certificate-errors (or trust {})",
+        emulator
+            .tls_cert_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the emulator's certificate".into())
+    );
+    println!(
+        "  phones on your network: run `vod-ingest emulator --listen 0.0.0.0:9000 --tls \
+         --public-url http://<your-ip>.nip.io:9000` (a wildcard DNS name, so bucket sub-domains resolve)"
+    );
+}
+
 /// Keeps the service up for the browser upload page until Ctrl-C, with a fresh API key.
 async fn serve_upload_page(
     running: &app::RunningApp,
+    emulator: &crate::emulator::RunningEmulator,
     http_port: u16,
     console: &str,
 ) -> anyhow::Result<()> {
@@ -95,6 +118,7 @@ async fn serve_upload_page(
     println!("API key ({}): {}", key.key_id, secret.expose());
     println!("operator console: {console} (jobs, history, throughput, dead letters, keys)");
     println!("jobs: `vod-ingest jobs` in another terminal; Ctrl-C stops the demo");
+    print_client_urls(emulator, http_port);
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
@@ -144,6 +168,17 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
     std::fs::create_dir_all(&emulator_config.data_dir)?;
     emulator_config.callback_url = Some(callback_url.clone());
     emulator_config.callback_key = Some(Secret::new(callback_key.clone()));
+    if args.serve {
+        // For client SDKs: `localhost` endpoints (a mini program builds `<bucket>.localhost`,
+        // which browsers resolve to loopback; our own clients use path style for it) and
+        // HTTPS on the same port for VOD's SDKs in STS mode.
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port();
+        emulator_config.listen = ([127, 0, 0, 1], port).into();
+        emulator_config.public_url = Some(format!("http://localhost:{port}"));
+        emulator_config.tls = Some(crate::emulator::TlsCertificate::Generated);
+    }
     let emulator = crate::emulator::start(emulator_config.clone())
         .await
         .context("starting the emulator failed")?;
@@ -364,7 +399,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
         }
     );
     if args.serve && outcome.is_ok() {
-        serve_upload_page(&running, http_port, &console).await?;
+        serve_upload_page(&running, &emulator, http_port, &console).await?;
     }
     running.stop().await;
     emulator.shutdown().await;
