@@ -264,3 +264,40 @@ async fn the_upload_page_says_what_to_run_when_the_oss_bundle_is_missing() {
     assert_eq!(shown["pageErrors"], json!([]), "{shown}");
     app.stop().await;
 }
+
+/// VOD's Android and iOS SDKs' sequence (web/tests/mobile-sequence.mjs): 1 MiB parts, killed
+/// half way, resumed from ListParts, completed with `x-oss-notification`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mobile_sdks_resume_from_list_parts_and_complete_with_a_notification() {
+    if !node_ready() {
+        return;
+    }
+    let app = client_app().await;
+    let key = app.api_key(open_limits()).await;
+    let data = pattern(4 * 1024 * 1024 + 12_345, 9);
+    let file = app.media_file("phone.mp4", &data);
+    let (base, file_arg) = (app.http_base(), file.display().to_string());
+    let result = driver(
+        "mobile-sequence.mjs",
+        &[
+            "--url",
+            &base,
+            "--key",
+            &key,
+            "--file",
+            &file_arg,
+            "--stop-after",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(result["parts"], 5, "{result}");
+    assert_eq!(result["listed_parts"], 2, "{result}");
+    assert_eq!(result["expires_from"], "ExpireUTCTime", "{result}");
+    let job = app
+        .wait_for_state(result["job_id"].as_str().unwrap(), JobState::Completed)
+        .await;
+    assert_eq!(job.media_id.as_deref(), result["media_id"].as_str());
+    assert!(app.object_bytes(&job) == data);
+    app.stop().await;
+}
