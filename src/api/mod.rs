@@ -10,6 +10,7 @@
 mod budget;
 pub mod keys;
 mod page;
+mod post_form;
 pub mod sts;
 mod uploads;
 

@@ -9,6 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::post_form::PostForm;
 use super::{ApiError, ApiState, Caller, KeySettings};
 use crate::jobs::{ClientRefresh, ClientSpec, JobKind, JobMessage, JobState, NewClientUpload};
 use crate::vod::UploadTicket;
@@ -37,6 +38,10 @@ pub struct UploadCredential {
     pub media_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_url: Option<String>,
+    /// With `"upload_method": "post_form"`: a PostObject form for the object, signed by the
+    /// service, whose policy holds the size limit (OSS refuses a larger file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<PostForm>,
     /// VOD's RequestId, for support cases.
     pub request_id: String,
 }
@@ -56,7 +61,62 @@ impl UploadCredential {
             image_url: ticket.media_url.clone().filter(|_| kind == JobKind::Image),
             media_url: ticket.media_url.filter(|_| kind == JobKind::AttachedMedia),
             file_url: ticket.file_url,
+            form: None,
             request_id: ticket.request_id,
+        }
+    }
+
+    /// A credential with its form (`max_bytes`: the declared size, capped at the key's limit).
+    fn with_form(
+        job_id: &str,
+        kind: JobKind,
+        ticket: UploadTicket,
+        method: UploadMethod,
+        region: &str,
+        max_bytes: u64,
+    ) -> Result<Self, ApiError> {
+        let form = match method {
+            UploadMethod::Credential => None,
+            UploadMethod::PostForm => Some(
+                super::post_form::build(&ticket, region, max_bytes, Utc::now()).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "PostFormUnavailable",
+                        e.to_string(),
+                    )
+                })?,
+            ),
+        };
+        let mut credential = Self::new(job_id, kind, ticket);
+        credential.form = form;
+        Ok(credential)
+    }
+}
+
+/// How the client will send the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum UploadMethod {
+    /// With an OSS SDK and the upload credential (PUT, or multipart).
+    #[default]
+    Credential,
+    /// One PostObject form (`form` in the answer), as a mini program's `wx.uploadFile` or an
+    /// HTML form sends it.
+    PostForm,
+}
+
+impl UploadMethod {
+    fn take_from(
+        object: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ApiError> {
+        match object.remove("upload_method") {
+            None | Some(serde_json::Value::Null) => Ok(Self::default()),
+            Some(v) => serde_json::from_value(v).map_err(|_| {
+                ApiError::bad_request(
+                    "InvalidRequest",
+                    "upload_method must be \"credential\" (an OSS SDK with the credential) or \"post_form\" (a signed PostObject form)",
+                )
+            }),
         }
     }
 }
@@ -89,11 +149,12 @@ fn parse_optional_body<T: Default + serde::de::DeserializeOwned>(
 fn parse_upload_request(
     body: &[u8],
     settings: &KeySettings,
-) -> Result<(ClientSpec, u64), ApiError> {
+) -> Result<(ClientSpec, u64, UploadMethod), ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(invalid_body)?;
     let object = value
         .as_object_mut()
         .ok_or_else(|| invalid_body("expected a JSON object"))?;
+    let method = UploadMethod::take_from(object)?;
     for field in ["source", "job_id"] {
         if object.contains_key(field) {
             return Err(ApiError::bad_request(
@@ -156,7 +217,7 @@ fn parse_upload_request(
     let spec = message
         .validate_client()
         .map_err(|e| ApiError::bad_request("InvalidRequest", e.0))?;
-    Ok((spec, file_size))
+    Ok((spec, file_size, method))
 }
 
 fn check_limits(caller: &Caller, kind: JobKind, size: u64) -> Result<(), ApiError> {
@@ -219,7 +280,7 @@ pub(super) async fn create(
     caller: Caller,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<UploadCredential>, ApiError> {
-    let (spec, size) = parse_upload_request(&body?, &caller.key.settings)?;
+    let (spec, size, method) = parse_upload_request(&body?, &caller.key.settings)?;
     let action = action_for(spec.kind);
     if let Err(e) = check_limits(&caller, spec.kind, size) {
         caller.audit(&state, action, None, None, &e.code).await;
@@ -274,7 +335,9 @@ pub(super) async fn create(
         )
         .await;
     tracing::info!(%job_id, media_id = %ticket.media_id, key_id = %caller.key.key_id, "issued an upload credential to a client");
-    Ok(Json(UploadCredential::new(&job_id, spec.kind, ticket)))
+    let max_bytes = size.min(caller.key.limits.max_file_size);
+    UploadCredential::with_form(&job_id, spec.kind, ticket, method, &state.region, max_bytes)
+        .map(Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +346,9 @@ pub(super) struct RefreshRequest {
     /// The VideoId the client holds (the JS SDK's `uploadInfo.videoId` after a page reload).
     #[serde(default)]
     video_id: Option<String>,
+    /// `post_form` for a new form with the new credential.
+    #[serde(default)]
+    upload_method: Option<UploadMethod>,
 }
 
 /// `POST /v1/uploads/{job_id}/refresh`: `{job_id}` may also be the media id the client holds.
@@ -416,7 +482,17 @@ pub(super) async fn refresh(
             "issued",
         )
         .await;
-    Ok(Json(UploadCredential::new(&job.job_id, kind, ticket)))
+    let max_bytes =
+        (job.bytes_total.unwrap_or(0).max(0) as u64).min(caller.key.limits.max_file_size);
+    UploadCredential::with_form(
+        &job.job_id,
+        kind,
+        ticket,
+        request.upload_method.unwrap_or_default(),
+        &state.region,
+        max_bytes,
+    )
+    .map(Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -592,7 +668,7 @@ mod tests {
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{body}");
             assert!(err.message.contains(expected), "{body}: {}", err.message);
         }
-        let (spec, size) = parse_upload_request(
+        let (spec, size, _) = parse_upload_request(
             br#"{"kind":"image","file_name":"p.JPG","file_size":20480,"tags":["a"]}"#,
             &KeySettings::default(),
         )
@@ -630,7 +706,7 @@ mod tests {
             Some("https://hooks.example/vod"),
         )
         .unwrap();
-        let (spec, _) = parse_upload_request(
+        let (spec, _, _) = parse_upload_request(
             br#"{"kind":"video","file_name":"a.mp4","title":"t","file_size":1,"user_data":{"Extend":"mine"}}"#,
             &settings,
         )

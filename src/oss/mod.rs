@@ -241,6 +241,27 @@ fn signed_headers(
     headers
 }
 
+/// Where a PostObject form for `bucket` goes: `https://<bucket>.<endpoint host>/`, or
+/// `http://<ip>:<port>/<bucket>` for the endpoints that get path-style requests.
+pub fn post_form_url(endpoint: &str, bucket: &str) -> Result<url::Url, OssError> {
+    let url = object_url(&ObjectTarget {
+        endpoint: endpoint.to_owned(),
+        bucket: bucket.to_owned(),
+        key: String::new(),
+    })?;
+    let text = url.as_str();
+    if url.path() != "/" {
+        // Path style: the bucket is the path, without the empty key's slash.
+        return url::Url::parse(text.trim_end_matches('/')).map_err(|e| {
+            OssError::from(OssErrorKind::InvalidEndpoint {
+                endpoint: endpoint.to_owned(),
+                detail: e.to_string(),
+            })
+        });
+    }
+    Ok(url)
+}
+
 fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
     let invalid = |detail: String| {
         OssError::from(OssErrorKind::InvalidEndpoint {

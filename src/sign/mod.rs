@@ -5,6 +5,7 @@
 
 pub mod callback;
 pub mod oss;
+pub mod post_policy;
 pub mod rpc;
 pub mod v3;
 
