@@ -57,6 +57,10 @@ pub fn upload_connect_src(vod_endpoint: &url::Url) -> String {
         if vod_endpoint.domain().is_some() {
             sources.push(format!("{scheme}://*.{host}{port}"));
         }
+        // An emulator's OSS endpoint is its public URL, which for browsers is a `localhost`
+        // name (`--public-url http://localhost:9000`, or `emulator.localhost` in Compose):
+        // only this machine, whatever the port.
+        sources.push("http://localhost:* http://*.localhost:*".to_owned());
     }
     sources.join(" ")
 }

@@ -292,7 +292,12 @@ fn object_url(target: &ObjectTarget) -> Result<url::Url, OssError> {
         url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
         // A single-label host (`localhost`, or a Compose service name such as `emulator`)
         // cannot carry a bucket sub-domain; real OSS endpoints always have dots.
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || !d.contains('.'),
+        // Sub-domains of `localhost` resolve only in browsers: not in this process, nor in
+        // the server SDKs (`emulator.localhost` in Compose is an alias of the emulator).
+        url::Host::Domain(d) => {
+            let d = d.to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || !d.contains('.')
+        }
     };
     let key = utf8_percent_encode(&target.key, KEY_ENCODE_SET).to_string();
     let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -398,6 +403,22 @@ mod tests {
         assert_eq!(url.as_str(), "http://emulator:9000/outin-abc/x.mp4");
         let url = object_url(&target("http://[::1]:9000", "x.mp4")).unwrap();
         assert_eq!(url.as_str(), "http://[::1]:9000/outin-abc/x.mp4");
+        let url = object_url(&target("http://emulator.localhost:9000", "x.mp4")).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://emulator.localhost:9000/outin-abc/x.mp4"
+        );
+    }
+
+    #[test]
+    fn post_forms_go_to_the_bucket() {
+        let url = post_form_url("https://oss-cn-shanghai.aliyuncs.com", "outin-abc").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://outin-abc.oss-cn-shanghai.aliyuncs.com/"
+        );
+        let url = post_form_url("http://127.0.0.1:9000", "outin-abc").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9000/outin-abc");
     }
 
     #[test]
