@@ -1473,3 +1473,56 @@ async fn browser_style_v1_requests_verify() {
     let fields = assert_oss_error(resp, 403, "AccessDenied").await;
     assert_eq!(fields["Message"], "Missing Date header.");
 }
+
+/// The Android OSS SDK addresses a host that is neither an IP nor `*.aliyuncs.com` as a domain
+/// bound to the bucket (a CNAME): `PUT /<key>` with `Host: <public host>`. The emulator's public
+/// URL's domain is such a domain; path style on it and IP hosts keep their meaning.
+#[tokio::test]
+async fn the_public_domain_acts_as_a_cname_of_the_bucket() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = start_with(|c| {
+        c.listen = ([127, 0, 0, 1], port).into();
+        c.public_url = Some(format!("http://localhost:{port}"));
+    })
+    .await;
+    let up = create_video(&e, &[]).await;
+    let creds = Creds::from_upload_auth(&up.auth);
+    let data = b"from an android phone".to_vec();
+    let resp = OssCall::new(
+        "PUT",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .body(data.clone())
+    .host(format!("localhost:{port}"))
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let stored = e.emu.object_path(&up.address.bucket, &up.address.file_name);
+    assert_eq!(std::fs::read(stored).unwrap(), data);
+
+    // Path style on the same host still names the bucket first.
+    let resp = OssCall::new(
+        "HEAD",
+        &up.address.bucket,
+        &up.address.file_name,
+        Some(&creds),
+    )
+    .send(&e)
+    .await;
+    assert_eq!(resp.status(), 200);
+    // On an IP host an unknown first segment is a bucket that does not exist, as before.
+    let resp = e
+        .http
+        .get(format!("http://127.0.0.1:{port}/no-such-bucket/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().contains("NoSuchBucket"));
+}

@@ -29,6 +29,22 @@ const EC_TOKEN_EXPIRED: &str = "0002-00000007";
 const EC_TOKEN_INVALID: &str = "0002-00000006";
 const EC_NO_SUCH_KEY: &str = "0026-00000001";
 
+/// Whether `host` (the request's `Host`) is the emulator's public URL's domain, which acts as
+/// a domain bound to its bucket (OSS's CNAME). An IP address never is.
+fn is_bound_domain(shared: &Shared, host: &str) -> bool {
+    let Ok(public) = url::Url::parse(&shared.base_url) else {
+        return false;
+    };
+    let Some(url::Host::Domain(domain)) = public.host() else {
+        return false;
+    };
+    let expected = match public.port() {
+        Some(port) => format!("{domain}:{port}"),
+        None => domain.to_owned(),
+    };
+    host.eq_ignore_ascii_case(&expected)
+}
+
 pub(crate) enum Target {
     VirtualHosted { bucket: String, host: String },
     PathStyle { host: String },
@@ -123,7 +139,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
         Target::VirtualHosted { bucket, host } => (host, decode(raw_path).map(|k| (bucket, k))),
         Target::PathStyle { host } => {
             let (b, k) = raw_path.split_once('/').unwrap_or((raw_path, ""));
-            (host, decode(b).and_then(|b| decode(k).map(|k| (b, k))))
+            if !shared.known_bucket(b) && is_bound_domain(&shared, &host) {
+                // A CNAME: the Android OSS SDK addresses any host that is neither an IP nor
+                // `*.aliyuncs.com` as a domain bound to the bucket, so the whole path is the key.
+                let bucket = shared.bucket.clone();
+                (host, decode(raw_path).map(|k| (bucket, k)))
+            } else {
+                (host, decode(b).and_then(|b| decode(k).map(|k| (b, k))))
+            }
         }
     };
     let (bucket, key) = match resolved {
