@@ -1675,37 +1675,6 @@ async fn a_long_term_access_key_still_needs_a_timestamp() {
     }
 }
 
-#[tokio::test]
-async fn the_vod_api_answers_a_cors_preflight() {
-    let e = start().await;
-    let resp = e
-        .http
-        .request(reqwest::Method::OPTIONS, format!("{}/", e.emu.base_url()))
-        .header("Origin", "http://app.localhost:5173")
-        .header("Access-Control-Request-Method", "GET")
-        .header("Access-Control-Request-Headers", "x-acs-action")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let h = resp.headers();
-    assert_eq!(h["access-control-allow-origin"], "*");
-    assert_eq!(h["access-control-allow-methods"], "GET, POST");
-    assert_eq!(h["access-control-allow-headers"], "x-acs-action");
-    // A method the API does not serve is refused as the gateway refuses it.
-    let resp = e
-        .http
-        .request(reqwest::Method::OPTIONS, format!("{}/", e.emu.base_url()))
-        .header("Origin", "http://app.localhost:5173")
-        .header("Access-Control-Request-Method", "DELETE")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["Code"], "UnsupportedHTTPMethod");
-}
-
 /// The client over https, resolving `names` to the emulator as a hosts entry would, and
 /// trusting only the emulator's generated certificate.
 fn https_client(e: &Emu, names: &[&str]) -> reqwest::Client {

@@ -185,9 +185,37 @@ pub(super) async fn write_body(
     path: &std::path::Path,
     body: Body,
 ) -> Result<(u64, [u8; 16], u64), OssError> {
+    match write_stream(path, body.into_data_stream(), u64::MAX).await {
+        Ok(written) => Ok(written),
+        Err(WriteError::Oss(e)) => Err(e),
+        Err(WriteError::Over | WriteError::Stream) => Err(OssError::new(
+            400,
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            None,
+        )),
+    }
+}
+
+/// Why [`write_stream`] stopped.
+pub(super) enum WriteError {
+    /// More than the limit arrived (the rest is not read).
+    Over,
+    /// The stream itself failed (the client went away, or a malformed body).
+    Stream,
+    Oss(OssError),
+}
+
+/// Streams `stream` into `path` while hashing it (MD5 and CRC-64 in one pass), stopping as
+/// soon as more than `limit` bytes arrive: memory stays at one chunk whatever the size.
+pub(super) async fn write_stream<E>(
+    path: &std::path::Path,
+    mut stream: impl futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    limit: u64,
+) -> Result<(u64, [u8; 16], u64), WriteError> {
     let io_error = |e: std::io::Error| {
         tracing::error!(error = %e, "could not write an upload");
-        OssError::internal()
+        WriteError::Oss(OssError::internal())
     };
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
@@ -196,16 +224,11 @@ pub(super) async fn write_body(
     let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut md5 = Md5::new();
     let mut crc = Crc64::new();
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            OssError::new(
-                400,
-                "IncompleteBody",
-                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-                None,
-            )
-        })?;
+        let chunk = chunk.map_err(|_| WriteError::Stream)?;
+        if crc.len() + chunk.len() as u64 > limit {
+            return Err(WriteError::Over);
+        }
         md5.update(&chunk);
         crc.update(&chunk);
         file.write_all(&chunk).await.map_err(io_error)?;

@@ -428,61 +428,12 @@ fn authenticate(
         .with("ServerTime", iso_millis(now)));
     }
 
-    let unknown_key = || {
-        OssError::new(
-            403,
-            "InvalidAccessKeyId",
-            "The OSS Access Key Id you provided does not exist in our records.",
-            None,
-        )
-        .with("OSSAccessKeyId", access_key_id)
-    };
-    let (principal, secret) = if access_key_id == shared.config.access_key_id {
-        (
-            Principal::Root,
-            shared.config.access_key_secret.expose().to_owned(),
-        )
-    } else {
-        let inner = shared.lock();
-        let cred = inner
-            .credentials
-            .get(access_key_id)
-            .cloned()
-            .ok_or_else(unknown_key)?;
-        // An STS AccessKeyId means nothing without its token (oss.md §4.2).
-        let token = header_str(headers, "x-oss-security-token").ok_or_else(unknown_key)?;
-        match inner.tokens.get(token) {
-            None => {
-                return Err(OssError::new(
-                    403,
-                    "InvalidSecurityToken",
-                    "The security token you provided is invalid.",
-                    Some(EC_TOKEN_INVALID),
-                ))
-            }
-            Some(owner) if owner != access_key_id => {
-                return Err(OssError::new(
-                    403,
-                    "AccessKeyIdAndSecurityTokenNotMatch",
-                    "The OSS access key id and security token you provided does not match.",
-                    None,
-                ))
-            }
-            Some(_) => {}
-        }
-        if cred.expires_at <= now {
-            // The real service echoes the token in the body (oss.md §4.2); clients must not
-            // log error bodies verbatim, and this keeps them honest.
-            return Err(OssError::new(
-                403,
-                "SecurityTokenExpired",
-                "The security token you provided has expired.",
-                Some(EC_TOKEN_EXPIRED),
-            )
-            .with("SecurityToken", token));
-        }
-        (Principal::Sts(cred.scope), cred.secret.expose().to_owned())
-    };
+    let (principal, secret) = principal_and_secret(
+        shared,
+        access_key_id,
+        header_str(headers, "x-oss-security-token"),
+        now,
+    )?;
 
     let header_list: Vec<(String, String)> = headers
         .iter()
@@ -545,6 +496,72 @@ fn authenticate(
         }
     }
     Ok(principal)
+}
+
+/// Who `access_key_id` is and its secret: the configured key, or an STS credential with its
+/// `token` (`x-oss-security-token`, a header or, in a PostObject form, a field), unexpired.
+fn principal_and_secret(
+    shared: &Shared,
+    access_key_id: &str,
+    token: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Principal, String), OssError> {
+    let unknown_key = || {
+        OssError::new(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+            None,
+        )
+        .with("OSSAccessKeyId", access_key_id)
+    };
+    let found = if access_key_id == shared.config.access_key_id {
+        (
+            Principal::Root,
+            shared.config.access_key_secret.expose().to_owned(),
+        )
+    } else {
+        let inner = shared.lock();
+        let cred = inner
+            .credentials
+            .get(access_key_id)
+            .cloned()
+            .ok_or_else(unknown_key)?;
+        // An STS AccessKeyId means nothing without its token (oss.md §4.2).
+        let token = token.ok_or_else(unknown_key)?;
+        match inner.tokens.get(token) {
+            None => {
+                return Err(OssError::new(
+                    403,
+                    "InvalidSecurityToken",
+                    "The security token you provided is invalid.",
+                    Some(EC_TOKEN_INVALID),
+                ))
+            }
+            Some(owner) if owner != access_key_id => {
+                return Err(OssError::new(
+                    403,
+                    "AccessKeyIdAndSecurityTokenNotMatch",
+                    "The OSS access key id and security token you provided does not match.",
+                    None,
+                ))
+            }
+            Some(_) => {}
+        }
+        if cred.expires_at <= now {
+            // The real service echoes the token in the body (oss.md §4.2); clients must not
+            // log error bodies verbatim, and this keeps them honest.
+            return Err(OssError::new(
+                403,
+                "SecurityTokenExpired",
+                "The security token you provided has expired.",
+                Some(EC_TOKEN_EXPIRED),
+            )
+            .with("SecurityToken", token));
+        }
+        (Principal::Sts(cred.scope), cred.secret.expose().to_owned())
+    };
+    Ok(found)
 }
 
 /// Upload credentials reach only their own object (or, for M3U8, their prefix); AssumeRole

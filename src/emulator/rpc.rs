@@ -86,10 +86,9 @@ pub(super) enum Caller {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
+    // No preflight is answered (OPTIONS is refused as any other method): VOD's SDKs send
+    // simple GETs, which need only the Allow-Origin header on the answer.
     let origin = req.headers().get(header::ORIGIN).cloned();
-    if req.method() == Method::OPTIONS {
-        return preflight(req.headers());
-    }
     let mut response = answer(shared, req).await;
     if origin.is_some() {
         allow_any_origin(response.headers_mut());
@@ -109,41 +108,6 @@ fn allow_any_origin(headers: &mut axum::http::HeaderMap) {
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         header::HeaderValue::from_static("x-acs-request-id"),
     );
-}
-
-/// A CORS preflight: allowed for GET and POST from any origin, with the headers asked for
-/// (a V3 request from a browser sends `x-acs-*` and `Authorization`). Anything else is
-/// refused as the gateway refuses an unsupported method.
-fn preflight(headers: &axum::http::HeaderMap) -> Response {
-    use axum::response::IntoResponse;
-    let requested = headers
-        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-        .and_then(|v| v.to_str().ok());
-    let allowed =
-        headers.contains_key(header::ORIGIN) && matches!(requested, Some("GET") | Some("POST"));
-    if !allowed {
-        let err = RpcError::new(
-            400,
-            "UnsupportedHTTPMethod",
-            "Specified http method is not supported.",
-        );
-        return rpc_error(&err, Format::Json, "vod.aliyuncs.com", &rpc_request_id());
-    }
-    let mut response = axum::http::StatusCode::OK.into_response();
-    let out = response.headers_mut();
-    allow_any_origin(out);
-    out.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        header::HeaderValue::from_static("GET, POST"),
-    );
-    if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-    }
-    out.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        header::HeaderValue::from_static("600"),
-    );
-    response
 }
 
 async fn answer(shared: Arc<Shared>, req: Request) -> Response {
