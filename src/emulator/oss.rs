@@ -25,6 +25,8 @@ const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Error codes OSS documents (`oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
 /// since an invented EC would mislead more than a missing one.
+mod post_object;
+
 const EC_TOKEN_EXPIRED: &str = "0002-00000007";
 const EC_TOKEN_INVALID: &str = "0002-00000006";
 const EC_NO_SUCH_KEY: &str = "0026-00000001";
@@ -62,6 +64,8 @@ enum Operation {
     ListParts,
     AbortMultipartUpload,
     ListMultipartUploads,
+    /// A form upload to the bucket's root (`post_object`).
+    PostObject,
     /// Anything else (bucket operations, copy, append, ...).
     Unsupported,
 }
@@ -79,6 +83,7 @@ impl Operation {
             Operation::ListParts => "ListParts",
             Operation::AbortMultipartUpload => "AbortMultipartUpload",
             Operation::ListMultipartUploads => "ListMultipartUploads",
+            Operation::PostObject => "PostObject",
             Operation::Unsupported => "UnsupportedOssOperation",
         }
     }
@@ -93,6 +98,8 @@ impl Operation {
         if key.is_empty() {
             return if *method == Method::GET && has("uploads") {
                 Operation::ListMultipartUploads
+            } else if *method == Method::POST && post_object::is_form(headers) {
+                Operation::PostObject
             } else {
                 Operation::Unsupported
             };
@@ -170,7 +177,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request, target: Target) ->
             .collect();
     let op = Operation::classify(&parts.method, &key, &query, &parts.headers);
     shared.count(op.name());
-    let mut resp = match process(&shared, &parts, body, &bucket, &key, &query, op).await {
+    let result = if op == Operation::PostObject {
+        // Authenticated by its form, not by headers.
+        post_object::handle(&shared, &parts.headers, body, &bucket).await
+    } else {
+        process(&shared, &parts, body, &bucket, &key, &query, op).await
+    };
+    let mut resp = match result {
         Ok(mut resp) => {
             oss_common_headers(&mut resp, &request_id);
             resp
@@ -299,7 +312,7 @@ async fn process(
         Operation::ListParts => multipart::list_parts(shared, bucket, key, query),
         Operation::AbortMultipartUpload => multipart::abort(shared, bucket, key, query).await,
         Operation::ListMultipartUploads => multipart::list_uploads(shared, bucket, query),
-        Operation::Unsupported => Err(not_implemented()),
+        Operation::Unsupported | Operation::PostObject => Err(not_implemented()),
     }
 }
 
