@@ -15,7 +15,8 @@
 #     https://vod.cn-shanghai.aliyuncs.com, which Chromium maps to the emulator's HTTPS);
 #   - the mini-program SDK in Node under a small `wx` stand-in whose uploadFile sends the real
 #     multipart PostObject to <bucket>.localhost (resolved to loopback, as WeChat's runtime and
-#     browsers resolve *.localhost);
+#     browsers resolve *.localhost), in credential and STS mode, and the same stand-in sending
+#     the form the service signs (`"upload_method": "post_form"`);
 # each upload must end with its job recorded as completed and the stored bytes equal to the file.
 # Needs PostgreSQL and RabbitMQ (as .ci/run starts them), Node.js with `npm ci --prefix web`, and
 # Debian's chromium.
@@ -130,12 +131,14 @@ done
 
 if [[ -n $mini_sdk ]]; then
   head -c $((700 * 1024 + 17)) /dev/urandom >"$work/mini.mp4"
-  if out=$(node web/tests/sdk-check/mini-program.mjs --sdk "$mini_sdk" --api "http://127.0.0.1:$http_port" \
-      --key "$key" --file "$work/mini.mp4" 2>"$work/mini.err"); then
-    check_upload "mini-program/credential" "$out" "$(json_field "$out" job_id)" "$work/mini.mp4"
-  else
-    report "mini-program/credential" fail "$(tail -n 5 "$work/mini.err" | tr '\n' ' ')"
-  fi
+  for mode in credential sts post_form; do
+    if out=$(node web/tests/sdk-check/mini-program.mjs --sdk "$mini_sdk" --api "http://127.0.0.1:$http_port" \
+        --key "$key" --file "$work/mini.mp4" --mode "$mode" --emulator-port "$emu_port" 2>"$work/mini-$mode.err"); then
+      check_upload "mini-program/$mode" "$out" "$(json_field "$out" job_id)" "$work/mini.mp4"
+    else
+      report "mini-program/$mode" fail "$(tail -n 5 "$work/mini-$mode.err" | tr '\n' ' ')"
+    fi
+  done
 else
   echo "SKIP  mini-program (give the SDK file as the second argument)"
 fi

@@ -7,7 +7,11 @@
 // them.
 //
 //   node web/tests/sdk-check/mini-program.mjs --sdk aliyun-upload-sdk-1.0.1.min.js \
-//        --api http://127.0.0.1:8080 --key KEY --file PATH
+//        --api http://127.0.0.1:8080 --key KEY --file PATH [--mode credential|sts --emulator-port P]
+//
+// In STS mode the SDK calls `https://vod.<region>.aliyuncs.com` through `wx.request`; the
+// stand-in sends that name to the emulator's port (started with --tls), as a phone's hosts
+// entry would.
 //
 // The SDK reports success whatever OSS answered, so the stand-in keeps OSS's answer and this
 // driver fails unless it was 2xx. Prints {"job_id","bucket","object","status"}.
@@ -26,6 +30,8 @@ const { values: args } = parseArgs({
     api: { type: 'string' },
     key: { type: 'string' },
     file: { type: 'string' },
+    mode: { type: 'string', default: 'credential' },
+    'emulator-port': { type: 'string' },
     timeout: { type: 'string', default: '60' },
   },
 });
@@ -36,17 +42,22 @@ for (const name of ['sdk', 'api', 'key', 'file']) {
   }
 }
 const log = (line) => process.stderr.write(`mini-program: ${line}\n`);
+if (args.mode === 'sts' && !args['emulator-port']) {
+  process.stderr.write('mini-program: --emulator-port is required with --mode sts\n');
+  process.exit(2);
+}
 
 /** One HTTP request; `*.localhost` is sent to 127.0.0.1 with its own Host header. */
 function send(url, { method = 'GET', headers = {}, body } = {}) {
   const u = new URL(url);
   const loopback = u.hostname === 'localhost' || u.hostname.endsWith('.localhost');
+  const vod = /^vod\.[a-z0-9-]+\.aliyuncs\.com$/.test(u.hostname) && args['emulator-port'];
   const lib = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = lib.request(
       {
-        host: loopback ? '127.0.0.1' : u.hostname,
-        port: u.port || (u.protocol === 'https:' ? 443 : 80),
+        host: loopback || vod ? '127.0.0.1' : u.hostname,
+        port: vod ? args['emulator-port'] : u.port || (u.protocol === 'https:' ? 443 : 80),
         path: `${u.pathname}${u.search}`,
         method,
         headers: { Host: u.host, ...headers },
@@ -65,6 +76,8 @@ function send(url, { method = 'GET', headers = {}, body } = {}) {
   });
 }
 
+// The SDK logs with console.log: keep stdout for this driver's one JSON line.
+console.log = (...args) => console.error(...args);
 const ossAnswers = [];
 // The build assigns `window.onbeforeunload` behind a `window &&` test, which throws where
 // `window` is not declared at all; mini-program frameworks (uni-app, Taro) declare it.
@@ -159,23 +172,45 @@ const file = path.resolve(args.file);
 const size = (await readFile(file)).length;
 let job = null;
 let code = 1;
+// The form signed by the service ("upload_method": "post_form"), sent with wx.uploadFile by a
+// mini program that does not use VOD's SDK at all.
+async function postFormMode() {
+  job = await post('/v1/uploads', {
+    kind: 'video',
+    title: 'Mini program form',
+    file_name: path.basename(file),
+    file_size: size,
+    upload_method: 'post_form',
+  });
+  await new Promise((resolve, reject) =>
+    wx.uploadFile({ url: job.form.url, filePath: file, name: 'file', formData: job.form.fields, success: resolve, fail: reject }),
+  );
+  const address = JSON.parse(Buffer.from(job.upload_address, 'base64').toString('utf8'));
+  return { bucket: address.Bucket, object: address.FileName };
+}
+
 try {
-  const result = await new Promise((resolve, reject) => {
+  const result = args.mode === 'post_form' ? await postFormMode() : await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timed out')), Number(args.timeout) * 1000);
     const uploader = new VODUpload({
       timeout: 60000,
       region: 'cn-shanghai',
       onUploadstarted: async (info) => {
         try {
-          job = await post('/v1/uploads', { kind: 'video', title: 'Mini program', file_name: path.basename(file), file_size: size });
-          uploader.setUploadAuthAndAddress(info, job.upload_auth, job.upload_address, job.video_id || job.media_id);
+          if (args.mode === 'sts') {
+            const t = await post('/v1/sts-token', { kinds: ['video'] });
+            uploader.setSTSToken(info, t.access_key_id, t.access_key_secret, t.security_token);
+          } else {
+            job = await post('/v1/uploads', { kind: 'video', title: 'Mini program', file_name: path.basename(file), file_size: size });
+            uploader.setUploadAuthAndAddress(info, job.upload_auth, job.upload_address, job.video_id || job.media_id);
+          }
         } catch (e) {
           reject(e);
         }
       },
       onUploadSucceed: (info) => {
         clearTimeout(timer);
-        resolve({ bucket: info.bucket, object: info.object });
+        resolve({ bucket: info.bucket, object: info.object, video_id: info.videoId });
       },
       onUploadFailed: (info, c, message) => {
         clearTimeout(timer);
@@ -189,7 +224,9 @@ try {
   if (!answer || answer.status < 200 || answer.status > 299) {
     throw new Error(`the SDK reported success, but OSS answered ${answer?.status}: ${answer?.body}`);
   }
-  console.log(JSON.stringify({ job_id: job.job_id, ...result, status: answer.status, url: answer.url, fields: answer.fields }));
+  process.stdout.write(
+    `${JSON.stringify({ job_id: job ? job.job_id : `sts:${result.video_id}`, mode: args.mode, ...result, status: answer.status, url: answer.url, fields: answer.fields })}\n`,
+  );
   code = 0;
 } catch (e) {
   log(`failed: ${e.message || e}`);
