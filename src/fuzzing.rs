@@ -202,6 +202,17 @@ pub fn emulator_rpc_params(query: &[u8], form: Option<&[u8]>) -> BTreeMap<String
     crate::emulator::rpc::collect_params(query, form)
 }
 
+/// The emulator's reading of a PostObject policy (JSON, before Base64) and the size range its
+/// conditions allow for a form with `fields`; `Err` holds OSS's error code.
+pub fn emulator_post_policy(
+    policy_json: &[u8],
+    bucket: &str,
+    key: &str,
+    fields: &[(String, String)],
+) -> Result<(Option<u64>, Option<u64>), String> {
+    crate::emulator::fuzz_post_policy(policy_json, bucket, key, fields)
+}
+
 /// The emulator's reading of an RPC `Timestamp`.
 pub fn emulator_rpc_timestamp(value: &str) -> Option<DateTime<Utc>> {
     crate::emulator::rpc::parse_timestamp(value)

@@ -36,6 +36,8 @@ pub(crate) mod errors;
 pub(crate) mod multipart;
 mod object;
 mod oss;
+#[cfg(feature = "fuzzing")]
+pub(crate) use oss::fuzz_policy as fuzz_post_policy;
 pub(crate) mod oss_v4;
 mod persist;
 pub(crate) mod policy;

@@ -26,6 +26,8 @@ const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 /// Error codes OSS documents (`oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
 /// since an invented EC would mislead more than a missing one.
 mod post_object;
+#[cfg(feature = "fuzzing")]
+pub(crate) use post_object::fuzz_policy;
 
 const EC_TOKEN_EXPIRED: &str = "0002-00000007";
 const EC_TOKEN_INVALID: &str = "0002-00000006";

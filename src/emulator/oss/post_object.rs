@@ -534,3 +534,27 @@ impl Policy {
         Ok((min, max))
     }
 }
+
+/// For the `cargo fuzz` target: the policy as the emulator reads it and the size range its
+/// conditions allow for a form with these fields (`bucket` and `key` as given).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_policy(
+    policy_json: &[u8],
+    bucket: &str,
+    key: &str,
+    fields: &[(String, String)],
+) -> Result<(Option<u64>, Option<u64>), String> {
+    let policy_b64 = base64::engine::general_purpose::STANDARD.encode(policy_json);
+    let policy = Policy::parse(&policy_b64).map_err(|e| e.code)?;
+    let form = Form {
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        file_name: "clip.mp4".to_owned(),
+        file_content_type: None,
+    };
+    policy
+        .check_conditions(&form, bucket, key)
+        .map_err(|e| e.code)
+}
