@@ -66,11 +66,11 @@ pub fn generate_sample_media(dir: &Path, video_bytes: u64) -> anyhow::Result<Sam
     })
 }
 
-/// Where each kind of client reaches the emulator (docs/clients.md explains each line).
+/// Where each kind of client reaches the emulator.
 fn print_client_urls(emulator: &crate::emulator::RunningEmulator, http_port: u16) {
     let port = emulator.addr().port();
     let region = "cn-shanghai";
-    println!("\nclient SDKs against this demo:");
+    println!("\nclient SDKs against this demo (docs/clients.md explains each line):");
     println!("  application server (your back end): http://127.0.0.1:{http_port}/v1/uploads, /v1/sts-token");
     println!("  browsers and mini programs: OSS endpoint http://localhost:{port} (buckets at <bucket>.localhost)");
     println!(
