@@ -461,16 +461,10 @@ fn authenticate(
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
             .join(" ");
-        OssError::new(
-            403,
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-            None,
-        )
-        .with("OSSAccessKeyId", access_key_id)
-        .with("SignatureProvided", provided)
-        .with("StringToSign", string_to_sign)
-        .with("StringToSignBytes", bytes)
+        signature_mismatch(access_key_id)
+            .with("SignatureProvided", provided)
+            .with("StringToSign", string_to_sign)
+            .with("StringToSignBytes", bytes)
     };
     match &scheme {
         Scheme::V1 { provided, .. } => {
@@ -511,6 +505,17 @@ fn authenticate(
         }
     }
     Ok(principal)
+}
+
+/// OSS's answer to a signature that does not match, headers' or a form's.
+fn signature_mismatch(access_key_id: &str) -> OssError {
+    OssError::new(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+        None,
+    )
+    .with("OSSAccessKeyId", access_key_id)
 }
 
 /// Who `access_key_id` is and its secret: the configured key, or an STS credential with its

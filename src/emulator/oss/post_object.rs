@@ -33,7 +33,9 @@ use serde_json::Value;
 
 use super::{authorize, principal_and_secret, Operation};
 use crate::emulator::errors::OssError;
-use crate::emulator::object::{header_str, insert, object_stored, write_stream, WriteError};
+use crate::emulator::object::{
+    header_str, insert, object_stored, write_stream, Received, WriteError,
+};
 use crate::emulator::state::{ObjectMeta, Shared};
 use crate::sign;
 
@@ -191,18 +193,15 @@ pub(super) async fn handle(
             Some(EC_ENTITY_TOO_SMALL),
         ));
     }
-    let path = shared.object_path(bucket, &key);
-    let persisted = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(&tmp, &path).await
-    }
-    .await;
-    if let Err(e) = persisted {
-        tracing::error!(error = %e, "could not store a form upload");
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(OssError::internal());
+    let received = Received {
+        tmp,
+        size,
+        md5,
+        crc,
+    };
+    if let Err(e) = received.persist(&shared.object_path(bucket, &key)).await {
+        received.discard().await;
+        return Err(e);
     }
     let etag = format!("\"{}\"", hex::encode_upper(md5));
     let user_meta = form
@@ -294,15 +293,7 @@ fn verify_signature(
 ) -> Result<super::Principal, OssError> {
     let field = |name: &str| form.fields.get(name).map(String::as_str);
     let token = field("x-oss-security-token");
-    let mismatch = |access_key_id: &str| {
-        OssError::new(
-            403,
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-            None,
-        )
-        .with("OSSAccessKeyId", access_key_id)
-    };
+    let mismatch = super::signature_mismatch;
     if let Some(version) = field("x-oss-signature-version") {
         if version != "OSS4-HMAC-SHA256" {
             return Err(OssError::new(
