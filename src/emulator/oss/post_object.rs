@@ -70,6 +70,11 @@ fn malformed(detail: &str) -> OssError {
     )
 }
 
+/// A form field that is missing or malformed, named in `ArgumentName`.
+fn invalid_argument(name: &str, message: &str) -> OssError {
+    OssError::new(400, "InvalidArgument", message, None).with("ArgumentName", name)
+}
+
 fn invalid_policy(message: &str, ec: Option<&str>) -> OssError {
     OssError::new(400, "InvalidPolicyDocument", message, ec)
 }
@@ -137,8 +142,10 @@ pub(super) async fn handle(
         .filter(|k| !k.is_empty())
         .map(|k| k.replace("${filename}", &form.file_name))
         .ok_or_else(|| {
-            OssError::new(400, "InvalidArgument", "The form has no key field: name the object in a field called \"key\", before the file.", None)
-                .with("ArgumentName", "key")
+            invalid_argument(
+                "key",
+                "The form has no key field: name the object in a field called \"key\", before the file.",
+            )
         })?;
     if key.len() > 1023 || key.starts_with('/') || key.starts_with('\\') {
         return Err(OssError::new(
@@ -296,44 +303,28 @@ fn verify_signature(
     let mismatch = super::signature_mismatch;
     if let Some(version) = field("x-oss-signature-version") {
         if version != "OSS4-HMAC-SHA256" {
-            return Err(OssError::new(
-                400,
-                "InvalidArgument",
+            return Err(invalid_argument(
+                "x-oss-signature-version",
                 "The x-oss-signature-version field must be OSS4-HMAC-SHA256.",
-                None,
-            )
-            .with("ArgumentName", "x-oss-signature-version"));
+            ));
         }
-        let missing = |name: &str| {
-            OssError::new(
-                400,
-                "InvalidArgument",
-                &format!("A V4 form needs the {name} field."),
-                None,
-            )
-            .with("ArgumentName", name)
-        };
+        let missing =
+            |name: &str| invalid_argument(name, &format!("A V4 form needs the {name} field."));
         let credential = field("x-oss-credential").ok_or_else(|| missing("x-oss-credential"))?;
         let datetime = field("x-oss-date").ok_or_else(|| missing("x-oss-date"))?;
         let provided = field("x-oss-signature").ok_or_else(|| missing("x-oss-signature"))?;
         let parts: Vec<&str> = credential.split('/').collect();
         let [access_key_id, date, region, "oss", "aliyun_v4_request"] = parts[..] else {
-            return Err(OssError::new(
-                400,
-                "InvalidArgument",
+            return Err(invalid_argument(
+                "x-oss-credential",
                 "x-oss-credential must be <AccessKeyId>/<yyyymmdd>/<region>/oss/aliyun_v4_request.",
-                None,
-            )
-            .with("ArgumentName", "x-oss-credential"));
+            ));
         };
         if !datetime.starts_with(date) || datetime.len() != 16 {
-            return Err(OssError::new(
-                400,
-                "InvalidArgument",
+            return Err(invalid_argument(
+                "x-oss-date",
                 "x-oss-date must be yyyymmddTHHMMSSZ of the credential's date.",
-                None,
-            )
-            .with("ArgumentName", "x-oss-date"));
+            ));
         }
         if region != shared.config.region {
             return Err(mismatch(access_key_id));
@@ -349,22 +340,16 @@ fn verify_signature(
         return Ok(principal);
     }
     let access_key_id = field("ossaccesskeyid").ok_or_else(|| {
-        OssError::new(
-            400,
-            "InvalidArgument",
+        invalid_argument(
+            "OSSAccessKeyId",
             "A signed form needs the OSSAccessKeyId field (or the V4 fields).",
-            None,
         )
-        .with("ArgumentName", "OSSAccessKeyId")
     })?;
     let provided = field("signature").ok_or_else(|| {
-        OssError::new(
-            400,
-            "InvalidArgument",
+        invalid_argument(
+            "Signature",
             "A form with a policy needs its Signature field.",
-            None,
         )
-        .with("ArgumentName", "Signature")
     })?;
     let (principal, secret) = principal_and_secret(shared, access_key_id, token, now)?;
     let expected = sign::post_policy::v1_signature(&secret, policy_b64);
