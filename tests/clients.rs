@@ -301,3 +301,48 @@ async fn the_mobile_sdks_resume_from_list_parts_and_complete_with_a_notification
     assert!(app.object_bytes(&job) == data);
     app.stop().await;
 }
+
+/// VOD's Web SDK's STS mode from a real browser (web/tests/sts-page.mjs): a page on its own
+/// origin signs CreateUploadVideo and sends it with XHR to `https://vod.cn-shanghai.aliyuncs.com`,
+/// which Chromium maps to the emulator's HTTPS; CORS lets the page read the answer, and the
+/// upload that follows is recorded as an `sts` job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_calls_vod_over_https_in_sts_mode_and_its_upload_is_recorded() {
+    if !node_ready() {
+        return;
+    }
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        emulator_tls: true,
+        ..Default::default()
+    })
+    .await;
+    let key = app
+        .api_key(vod_ingest::api::KeyLimits {
+            allowed_origins: vec!["*".into()],
+            ..open_limits()
+        })
+        .await;
+    let (base, port) = (app.http_base(), app.emulator().addr().port().to_string());
+    let result = driver(
+        "sts-page.mjs",
+        &["--api", &base, "--key", &key, "--emulator-port", &port],
+    )
+    .await;
+    // The page read the answer: the browser found the CORS header it needs.
+    assert_eq!(result["status"], 200, "{result}");
+    let data = pattern(120_000, 11);
+    common::client_put(
+        result["upload_address"].as_str().unwrap(),
+        result["upload_auth"].as_str().unwrap(),
+        data.clone(),
+    )
+    .await;
+    let video_id = result["video_id"].as_str().unwrap();
+    let job = app
+        .wait_for_state(&format!("sts:{video_id}"), JobState::Completed)
+        .await;
+    assert_eq!(job.origin, "sts");
+    assert_eq!(job.bytes_total, Some(data.len() as i64));
+    app.stop().await;
+}

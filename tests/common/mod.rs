@@ -103,6 +103,8 @@ pub struct TestAppOptions {
     pub processing_grace: Duration,
     /// Where the upload page's packages are (`web/` of the checkout unless a test says).
     pub web_dir: Option<std::path::PathBuf>,
+    /// The emulator also answers HTTPS (`--tls`).
+    pub emulator_tls: bool,
     /// The reconciler's checks before it gives up on missing media.
     pub missing_checks: u32,
     /// How the service signs its VOD and STS calls.
@@ -131,6 +133,7 @@ impl Default for TestAppOptions {
             http_limits: Default::default(),
             processing_grace: Duration::from_secs(3600),
             web_dir: None,
+            emulator_tls: false,
             missing_checks: 3,
             signature_version: Default::default(),
         }
@@ -169,6 +172,9 @@ impl TestApp {
         config.callback_url = Some(callback_url.clone());
         config.callback_key = options.callback_keys.first().map(|k| Secret::from(*k));
         config.credential_ttl = options.credential_ttl;
+        if options.emulator_tls {
+            config.tls = Some(vod_ingest::emulator::TlsCertificate::Generated);
+        }
         let emulator = vod_ingest::emulator::start(config.clone()).await.unwrap();
         let endpoint = url::Url::parse(&emulator.base_url()).unwrap();
         let topology = Topology::new(format!("test.{}", uuid::Uuid::new_v4().simple()));
