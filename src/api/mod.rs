@@ -44,7 +44,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// in step).
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/uploads"),
+    ("get", "/v1/uploads/{job_id}"),
     ("post", "/v1/uploads/{job_id}/refresh"),
+    ("post", "/v1/uploads/{job_id}/cancel"),
     ("post", "/v1/sts-token"),
     ("get", "/upload"),
     ("get", "/openapi.json"),
@@ -85,7 +87,9 @@ impl std::fmt::Debug for ApiState {
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/v1/uploads", post(uploads::create))
+        .route("/v1/uploads/{job_id}", get(uploads::status))
         .route("/v1/uploads/{job_id}/refresh", post(uploads::refresh))
+        .route("/v1/uploads/{job_id}/cancel", post(uploads::cancel))
         .route("/v1/sts-token", post(uploads::sts_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), cors));
@@ -419,7 +423,7 @@ async fn cors(State(state): State<ApiState>, req: axum::extract::Request, next: 
         set_cors_headers(h, &origin);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
+            HeaderValue::from_static("GET, POST, OPTIONS"),
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,

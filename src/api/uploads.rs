@@ -359,40 +359,16 @@ pub(super) async fn refresh(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<UploadCredential>, ApiError> {
     let request: RefreshRequest = parse_optional_body(&body?)?;
-    // The service's ids are ASCII: one that is not UTF-8 names no upload.
-    let Ok(Path(id)) = id else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "UploadNotFound",
-            "no upload with this id (it is not UTF-8) was issued by this service",
-        ));
-    };
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "UploadNotFound",
-            format!("no upload {id:?} was issued by this service"),
-        )
-    };
-    let job = state
-        .store
-        .find_client_upload(&id)
-        .await
-        .map_err(ApiError::store_unavailable)?
-        .ok_or_else(not_found)?;
+    let job = owned_upload(&state, &caller, id, |kind| match kind {
+        JobKind::Video => "RefreshUploadVideo",
+        other => action_for(other),
+    })
+    .await?;
     let kind = job.kind();
     let action = match kind {
         JobKind::Video => "RefreshUploadVideo",
         other => action_for(other),
     };
-    if job.api_key_id.as_deref() != Some(caller.key.key_id.as_str()) {
-        caller
-            .audit(&state, action, Some(&job.job_id), None, "NotYourUpload")
-            .await;
-        // The same answer as for an id that does not exist: another key's uploads are not
-        // even confirmed to exist.
-        return Err(not_found());
-    }
     if let Some(video_id) = request.video_id.as_deref() {
         if job.media_id.as_deref() != Some(video_id) {
             caller
@@ -493,6 +469,186 @@ pub(super) async fn refresh(
         max_bytes,
     )
     .map(Json)
+}
+
+/// The upload `{job_id}` names (its job id, or the media id the client holds), if this key
+/// created it. Another key's upload gets the same 404 as an id that does not exist, so its
+/// existence is not even confirmed; that attempt is audited under `action_of(kind)`.
+async fn owned_upload(
+    state: &ApiState,
+    caller: &Caller,
+    id: Result<Path<String>, PathRejection>,
+    action_of: impl Fn(JobKind) -> &'static str,
+) -> Result<crate::jobs::Job, ApiError> {
+    // The service's ids are ASCII: one that is not UTF-8 names no upload.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UploadNotFound",
+            "no upload with this id (it is not UTF-8) was issued by this service",
+        ));
+    };
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UploadNotFound",
+            format!("no upload {id:?} was issued by this service"),
+        )
+    };
+    let job = state
+        .store
+        .find_client_upload(&id)
+        .await
+        .map_err(ApiError::store_unavailable)?
+        .ok_or_else(not_found)?;
+    if job.api_key_id.as_deref() != Some(caller.key.key_id.as_str()) {
+        caller
+            .audit(
+                state,
+                action_of(job.kind()),
+                Some(&job.job_id),
+                None,
+                "NotYourUpload",
+            )
+            .await;
+        return Err(not_found());
+    }
+    Ok(job)
+}
+
+/// What `GET /v1/uploads/{job_id}` answers: where the upload is, and what VOD made of it.
+#[derive(Debug, Serialize)]
+pub struct UploadStatus {
+    pub job_id: String,
+    pub kind: JobKind,
+    /// `awaiting_upload`, `uploaded`, `completed`, `failed` or `cancelled`.
+    pub state: JobState,
+    pub media_id: Option<String>,
+    /// VOD's status of the media after the upload (`UploadSucc`, `Transcoding`, `Normal`,
+    /// `TranscodeFail`, ...), once VOD has reported one.
+    pub media_status: Option<String>,
+    /// Whether VOD says the media can be played (its status is `Normal`).
+    pub playable: bool,
+    /// Why it failed, when it did.
+    pub error: Option<UploadStatusError>,
+    /// The size declared when the credential was issued.
+    pub file_size: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub uploaded_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When the last credential handed out stops working.
+    pub credential_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UploadStatusError {
+    pub code: String,
+    pub message: String,
+}
+
+impl UploadStatus {
+    fn of(job: &crate::jobs::Job) -> Self {
+        let state = job.state();
+        let error = (state == JobState::Failed).then(|| UploadStatusError {
+            code: job
+                .last_error_code
+                .clone()
+                .unwrap_or_else(|| "Failed".into()),
+            message: job.last_error_message.clone().unwrap_or_default(),
+        });
+        Self {
+            job_id: job.job_id.clone(),
+            kind: job.kind(),
+            state,
+            media_id: job.media_id.clone(),
+            media_status: job.media_status.clone(),
+            playable: job.media_status.as_deref() == Some("Normal"),
+            error,
+            file_size: job.bytes_total,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            uploaded_at: job.uploaded_at,
+            completed_at: job.completed_at,
+            credential_expires_at: job.credential_expires_at,
+        }
+    }
+}
+
+/// `GET /v1/uploads/{job_id}`: `{job_id}` may also be the media id the client holds.
+pub(super) async fn status(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    caller: Caller,
+) -> Result<Json<UploadStatus>, ApiError> {
+    let job = owned_upload(&state, &caller, id, |_| "GetUpload").await?;
+    Ok(Json(UploadStatus::of(&job)))
+}
+
+/// The body of a cancel: nothing, or an empty object (room for a reason later).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CancelRequest {}
+
+/// `POST /v1/uploads/{job_id}/cancel`: ends an upload still waiting for its file. Refresh
+/// answers 409 from then on, and a callback that arrives later is recorded but does not
+/// revive it.
+pub(super) async fn cancel(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    caller: Caller,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<UploadStatus>, ApiError> {
+    let CancelRequest {} = parse_optional_body(&body?)?;
+    let job = owned_upload(&state, &caller, id, |_| "CancelUpload").await?;
+    match state
+        .store
+        .cancel_client_upload(&job.job_id)
+        .await
+        .map_err(ApiError::store_unavailable)?
+    {
+        Ok(transition) => {
+            let _ = state.transitions.send(transition);
+            caller
+                .audit(
+                    &state,
+                    "CancelUpload",
+                    Some(&job.job_id),
+                    job.media_id.as_deref(),
+                    "cancelled",
+                )
+                .await;
+        }
+        Err(_) => {
+            let now = state
+                .store
+                .get(&job.job_id)
+                .await
+                .map_err(ApiError::store_unavailable)?
+                .map_or(job.state.clone(), |j| j.state);
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "UploadNotPending",
+                format!(
+                    "upload {} is {now}: only an upload that is still awaiting its file can be cancelled",
+                    job.job_id
+                ),
+            ));
+        }
+    }
+    let job = state
+        .store
+        .get(&job.job_id)
+        .await
+        .map_err(ApiError::store_unavailable)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "UploadNotFound",
+                "the upload was removed while it was being cancelled",
+            )
+        })?;
+    Ok(Json(UploadStatus::of(&job)))
 }
 
 #[derive(Debug, Default, Deserialize)]

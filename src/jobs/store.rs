@@ -1046,6 +1046,16 @@ impl JobStore {
         .await
     }
 
+    /// A client app ends its own upload before the file arrived: only from `awaiting_upload`
+    /// (once a file is in, the upload's fate is VOD's). `Err` says the job's state otherwise.
+    pub async fn cancel_client_upload(
+        &self,
+        job_id: &str,
+    ) -> Result<Result<Transition, String>, sqlx::Error> {
+        self.operator_move(job_id, JobState::Cancelled, &["awaiting_upload"])
+            .await
+    }
+
     /// Operator: run a failed or cancelled job again.
     pub async fn retry(&self, job_id: &str) -> Result<Result<Transition, String>, sqlx::Error> {
         self.operator_move(job_id, JobState::Queued, &["failed", "cancelled"])
