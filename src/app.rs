@@ -122,6 +122,8 @@ pub struct HttpSettings {
     /// The console is reached over HTTPS (`VOD_INGEST_ADMIN_HTTPS`, a TLS proxy in front of
     /// the admin listener): its session cookie gets `Secure` and the `__Host-` prefix.
     pub admin_https: bool,
+    /// Webhooks to apps: their signing key, retries and reach.
+    pub webhooks: crate::app_webhooks::WebhookSettings,
 }
 
 impl HttpSettings {
@@ -150,6 +152,8 @@ pub struct Retention {
     pub events: Duration,
     /// `api_audit` (credentials handed out).
     pub audit: Duration,
+    /// `app_webhook_deliveries` once delivered or dead.
+    pub deliveries: Duration,
 }
 
 impl Default for Retention {
@@ -157,6 +161,7 @@ impl Default for Retention {
         Self {
             events: Duration::from_secs(30 * 86400),
             audit: Duration::from_secs(90 * 86400),
+            deliveries: Duration::from_secs(30 * 86400),
         }
     }
 }
@@ -549,6 +554,34 @@ async fn start_with(
                 )
             })?;
         admin_addr = Some(admin_listener.local_addr()?);
+        let webhook_policy = crate::app_webhooks::TargetPolicy {
+            // As configured (0.0.0.0 covers every local address) and as bound.
+            own_listeners: vec![
+                http.addr,
+                http.admin_addr,
+                http_addr.expect("bound above"),
+                admin_addr.expect("bound above"),
+            ],
+            allow_loopback: http.webhooks.allow_loopback,
+        };
+        match http.webhooks.signing_key.clone() {
+            Some(signing_key) => {
+                let dispatcher = crate::app_webhooks::Dispatcher::new(
+                    store.clone(),
+                    &http.webhooks,
+                    signing_key,
+                    webhook_policy.clone(),
+                )?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    dispatcher.run(token).await;
+                    ("app webhook dispatcher", Ok(()))
+                });
+            }
+            None => tracing::info!(
+                "app webhooks are off: set VOD_INGEST_WEBHOOK_SIGNING_KEY to let API keys have a webhook URL"
+            ),
+        }
         let console_state = console::ConsoleState {
             store: store.clone(),
             keys,
@@ -563,6 +596,10 @@ async fn start_with(
             sessions: console::sessions::SessionStore::new(store.pool().clone()),
             throttle: Default::default(),
             https: http.admin_https,
+            webhooks: crate::app_webhooks::KeyWebhooks {
+                signing_key: http.webhooks.signing_key.clone(),
+                policy: webhook_policy.clone(),
+            },
         };
         let admin_token_set = http.admin_token.is_some();
         let admin = webhook::admin_router(state.clone(), http.admin_token.clone())
@@ -637,7 +674,7 @@ async fn write_refusals(budget: Arc<api::LocalBudget>, pool: PgPool, shutdown: C
 /// locks or a long transaction on the tables the webhook writes.
 const SWEEP_BATCH: i64 = 1000;
 
-/// Deletes stored callbacks and audit rows past their retention, in batches, once at start-up
+/// Deletes stored callbacks, audit rows and finished webhook deliveries past their retention, in batches, once at start-up
 /// and then every hour.
 async fn sweep_retention(
     store: JobStore,
@@ -651,16 +688,21 @@ async fn sweep_retention(
             &shutdown,
         );
         let audit = sweep_all(|| keys.prune_audit(retention.audit, SWEEP_BATCH), &shutdown);
-        match (events.await, audit.await) {
-            (Ok(0), Ok(0)) => {}
-            (Ok(events), Ok(audit)) => {
+        let deliveries = sweep_all(
+            || store.prune_deliveries(retention.deliveries, SWEEP_BATCH),
+            &shutdown,
+        );
+        match (events.await, audit.await, deliveries.await) {
+            (Ok(0), Ok(0), Ok(0)) => {}
+            (Ok(events), Ok(audit), Ok(deliveries)) => {
                 tracing::info!(
                     events,
                     audit,
-                    "retention sweep deleted old callbacks and audit rows"
+                    deliveries,
+                    "retention sweep deleted old callbacks, audit rows and webhook deliveries"
                 )
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 tracing::warn!(error = %e, "the retention sweep failed; it runs again in an hour")
             }
         }

@@ -319,6 +319,77 @@ pub struct HttpArgs {
     /// Days the API audit (api_audit: credentials handed out) is kept.
     #[arg(long, env = "VOD_INGEST_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    /// Waits between attempts of a webhook to an app (ms, s, m, h); after the last, the
+    /// delivery is dead. The default is Standard Webhooks' schedule, 27.6 hours in all.
+    #[arg(
+        long,
+        env = "VOD_INGEST_WEBHOOK_RETRY_DELAYS",
+        default_value = "5s,5m,30m,2h,5h,10h,10h",
+        value_delimiter = ',',
+        value_parser = parse_delay
+    )]
+    pub webhook_retry_delays: Vec<Duration>,
+    /// Seconds one webhook attempt may take (connect, send, answer).
+    #[arg(long, env = "VOD_INGEST_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+    /// Days delivered and dead webhook deliveries are kept (the console lists them).
+    #[arg(long, env = "VOD_INGEST_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    pub webhook_retention_days: u64,
+}
+
+/// Webhooks to apps: the key that signs them and where they may go. Shared by `run` and the
+/// `api-key` commands (which show a key's secret and check its URL).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Derives each API key's webhook signing secret (at least 32 characters; every process
+    /// needs the same). Unset: keys cannot have a webhook URL. Changing it changes every
+    /// key's secret.
+    #[arg(long, env = "VOD_INGEST_WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    pub webhook_signing_key: Option<Secret>,
+    /// Allow webhook URLs on loopback addresses (a receiver on this host; development). The
+    /// service's own listeners and link-local addresses are refused regardless.
+    #[arg(long, env = "VOD_INGEST_WEBHOOK_ALLOW_LOOPBACK")]
+    pub webhook_allow_loopback: bool,
+}
+
+impl WebhookArgs {
+    /// The signing key, checked; `None` when unset or empty.
+    pub fn signing_key(&self) -> anyhow::Result<Option<Secret>> {
+        let key = self
+            .webhook_signing_key
+            .as_ref()
+            .map(|k| k.expose().trim())
+            .filter(|k| !k.is_empty())
+            .map(Secret::from);
+        if let Some(k) = &key {
+            crate::app_webhooks::check_signing_key(k).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        Ok(key)
+    }
+}
+
+/// `5s`, `250ms`, `5m`, `2h`: a wait between webhook attempts.
+pub fn parse_delay(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a delay: give a number and ms, s, m or h (5s, 2h)")
+    })?;
+    let unit_secs = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a delay: give a number and ms, s, m or h (5s, 2h)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(n.saturating_mul(unit_secs)))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -464,8 +535,58 @@ pub enum ApiKeyCommand {
     List(DbArgs),
     /// Revoke a key: it is refused from now on.
     Revoke(KeyIdArgs),
-    /// Change a key's VOD settings or its STS refresh permission (empty values clear one).
+    /// Change a key's VOD settings, webhook URL or STS refresh permission (empty values
+    /// clear one).
     Update(ApiKeyUpdateArgs),
+    /// Give a key's webhooks a new signing secret and print it (the previous one still signs
+    /// for a day, so the app can switch without losing a delivery).
+    RotateWebhookSecret(KeyWebhookArgs),
+}
+
+/// What the `api-key` commands need to set a webhook: the signing key, and the listeners a
+/// webhook URL may not point at.
+#[derive(Debug, Clone, Args)]
+pub struct KeyWebhookTargetArgs {
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    /// The service's public listener (a webhook URL may not point at it).
+    #[arg(
+        long,
+        env = "VOD_INGEST_HTTP_ADDR",
+        default_value = "0.0.0.0:8080",
+        hide = true
+    )]
+    pub http_addr: SocketAddr,
+    /// The service's admin listener (a webhook URL may not point at it).
+    #[arg(
+        long,
+        env = "VOD_INGEST_ADMIN_ADDR",
+        default_value = "127.0.0.1:9090",
+        hide = true
+    )]
+    pub admin_addr: SocketAddr,
+}
+
+impl KeyWebhookTargetArgs {
+    pub fn key_webhooks(&self) -> anyhow::Result<crate::app_webhooks::KeyWebhooks> {
+        Ok(crate::app_webhooks::KeyWebhooks {
+            signing_key: self.webhook.signing_key()?,
+            policy: crate::app_webhooks::TargetPolicy {
+                own_listeners: vec![self.http_addr, self.admin_addr],
+                allow_loopback: self.webhook.webhook_allow_loopback,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyWebhookArgs {
+    /// The key's id, as `api-key list` shows it (not the key itself).
+    pub key_id: String,
+    #[command(flatten)]
+    pub target: KeyWebhookTargetArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// The VOD parameters an operator sets per key; clients cannot send them.
@@ -509,6 +630,12 @@ pub struct ApiKeyUpdateArgs {
     pub allow_sts_refresh: Option<bool>,
     #[command(flatten)]
     pub settings: KeySettingsArgs,
+    /// Where the key's uploads' events are POSTed (empty: no webhooks). A key's first URL
+    /// gets a new signing secret, printed once.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    #[command(flatten)]
+    pub target: KeyWebhookTargetArgs,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -554,6 +681,12 @@ pub struct ApiKeyCreateArgs {
     pub allow_sts_refresh: bool,
     #[command(flatten)]
     pub settings: KeySettingsArgs,
+    /// Where the key's uploads' events are POSTed, signed (Standard Webhooks); the signing
+    /// secret is printed once, after the key.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    #[command(flatten)]
+    pub target: KeyWebhookTargetArgs,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -855,6 +988,10 @@ impl HttpArgs {
                 for (name, days) in [
                     ("VOD_INGEST_EVENT_RETENTION_DAYS", self.event_retention_days),
                     ("VOD_INGEST_AUDIT_RETENTION_DAYS", self.audit_retention_days),
+                    (
+                        "VOD_INGEST_WEBHOOK_RETENTION_DAYS",
+                        self.webhook_retention_days,
+                    ),
                 ] {
                     if days == 0 {
                         bail!("{name} must be at least 1 (days)");
@@ -863,6 +1000,21 @@ impl HttpArgs {
                 crate::app::Retention {
                     events: Duration::from_secs(self.event_retention_days * 86400),
                     audit: Duration::from_secs(self.audit_retention_days * 86400),
+                    deliveries: Duration::from_secs(self.webhook_retention_days * 86400),
+                }
+            },
+            webhooks: {
+                if self.webhook_retry_delays.is_empty() {
+                    bail!("VOD_INGEST_WEBHOOK_RETRY_DELAYS must name at least one delay");
+                }
+                if self.webhook_timeout_secs == 0 {
+                    bail!("VOD_INGEST_WEBHOOK_TIMEOUT_SECS must be at least 1");
+                }
+                crate::app_webhooks::WebhookSettings {
+                    signing_key: self.webhook.signing_key()?,
+                    retry_delays: self.webhook_retry_delays.clone(),
+                    timeout: Duration::from_secs(self.webhook_timeout_secs),
+                    allow_loopback: self.webhook.webhook_allow_loopback,
                 }
             },
         };

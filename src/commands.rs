@@ -121,16 +121,32 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 .settings
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let webhooks = args.target.key_webhooks()?;
+            let webhook_url = match args.webhook_url.as_deref().map(str::trim) {
+                Some(raw) if !raw.is_empty() => Some(webhooks.check_url(raw).await?),
+                _ => None,
+            };
             app::ensure_database(&args.db.database_url).await?;
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
             let (key, secret) = keys
                 .create_with(args.name.trim(), &limits, &settings)
                 .await?;
             println!("{}", secret.expose());
-            eprintln!(
-                "created API key {} for {:?}; it is shown only this once: store it now",
-                key.key_id, key.name
-            );
+            if let Some(url) = webhook_url {
+                let set = webhooks.set_url(&keys, &key.key_id, Some(&url)).await?;
+                if let Some(whsec) = set.new_secret {
+                    println!("{}", whsec.expose());
+                }
+                eprintln!(
+                    "created API key {} for {:?} with webhooks to {url}; the key (first line) and its webhook signing secret (second line) are shown only this once: store them now",
+                    key.key_id, key.name
+                );
+            } else {
+                eprintln!(
+                    "created API key {} for {:?}; it is shown only this once: store it now",
+                    key.key_id, key.name
+                );
+            }
             Ok(())
         }
         ApiKeyCommand::List(db) => {
@@ -162,6 +178,9 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                     }
                 );
                 let mut notes = key.settings.describe();
+                if let Some(url) = &key.webhook.url {
+                    notes.push(format!("webhooks to {url}"));
+                }
                 if l.allow_sts_refresh {
                     notes.push("STS tokens may RefreshUploadVideo".into());
                 }
@@ -185,7 +204,27 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 storage_location: s.storage_location.clone(),
                 callback_url: s.callback_url.clone(),
             };
+            let webhooks = args.target.key_webhooks()?;
+            if let Some(raw) = args.webhook_url.as_deref().map(str::trim) {
+                if !raw.is_empty() {
+                    webhooks.check_url(raw).await?;
+                }
+            }
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
+            if let Some(raw) = args.webhook_url.as_deref() {
+                let set = webhooks.set_url(&keys, &args.key_id, Some(raw)).await?;
+                match (&set.key.webhook.url, set.new_secret) {
+                    (Some(url), Some(whsec)) => {
+                        println!("{}", whsec.expose());
+                        eprintln!("API key {} now sends webhooks to {url}, signed with the secret above: it is shown only this once", set.key.key_id);
+                    }
+                    (Some(url), None) => eprintln!(
+                        "API key {} now sends webhooks to {url} (same signing secret)",
+                        set.key.key_id
+                    ),
+                    (None, _) => eprintln!("API key {} sends no webhooks", set.key.key_id),
+                }
+            }
             let Some(key) = keys.update(&args.key_id, &update).await? else {
                 bail!(
                     "no API key with id {:?}: `vod-ingest api-key list` shows the ids",
@@ -212,6 +251,19 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 key.key_id,
                 key.name,
                 notes.join("; ")
+            );
+            Ok(())
+        }
+        ApiKeyCommand::RotateWebhookSecret(args) => {
+            let webhooks = args.target.key_webhooks()?;
+            let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
+            let set = webhooks.rotate(&keys, &args.key_id).await?;
+            if let Some(whsec) = set.new_secret {
+                println!("{}", whsec.expose());
+            }
+            eprintln!(
+                "API key {}'s webhooks are now signed with the secret above (shown only this once) and, for a day, with the previous one too",
+                set.key.key_id
             );
             Ok(())
         }

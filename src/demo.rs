@@ -222,6 +222,17 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                 },
                 max_callback_bytes: crate::webhook::DEFAULT_MAX_CALLBACK_BYTES,
                 retention: Default::default(),
+                // A new signing key per demo: keys made in its console may have webhooks to
+                // a receiver on this host.
+                webhooks: crate::app_webhooks::WebhookSettings {
+                    signing_key: Some(Secret::new(format!(
+                        "{}{}",
+                        uuid::Uuid::new_v4().simple(),
+                        uuid::Uuid::new_v4().simple()
+                    ))),
+                    allow_loopback: true,
+                    ..Default::default()
+                },
                 sts: Some(crate::api::StsSettings {
                     role_arn: "acs:ram::1234567890123456:role/vod-client-upload".into(),
                     default_duration: Duration::from_secs(3600),

@@ -10,11 +10,13 @@
 //! - [`webhook`]: the HTTP listener: VOD callbacks and operational endpoints;
 //! - [`console`]: the operators' console in the browser, on the admin listener;
 //! - [`api`]: the client authorization API (upload credentials and STS tokens for apps);
+//! - [`app_webhooks`]: signed webhooks to apps about their uploads, from an outbox;
 //! - [`emulator`]: a local VOD + STS + OSS that verifies what the real services verify;
 //! - [`sign`] and [`crc64`]: the signatures and checksums both sides share.
 
 pub mod api;
 pub mod app;
+pub mod app_webhooks;
 pub mod cli;
 pub mod commands;
 pub mod console;

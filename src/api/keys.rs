@@ -217,6 +217,8 @@ pub struct ApiKey {
     #[serde(flatten)]
     pub limits: KeyLimits,
     pub settings: KeySettings,
+    /// Where the key's uploads' events are POSTed, and which secret signs them.
+    pub webhook: KeyWebhook,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -253,6 +255,9 @@ struct Row {
     template_group_id: Option<String>,
     storage_location: Option<String>,
     callback_url: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret_generation: i32,
+    webhook_secret_rotated_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -278,12 +283,29 @@ impl Row {
                 storage_location: self.storage_location,
                 callback_url: self.callback_url,
             },
+            webhook: KeyWebhook {
+                url: self.webhook_url,
+                secret_generation: self.webhook_secret_generation,
+                secret_rotated_at: self.webhook_secret_rotated_at,
+            },
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
         }
     }
 }
+
+/// A key's webhook: its URL (none: no webhooks), and the generation of its signing secret
+/// (the secret itself is derived, never stored: `crate::sign::standard_webhooks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyWebhook {
+    pub url: Option<String>,
+    pub secret_generation: i32,
+    pub secret_rotated_at: Option<DateTime<Utc>>,
+}
+
+/// How long after a rotation deliveries carry a signature with the previous secret too.
+pub const WEBHOOK_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::from_secs(86400);
 
 /// Why a request's key was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,6 +441,53 @@ impl KeyStore {
         .bind(clear(&update.callback_url))
         .fetch_optional(&self.pool)
         .await?;
+        Ok(row.map(Row::into_key))
+    }
+
+    /// Sets (or with `None` removes) a key's webhook URL, checked by the caller
+    /// (`crate::app_webhooks::KeyWebhooks`); `None` when there is no such key.
+    pub async fn set_webhook_url(
+        &self,
+        key_id: &str,
+        url: Option<&str>,
+    ) -> Result<Option<ApiKey>, sqlx::Error> {
+        // A key that gets a URL after having none gets a new secret (no overlap with the
+        // previous one), so the secret shown then is one nobody was shown before.
+        let row: Option<Row> = sqlx::query_as(
+            "UPDATE api_keys SET webhook_url = $2,
+                 webhook_secret_generation = CASE WHEN webhook_url IS NULL AND $2::text IS NOT NULL
+                     THEN webhook_secret_generation + 1 ELSE webhook_secret_generation END,
+                 webhook_secret_rotated_at = CASE WHEN webhook_url IS NULL AND $2::text IS NOT NULL
+                     THEN NULL ELSE webhook_secret_rotated_at END
+             WHERE key_id = $1 RETURNING *",
+        )
+        .bind(key_id)
+        .bind(url)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Row::into_key))
+    }
+
+    /// Moves a key to its next webhook secret. Deliveries are signed with the previous one
+    /// too for a day ([`WEBHOOK_ROTATION_OVERLAP`]), so the app can switch without losing any.
+    pub async fn rotate_webhook_secret(&self, key_id: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+        let row: Option<Row> = sqlx::query_as(
+            "UPDATE api_keys SET webhook_secret_generation = webhook_secret_generation + 1,
+                 webhook_secret_rotated_at = now()
+             WHERE key_id = $1 RETURNING *",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Row::into_key))
+    }
+
+    /// One key, revoked or not.
+    pub async fn get(&self, key_id: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+        let row: Option<Row> = sqlx::query_as("SELECT * FROM api_keys WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Row::into_key))
     }
 

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::post_form::PostForm;
 use super::{ApiError, ApiState, Caller, KeySettings};
-use crate::jobs::{ClientRefresh, ClientSpec, JobKind, JobMessage, JobState, NewClientUpload};
+use crate::jobs::{
+    ClientRefresh, ClientSpec, JobKind, JobMessage, JobState, NewClientUpload, UploadStatus,
+};
 use crate::vod::UploadTicket;
 
 /// What `POST /v1/uploads` and the refresh answer: VOD's answer, passed through. No `Debug`:
@@ -514,65 +516,6 @@ async fn owned_upload(
         return Err(not_found());
     }
     Ok(job)
-}
-
-/// What `GET /v1/uploads/{job_id}` answers: where the upload is, and what VOD made of it.
-#[derive(Debug, Serialize)]
-pub struct UploadStatus {
-    pub job_id: String,
-    pub kind: JobKind,
-    /// `awaiting_upload`, `uploaded`, `completed`, `failed` or `cancelled`.
-    pub state: JobState,
-    pub media_id: Option<String>,
-    /// VOD's status of the media after the upload (`UploadSucc`, `Transcoding`, `Normal`,
-    /// `TranscodeFail`, ...), once VOD has reported one.
-    pub media_status: Option<String>,
-    /// Whether VOD says the media can be played (its status is `Normal`).
-    pub playable: bool,
-    /// Why it failed, when it did.
-    pub error: Option<UploadStatusError>,
-    /// The size declared when the credential was issued.
-    pub file_size: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub uploaded_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// When the last credential handed out stops working.
-    pub credential_expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UploadStatusError {
-    pub code: String,
-    pub message: String,
-}
-
-impl UploadStatus {
-    fn of(job: &crate::jobs::Job) -> Self {
-        let state = job.state();
-        let error = (state == JobState::Failed).then(|| UploadStatusError {
-            code: job
-                .last_error_code
-                .clone()
-                .unwrap_or_else(|| "Failed".into()),
-            message: job.last_error_message.clone().unwrap_or_default(),
-        });
-        Self {
-            job_id: job.job_id.clone(),
-            kind: job.kind(),
-            state,
-            media_id: job.media_id.clone(),
-            media_status: job.media_status.clone(),
-            playable: job.media_status.as_deref() == Some("Normal"),
-            error,
-            file_size: job.bytes_total,
-            created_at: job.created_at,
-            updated_at: job.updated_at,
-            uploaded_at: job.uploaded_at,
-            completed_at: job.completed_at,
-            credential_expires_at: job.credential_expires_at,
-        }
-    }
 }
 
 /// `GET /v1/uploads/{job_id}`: `{job_id}` may also be the media id the client holds.

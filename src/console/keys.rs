@@ -39,6 +39,8 @@ pub(super) struct CreateForm {
     allow_sts_refresh: Option<String>,
     #[serde(flatten)]
     settings: SettingsFields,
+    #[serde(default)]
+    webhook_url: String,
 }
 
 /// A key's VOD settings as both forms send them (empty: not set).
@@ -120,17 +122,26 @@ pub(super) async fn list(
         "updated" => Some(Notice::Done(
             "The key's settings are changed: its next uploads and tokens use them.".into(),
         )),
+        "webhook" => Some(Notice::Done(
+            "The key's webhook URL is changed: its next deliveries go there.".into(),
+        )),
         _ => None,
     };
     page(&state, StatusCode::OK, notice, None, &CreateForm::default()).await
 }
 
-/// The page; `created` is a key just made (id and secret), shown this once.
-async fn page(
+/// Secrets shown on one answer only: a key just made, a webhook secret just made.
+pub(super) struct Revealed {
+    pub heading: String,
+    pub items: Vec<(&'static str, &'static str, Secret)>,
+}
+
+/// The page; `revealed` are secrets just made, shown this once.
+pub(super) async fn page(
     state: &ConsoleState,
     status: StatusCode,
     notice: Option<Notice>,
-    created: Option<(&str, &Secret)>,
+    revealed: Option<Revealed>,
     form: &CreateForm,
 ) -> Result<Response, ConsoleError> {
     let keys = state.keys.list().await?;
@@ -138,21 +149,24 @@ async fn page(
     let fresh = form.name.is_empty() && form.max_file_size.is_empty();
     let body = html! {
         h1 { "Client apps" }
-        @if let Some((key_id, secret)) = created {
+        @if let Some(revealed) = &revealed {
             section.new-key {
-                h2 { "New key " span.mono { (key_id) } }
-                p { "Give this to the app now. It is shown only this once: only its hash is kept." }
-                input.secret #new-key type="text" readonly value=(secret.expose()) aria-label="the new API key";
+                h2 { (revealed.heading) }
+                p { "Give this to the app now. It is shown only this once: it is not stored." }
+                @for (id, label, secret) in &revealed.items {
+                    label.wide { span { (label) }
+                        input.secret id=(id) type="text" readonly value=(secret.expose()) aria-label=(label); }
+                }
             }
         }
         div.scroll {
             table.keys {
                 thead { tr {
                     th { "key" } th { "name" } th { "kinds" } th { "limits" } th { "origins" }
-                    th { "STS" } th { "created" } th { "use" } th { "" }
+                    th { "STS" } th { "webhook" } th { "created" } th { "use" } th { "" }
                 } }
                 tbody {
-                    @if keys.is_empty() { (view::empty_row(9, "No API key yet.")) }
+                    @if keys.is_empty() { (view::empty_row(10, "No API key yet.")) }
                     @for key in &keys {
                         @let u = usage.get(&key.key_id).cloned().unwrap_or_default();
                         @let l = &key.limits;
@@ -172,6 +186,13 @@ async fn page(
                                 (if l.allow_sts { "yes" } else { "no" })
                                 @if l.allow_sts_refresh { br; small.sts-refresh { "+ RefreshUploadVideo" } }
                                 @for note in key.settings.describe() { br; small.setting { (note) } }
+                            }
+                            td.webhook {
+                                @match &key.webhook.url {
+                                    Some(url) => { span.mono.webhook-url { (url) } br; }
+                                    None => { span.hint { "none" } br; }
+                                }
+                                a href=(format!("/console/keys/{}/deliveries", view::segment(&key.key_id))) { "deliveries" }
                             }
                             td { (view::time(key.created_at)) }
                             td.use {
@@ -221,12 +242,14 @@ async fn page(
                     label { span { "storage location" } input type="text" name="storage_location" value=(form.settings.storage_location); }
                     label { span { "callback URL" } input type="url" name="callback_url" value=(form.settings.callback_url) placeholder="https://…/callbacks/vod"; }
                 }
+                label.wide { span { "webhook URL: where the app gets its uploads' events, signed (empty: none)" }
+                    input type="url" name="webhook_url" value=(form.webhook_url) placeholder="https://app.example.com/hooks/vod"; }
                 div.buttons { button.primary type="submit" { "Create key" } }
             }
         }
     };
     let mut resp = state.render_with(status, "Client apps", Section::Keys, notice, body);
-    if created.is_some() {
+    if revealed.is_some() {
         // The secret must not linger in a cache or in the history's saved page.
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -254,8 +277,37 @@ pub(super) async fn create(
             .await
         }
     };
+    // The URL is checked before the key exists, so a refused one creates nothing.
+    let webhook_url = match form.webhook_url.trim() {
+        "" => None,
+        raw => match state.webhooks.check_url(raw).await {
+            Ok(url) => Some(url),
+            Err(why) => {
+                return page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    Some(Notice::Problem(format!("No key created: {why}."))),
+                    None,
+                    &form,
+                )
+                .await
+            }
+        },
+    };
     let (key, secret) = state.keys.create_with(&name, &limits, &settings).await?;
     tracing::info!(key_id = %key.key_id, name = %key.name, "an operator created an API key from the console");
+    let mut items = vec![("new-key", "the API key", secret)];
+    if let Some(url) = webhook_url {
+        let set = state
+            .webhooks
+            .set_url(&state.keys, &key.key_id, Some(&url))
+            .await
+            .map_err(super::webhooks::setup_error)?;
+        items.extend(
+            set.new_secret
+                .map(|s| ("new-webhook-secret", "its webhook signing secret", s)),
+        );
+    }
     page(
         &state,
         StatusCode::OK,
@@ -263,7 +315,10 @@ pub(super) async fn create(
             "Created key {} for {:?}.",
             key.key_id, key.name
         ))),
-        Some((&key.key_id, &secret)),
+        Some(Revealed {
+            heading: format!("New key {}", key.key_id),
+            items,
+        }),
         &CreateForm::default(),
     )
     .await
@@ -288,6 +343,7 @@ fn settings_form(key: &ApiKey) -> maud::Markup {
                 }
                 div.buttons { button type="submit" { "Save settings" } }
             }
+            (super::webhooks::webhook_form(key))
         }
     }
 }

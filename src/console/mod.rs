@@ -7,7 +7,8 @@
 //! - `/console/jobs/{job_id}`: one job, its history, multipart progress, the callbacks for its
 //!   media and what VOD says about it, with retry and cancel (what the CLI does);
 //! - `/console/dead-letters`: the dead-letter queue; republish a fixed message, or drop it;
-//! - `/console/keys`: client apps' API keys; create (shown once) and revoke.
+//! - `/console/keys`: client apps' API keys; create (shown once) and revoke; their webhooks
+//!   and recent deliveries, redelivered on demand.
 //!
 //! Pages are rendered on the server (`maud`), with one stylesheet and one small script
 //! compiled into the binary; nothing is loaded from elsewhere, so it works offline. Who may
@@ -22,6 +23,7 @@ mod keys;
 mod overview;
 pub mod sessions;
 mod view;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub struct ConsoleState {
     pub throttle: Arc<sessions::LoginThrottle>,
     /// `VOD_INGEST_ADMIN_HTTPS`: the console is reached over HTTPS.
     pub https: bool,
+    /// Keys' webhook URLs and secrets.
+    pub webhooks: crate::app_webhooks::KeyWebhooks,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -130,6 +134,22 @@ pub fn router(state: ConsoleState) -> Router {
         .route(
             "/console/keys/{key_id}/settings",
             post(keys::update_settings),
+        )
+        .route(
+            "/console/keys/{key_id}/webhook",
+            post(webhooks::set_webhook),
+        )
+        .route(
+            "/console/keys/{key_id}/webhook/rotate",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/console/keys/{key_id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/console/keys/{key_id}/deliveries/{id}/redeliver",
+            post(webhooks::redeliver),
         )
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))

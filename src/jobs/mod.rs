@@ -3,10 +3,12 @@
 mod batch;
 mod callbacks;
 mod checkpoint;
+mod deliveries;
 mod listing;
 mod media;
 mod message;
 mod model;
+mod status;
 mod store;
 
 pub use batch::MediaAssignment;
@@ -15,6 +17,7 @@ pub use callbacks::{
     Unowned,
 };
 pub use checkpoint::{Checkpoint, Checkpoints, PartRecord};
+pub use deliveries::{DeliveryOutcome, DeliveryRow, DueDelivery};
 pub use listing::{
     ActiveUpload, Cursor, JobFilter, JobPage, MinuteStats, PageStart, ReceivedEvent, Waiting,
     MIN_SUBSTRING_SEARCH,
@@ -27,6 +30,7 @@ pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,
 };
 pub use model::{JobKind, JobState, Origin};
+pub use status::{UploadStatus, UploadStatusError};
 pub use store::{
     ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, MediaMilestone,
     NewClientUpload, OutboxError, OutboxMessage, StoreError, Transition,

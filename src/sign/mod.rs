@@ -7,6 +7,7 @@ pub mod callback;
 pub mod oss;
 pub mod post_policy;
 pub mod rpc;
+pub mod standard_webhooks;
 pub mod v3;
 
 use base64::Engine as _;

@@ -109,7 +109,12 @@ pub struct TestAppOptions {
     pub missing_checks: u32,
     /// How the service signs its VOD and STS calls.
     pub signature_version: vod_ingest::vod::SignatureVersion,
+    /// Waits between attempts of a webhook to an app (short, so retries happen in a test).
+    pub webhook_retry_delays: Vec<Duration>,
 }
+
+/// `VOD_INGEST_WEBHOOK_SIGNING_KEY` of every test app.
+pub const TEST_WEBHOOK_SIGNING_KEY: &str = "test webhook signing key, 32 characters or more";
 
 impl Default for TestAppOptions {
     fn default() -> Self {
@@ -136,6 +141,7 @@ impl Default for TestAppOptions {
             emulator_tls: false,
             missing_checks: 3,
             signature_version: Default::default(),
+            webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(200)],
         }
     }
 }
@@ -224,6 +230,12 @@ impl TestApp {
                     },
                     max_callback_bytes: vod_ingest::webhook::DEFAULT_MAX_CALLBACK_BYTES,
                     retention: Default::default(),
+                    webhooks: vod_ingest::app_webhooks::WebhookSettings {
+                        signing_key: Some(Secret::from(TEST_WEBHOOK_SIGNING_KEY)),
+                        retry_delays: options.webhook_retry_delays.clone(),
+                        timeout: Duration::from_secs(5),
+                        allow_loopback: true,
+                    },
                     sts: options.sts.clone(),
                     web_dir: options
                         .web_dir
