@@ -593,3 +593,88 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     assert!(target.hits().is_empty());
     app.stop().await;
 }
+
+/// The next line the example receiver prints (it must print one within 30 s).
+async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the example receiver printed nothing in 30 s")
+        .unwrap()
+        .expect("the example receiver exited")
+}
+
+/// The receiver the docs show (`examples/webhook_receiver.py`, standard library only) accepts
+/// the service's deliveries and refuses a forged one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_receiver_verifies_real_deliveries() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    // The key gets its secret with a first URL; the example then starts with that secret.
+    let placeholder = Receiver::start(0, None).await;
+    let (key, key_id, whsec) = key_with_webhook(&app, &placeholder.url()).await;
+    let mut child = tokio::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/webhook_receiver.py"
+        ))
+        .arg("0")
+        .env("WEBHOOK_SECRET", &whsec)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs the example receiver");
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = next_line(&mut lines).await;
+    let port: u16 = listening
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/hooks/vod");
+    let keys = KeyStore::new(app.store().pool().clone());
+    let set = key_webhooks(&app)
+        .set_url(&keys, &key_id, Some(&url))
+        .await
+        .unwrap();
+    assert!(set.new_secret.is_none(), "a new URL keeps the secret");
+
+    let forged = app
+        .http
+        .post(&url)
+        .header("webhook-id", "msg_1")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("webhook-signature", "v1,bm90IGEgc2lnbmF0dXJl")
+        .body(r#"{"type":"upload.completed","data":{"job_id":"x"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let upload = new_upload(&app, &key, 1000).await;
+    let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
+    let cancel = app
+        .api_post(
+            &format!("/v1/uploads/{job_id}/cancel"),
+            Some(&key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{cancel:#?}");
+    let line = next_line(&mut lines).await;
+    assert!(
+        line.starts_with(&format!("verified upload.cancelled {job_id}")),
+        "{line}"
+    );
+    let row = delivery_where(&app, &key_id, |d| d.state == "delivered").await;
+    assert_eq!(row.last_status, Some(204));
+    app.stop().await;
+}
