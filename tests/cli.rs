@@ -374,3 +374,128 @@ async fn demo_takes_its_sample_jobs_to_their_end() {
         ]
     );
 }
+
+/// `api-key create --webhook-url` prints the key and its webhook secret once; a URL the
+/// service may not call, or no signing key, creates nothing and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_get_webhooks_from_the_command_line() {
+    let app = TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let signing_key = common::TEST_WEBHOOK_SIGNING_KEY;
+    for (env, url, expected) in [
+        (
+            None,
+            "http://127.0.0.1:7/hook",
+            "set VOD_INGEST_WEBHOOK_SIGNING_KEY",
+        ),
+        (
+            Some("too short"),
+            "http://127.0.0.1:7/hook",
+            "at least 32 characters",
+        ),
+        (
+            Some(signing_key),
+            "http://169.254.169.254/",
+            "a link-local address",
+        ),
+        (
+            Some(signing_key),
+            "http://127.0.0.1:7/hook",
+            "VOD_INGEST_WEBHOOK_ALLOW_LOOPBACK=true",
+        ),
+    ] {
+        let mut cmd = vod_ingest(&app);
+        cmd.env_remove("VOD_INGEST_WEBHOOK_SIGNING_KEY");
+        if let Some(k) = env {
+            cmd.env("VOD_INGEST_WEBHOOK_SIGNING_KEY", k);
+        }
+        let out = cmd
+            .args([
+                "api-key",
+                "create",
+                "--name",
+                "refused",
+                "--webhook-url",
+                url,
+            ])
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{url}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(expected), "{url}: {err}");
+        assert!(keys.list().await.unwrap().is_empty(), "{url} created a key");
+    }
+    let with_hooks = |args: &[&str]| {
+        vod_ingest(&app)
+            .env("VOD_INGEST_WEBHOOK_SIGNING_KEY", signing_key)
+            .env("VOD_INGEST_WEBHOOK_ALLOW_LOOPBACK", "true")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_hooks(&[
+        "api-key",
+        "create",
+        "--name",
+        "app with hooks",
+        "--webhook-url",
+        "http://127.0.0.1:7/hook",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("vik_") && lines[1].starts_with("whsec_"),
+        "{stdout}"
+    );
+    let key_id = &lines[0][4..16];
+    let listing = String::from_utf8(with_hooks(&["api-key", "list"]).stdout).unwrap();
+    assert!(
+        listing.contains("webhooks to http://127.0.0.1:7/hook"),
+        "{listing}"
+    );
+    // Nothing that signs is in the database.
+    let dump: String = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap();
+    assert!(!dump.contains(&lines[1][6..]), "{dump}");
+
+    let out = with_hooks(&["api-key", "rotate-webhook-secret", key_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        rotated.starts_with("whsec_") && rotated != lines[1],
+        "{rotated}"
+    );
+    // A changed URL keeps the secret and prints none.
+    let out = with_hooks(&[
+        "api-key",
+        "update",
+        key_id,
+        "--webhook-url",
+        "http://127.0.0.1:8/h",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("whsec_"));
+    let stored = keys.get(key_id).await.unwrap().unwrap();
+    assert_eq!(stored.webhook.url.as_deref(), Some("http://127.0.0.1:8/h"));
+    app.stop().await;
+}
