@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
 use crate::api::{ApiKey, KeyLimits, KeySettings, KeyUpdate};
+use crate::app_webhooks::WebhookSetupError;
 use crate::display::human_bytes;
 use crate::secret::Secret;
 
@@ -131,13 +132,13 @@ pub(super) async fn list(
 }
 
 /// Secrets shown on one answer only: a key just made, a webhook secret just made.
-pub(super) struct Revealed {
-    pub heading: String,
-    pub items: Vec<(&'static str, &'static str, Secret)>,
+struct Revealed {
+    heading: String,
+    items: Vec<(&'static str, &'static str, Secret)>,
 }
 
 /// The page; `revealed` are secrets just made, shown this once.
-pub(super) async fn page(
+async fn page(
     state: &ConsoleState,
     status: StatusCode,
     notice: Option<Notice>,
@@ -404,4 +405,91 @@ pub(super) async fn revoke(
             "no API key with id {key_id:?}"
         ))),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WebhookForm {
+    #[serde(default)]
+    webhook_url: String,
+}
+
+pub(super) async fn set_webhook(
+    State(state): State<ConsoleState>,
+    Path(key_id): Path<String>,
+    Form(form): Form<WebhookForm>,
+) -> Result<Response, ConsoleError> {
+    let url = form.webhook_url.trim();
+    match state
+        .webhooks
+        .set_url(&state.keys, &key_id, (!url.is_empty()).then_some(url))
+        .await
+    {
+        Ok(set) => {
+            tracing::info!(key_id = %set.key.key_id, "an operator changed an API key's webhook URL from the console");
+            match set.new_secret {
+                Some(secret) => {
+                    page(
+                        &state,
+                        StatusCode::OK,
+                        Some(Notice::Done(format!(
+                            "Key {} now sends webhooks to {}.",
+                            set.key.key_id,
+                            set.key.webhook.url.as_deref().unwrap_or_default()
+                        ))),
+                        Some(Revealed {
+                            heading: format!("Webhook secret of key {}", set.key.key_id),
+                            items: vec![("new-webhook-secret", "webhook signing secret", secret)],
+                        }),
+                        &CreateForm::default(),
+                    )
+                    .await
+                }
+                None => Ok(Redirect::to("/console/keys?notice=webhook").into_response()),
+            }
+        }
+        Err(WebhookSetupError::Db(e)) => Err(ConsoleError::Store(e)),
+        Err(WebhookSetupError::NoSuchKey(id)) => {
+            Err(ConsoleError::NotFound(format!("no API key with id {id:?}")))
+        }
+        Err(why) => {
+            page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                Some(Notice::Problem(format!("Webhook not changed: {why}."))),
+                None,
+                &CreateForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn rotate(
+    State(state): State<ConsoleState>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let set = state
+        .webhooks
+        .rotate(&state.keys, &key_id)
+        .await
+        .map_err(super::webhooks::setup_error)?;
+    tracing::info!(key_id = %set.key.key_id, "an operator rotated an API key's webhook secret from the console");
+    page(
+        &state,
+        StatusCode::OK,
+        Some(Notice::Done(format!(
+            "Key {}'s webhooks are signed with a new secret, and for a day with the previous one too.",
+            set.key.key_id
+        ))),
+        Some(Revealed {
+            heading: format!("New webhook secret of key {}", set.key.key_id),
+            items: set
+                .new_secret
+                .into_iter()
+                .map(|s| ("new-webhook-secret", "webhook signing secret", s))
+                .collect(),
+        }),
+        &CreateForm::default(),
+    )
+    .await
 }

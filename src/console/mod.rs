@@ -135,14 +135,8 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/keys/{key_id}/settings",
             post(keys::update_settings),
         )
-        .route(
-            "/console/keys/{key_id}/webhook",
-            post(webhooks::set_webhook),
-        )
-        .route(
-            "/console/keys/{key_id}/webhook/rotate",
-            post(webhooks::rotate),
-        )
+        .route("/console/keys/{key_id}/webhook", post(keys::set_webhook))
+        .route("/console/keys/{key_id}/webhook/rotate", post(keys::rotate))
         .route(
             "/console/keys/{key_id}/deliveries",
             get(webhooks::deliveries),

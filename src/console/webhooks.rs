@@ -1,15 +1,14 @@
-//! A key's webhook in the console: set its URL, rotate its secret (shown on that one answer),
-//! list its recent deliveries (event, answer, attempts, next try) and redeliver one. Through
-//! the same `KeyWebhooks` and `JobStore` as `vod-ingest api-key`.
+//! A key's webhook in the console: the form that sets its URL and rotates its secret (handled
+//! in [`super::keys`], whose page shows a new secret once), its recent deliveries (event,
+//! answer, attempts, next try) and redelivering one. Through the same `KeyWebhooks` and
+//! `JobStore` as `vod-ingest api-key`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 
-use super::keys::{page, CreateForm, Revealed};
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
 use crate::api::ApiKey;
@@ -41,93 +40,6 @@ pub(super) fn webhook_form(key: &ApiKey) -> maud::Markup {
                 Some("Make a new webhook signing secret? The current one keeps signing for a day, so the app can switch.")))
         }
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct WebhookForm {
-    #[serde(default)]
-    webhook_url: String,
-}
-
-pub(super) async fn set_webhook(
-    State(state): State<ConsoleState>,
-    Path(key_id): Path<String>,
-    Form(form): Form<WebhookForm>,
-) -> Result<Response, ConsoleError> {
-    let url = form.webhook_url.trim();
-    match state
-        .webhooks
-        .set_url(&state.keys, &key_id, (!url.is_empty()).then_some(url))
-        .await
-    {
-        Ok(set) => {
-            tracing::info!(key_id = %set.key.key_id, "an operator changed an API key's webhook URL from the console");
-            match set.new_secret {
-                Some(secret) => {
-                    page(
-                        &state,
-                        StatusCode::OK,
-                        Some(Notice::Done(format!(
-                            "Key {} now sends webhooks to {}.",
-                            set.key.key_id,
-                            set.key.webhook.url.as_deref().unwrap_or_default()
-                        ))),
-                        Some(Revealed {
-                            heading: format!("Webhook secret of key {}", set.key.key_id),
-                            items: vec![("new-webhook-secret", "webhook signing secret", secret)],
-                        }),
-                        &CreateForm::default(),
-                    )
-                    .await
-                }
-                None => Ok(Redirect::to("/console/keys?notice=webhook").into_response()),
-            }
-        }
-        Err(WebhookSetupError::Db(e)) => Err(ConsoleError::Store(e)),
-        Err(WebhookSetupError::NoSuchKey(id)) => {
-            Err(ConsoleError::NotFound(format!("no API key with id {id:?}")))
-        }
-        Err(why) => {
-            page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                Some(Notice::Problem(format!("Webhook not changed: {why}."))),
-                None,
-                &CreateForm::default(),
-            )
-            .await
-        }
-    }
-}
-
-pub(super) async fn rotate(
-    State(state): State<ConsoleState>,
-    Path(key_id): Path<String>,
-) -> Result<Response, ConsoleError> {
-    let set = state
-        .webhooks
-        .rotate(&state.keys, &key_id)
-        .await
-        .map_err(setup_error)?;
-    tracing::info!(key_id = %set.key.key_id, "an operator rotated an API key's webhook secret from the console");
-    page(
-        &state,
-        StatusCode::OK,
-        Some(Notice::Done(format!(
-            "Key {}'s webhooks are signed with a new secret, and for a day with the previous one too.",
-            set.key.key_id
-        ))),
-        Some(Revealed {
-            heading: format!("New webhook secret of key {}", set.key.key_id),
-            items: set
-                .new_secret
-                .into_iter()
-                .map(|s| ("new-webhook-secret", "webhook signing secret", s))
-                .collect(),
-        }),
-        &CreateForm::default(),
-    )
-    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
