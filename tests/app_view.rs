@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{open_limits, pattern, ApiResponse, TestApp, TestAppOptions};
+use common::{open_limits, pattern, TestApp, TestAppOptions};
 use serde_json::json;
 use vod_ingest::jobs::JobState;
 
@@ -18,40 +18,17 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn api_get(app: &TestApp, path: &str, key: &str) -> ApiResponse {
-    let resp = app
-        .http
-        .get(format!("{}{path}", app.http_base()))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    ApiResponse::read(resp).await
-}
-
-async fn new_upload(app: &TestApp, key: &str, size: usize) -> ApiResponse {
-    let issued = app
-        .api_post(
-            "/v1/uploads",
-            Some(key),
-            json!({"kind": "video", "title": "An app's clip", "file_name": "clip.mp4", "file_size": size}),
-        )
-        .await;
-    assert_eq!(issued.status, 200, "{issued:#?}");
-    issued
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_follows_an_upload_to_completed_and_playable() {
     let app = app().await;
     let key = app.api_key(open_limits()).await;
     let other = app.api_key(open_limits()).await;
     let data = pattern(50_000, 1);
-    let issued = new_upload(&app, &key, data.len()).await;
+    let issued = app.new_video_upload(&key, data.len()).await;
     let job_id = issued.body["job_id"].as_str().unwrap();
     let media_id = issued.body["media_id"].as_str().unwrap();
 
-    let status = api_get(&app, &format!("/v1/uploads/{job_id}"), &key).await;
+    let status = app.api_get(&format!("/v1/uploads/{job_id}"), &key).await;
     assert_eq!(status.status, 200, "{status:#?}");
     assert_eq!(status.body["state"], "awaiting_upload");
     assert_eq!(status.body["kind"], "video");
@@ -60,7 +37,7 @@ async fn the_status_follows_an_upload_to_completed_and_playable() {
     assert_eq!(status.body["error"], serde_json::Value::Null);
     assert_eq!(status.body["file_size"], data.len());
     // By the media id the client holds, too; another key sees nothing.
-    let by_media = api_get(&app, &format!("/v1/uploads/{media_id}"), &key).await;
+    let by_media = app.api_get(&format!("/v1/uploads/{media_id}"), &key).await;
     assert_eq!(by_media.body["job_id"], job_id);
     // A browser app may ask from its page: the preflight allows GET.
     let preflight = app
@@ -81,7 +58,7 @@ async fn the_status_follows_an_upload_to_completed_and_playable() {
         .to_owned();
     assert!(methods.contains("GET"), "{methods}");
     for id in [job_id, media_id] {
-        let refused = api_get(&app, &format!("/v1/uploads/{id}"), &other).await;
+        let refused = app.api_get(&format!("/v1/uploads/{id}"), &other).await;
         assert_eq!(refused.status, 404, "{refused:#?}");
         assert_eq!(refused.body["code"], "UploadNotFound");
     }
@@ -98,7 +75,7 @@ async fn the_status_follows_an_upload_to_completed_and_playable() {
         j.media_status.as_deref() == Some("Normal")
     })
     .await;
-    let status = api_get(&app, &format!("/v1/uploads/{job_id}"), &key).await;
+    let status = app.api_get(&format!("/v1/uploads/{job_id}"), &key).await;
     assert_eq!(status.body["state"], "completed", "{:#}", status.body);
     assert_eq!(status.body["media_status"], "Normal");
     assert_eq!(status.body["playable"], true);
@@ -112,7 +89,7 @@ async fn a_cancelled_upload_stays_cancelled() {
     let key = app.api_key(open_limits()).await;
     let other = app.api_key(open_limits()).await;
     let data = pattern(20_000, 2);
-    let issued = new_upload(&app, &key, data.len()).await;
+    let issued = app.new_video_upload(&key, data.len()).await;
     let job_id = issued.body["job_id"].as_str().unwrap();
     let cancel = format!("/v1/uploads/{job_id}/cancel");
 
@@ -161,7 +138,7 @@ async fn a_cancelled_upload_stays_cancelled() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let status = api_get(&app, &format!("/v1/uploads/{job_id}"), &key).await;
+    let status = app.api_get(&format!("/v1/uploads/{job_id}"), &key).await;
     assert_eq!(status.body["state"], "cancelled", "{:#}", status.body);
     app.stop().await;
 }

@@ -11,12 +11,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{open_limits, pattern, ApiResponse, TestApp, TestAppOptions};
+use common::{open_limits, pattern, TestApp, TestAppOptions};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use vod_ingest::api::KeyStore;
 use vod_ingest::app_webhooks::{KeyWebhooks, TargetError, TargetPolicy, WebhookSetupError};
 use vod_ingest::secret::Secret;
+
+/// The service and the emulator; client apps upload, so no worker.
+async fn app_without_worker() -> TestApp {
+    TestApp::spawn_with(TestAppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await
+}
 
 /// One request the receiver got, and what it answered.
 #[derive(Debug, Clone)]
@@ -166,29 +175,6 @@ async fn key_with_webhook(app: &TestApp, url: &str) -> (String, String, String) 
     )
 }
 
-async fn api_get(app: &TestApp, path: &str, key: &str) -> ApiResponse {
-    let resp = app
-        .http
-        .get(format!("{}{path}", app.http_base()))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    ApiResponse::read(resp).await
-}
-
-async fn new_upload(app: &TestApp, key: &str, size: usize) -> ApiResponse {
-    let issued = app
-        .api_post(
-            "/v1/uploads",
-            Some(key),
-            json!({"kind": "video", "title": "An app's clip", "file_name": "clip.mp4", "file_size": size}),
-        )
-        .await;
-    assert_eq!(issued.status, 200, "{issued:#?}");
-    issued
-}
-
 /// A form POST as the console's own page sends it.
 async fn console_post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
     let base = app.admin_base();
@@ -234,11 +220,7 @@ fn types(hits: &[Hit]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
-    let app = TestApp::spawn_with(TestAppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
+    let app = app_without_worker().await;
     // The app's receiver answers 500 to its first delivery, which must then come again.
     let receiver = Receiver::start(1, None).await;
     let (key, key_id, whsec) = key_with_webhook(&app, &receiver.url()).await;
@@ -247,10 +229,10 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
 
     // Upload 1: from awaiting_upload to completed and playable.
     let data = pattern(60_000, 7);
-    let issued = new_upload(&app, &key, data.len()).await;
+    let issued = app.new_video_upload(&key, data.len()).await;
     let job_id = issued.body["job_id"].as_str().unwrap().to_owned();
     let media_id = issued.body["media_id"].as_str().unwrap().to_owned();
-    let status = api_get(&app, &format!("/v1/uploads/{job_id}"), &key).await;
+    let status = app.api_get(&format!("/v1/uploads/{job_id}"), &key).await;
     assert_eq!(status.body["state"], "awaiting_upload", "{status:#?}");
     assert_eq!(status.body["playable"], false);
     common::client_put(
@@ -262,7 +244,7 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut seen_states = vec!["awaiting_upload".to_owned()];
     let final_status = loop {
-        let status = api_get(&app, &format!("/v1/uploads/{job_id}"), &key).await;
+        let status = app.api_get(&format!("/v1/uploads/{job_id}"), &key).await;
         assert_eq!(status.status, 200, "{status:#?}");
         let state = status.body["state"].as_str().unwrap().to_owned();
         if seen_states.last() != Some(&state) {
@@ -336,7 +318,7 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
     assert_eq!(playable.body["data"]["milestone"], "playable");
 
     // Upload 2: cancelled before its file; refresh fails from then on; the app is told.
-    let second = new_upload(&app, &key, 10_000).await;
+    let second = app.new_video_upload(&key, 10_000).await;
     let second_id = second.body["job_id"].as_str().unwrap().to_owned();
     let cancelled = app
         .api_post(
@@ -368,7 +350,7 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
 
     // Another key sees none of it: not by status, not by webhook.
     for id in [&job_id, &media_id, &second_id] {
-        let refused = api_get(&app, &format!("/v1/uploads/{id}"), &other_key).await;
+        let refused = app.api_get(&format!("/v1/uploads/{id}"), &other_key).await;
         assert_eq!(refused.status, 404, "{refused:#?}");
     }
     assert!(
@@ -426,11 +408,7 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_urls_that_reach_the_service_or_link_local_addresses_are_refused() {
-    let app = TestApp::spawn_with(TestAppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
+    let app = app_without_worker().await;
     let keys = KeyStore::new(app.store().pool().clone());
     let (key, _) = keys.create("an app", &open_limits()).await.unwrap();
     let hooks = key_webhooks(&app);
@@ -492,15 +470,11 @@ async fn webhook_urls_that_reach_the_service_or_link_local_addresses_are_refused
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_and_operators_redeliver(
 ) {
-    let app = TestApp::spawn_with(TestAppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
+    let app = app_without_worker().await;
     let receiver = Receiver::start(0, None).await;
     receiver.always_fail.store(true, Ordering::SeqCst);
     let (key, key_id, whsec) = key_with_webhook(&app, &receiver.url()).await;
-    let upload = new_upload(&app, &key, 1000).await;
+    let upload = app.new_video_upload(&key, 1000).await;
     let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
     let cancel = app
         .api_post(
@@ -542,7 +516,7 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     let rotated = key_webhooks(&app).rotate(&keys, &key_id).await.unwrap();
     let new_whsec = rotated.new_secret.unwrap().expose().to_owned();
     assert_ne!(new_whsec, whsec);
-    let second = new_upload(&app, &key, 1000).await;
+    let second = app.new_video_upload(&key, 1000).await;
     let second_id = second.body["job_id"].as_str().unwrap().to_owned();
     app.api_post(
         &format!("/v1/uploads/{second_id}/cancel"),
@@ -570,7 +544,7 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     let target = Receiver::start(0, None).await;
     let redirecting = Receiver::start(0, Some(target.url())).await;
     let (key2, key2_id, _) = key_with_webhook(&app, &redirecting.url()).await;
-    let third = new_upload(&app, &key2, 1000).await;
+    let third = app.new_video_upload(&key2, 1000).await;
     let third_id = third.body["job_id"].as_str().unwrap().to_owned();
     app.api_post(
         &format!("/v1/uploads/{third_id}/cancel"),
@@ -609,11 +583,7 @@ async fn next_line(
 /// the service's deliveries and refuses a forged one.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documented_receiver_verifies_real_deliveries() {
-    let app = TestApp::spawn_with(TestAppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
+    let app = app_without_worker().await;
     // The key gets its secret with a first URL; the example then starts with that secret.
     let placeholder = Receiver::start(0, None).await;
     let (key, key_id, whsec) = key_with_webhook(&app, &placeholder.url()).await;
@@ -659,7 +629,7 @@ async fn the_documented_receiver_verifies_real_deliveries() {
         .unwrap();
     assert_eq!(forged.status(), 401);
 
-    let upload = new_upload(&app, &key, 1000).await;
+    let upload = app.new_video_upload(&key, 1000).await;
     let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
     let cancel = app
         .api_post(

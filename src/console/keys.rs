@@ -262,10 +262,24 @@ pub(super) async fn create(
     State(state): State<ConsoleState>,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, ConsoleError> {
-    let (name, limits, settings) = match form
-        .limits()
-        .and_then(|(n, l)| form.settings.parse().map(|s| (n, l, s)))
-    {
+    // Everything is checked before the key exists (the webhook URL too), so a refusal creates
+    // nothing.
+    let checked = async {
+        let (name, limits) = form.limits()?;
+        let settings = form.settings.parse()?;
+        let webhook_url = match form.webhook_url.trim() {
+            "" => None,
+            raw => Some(
+                state
+                    .webhooks
+                    .check_url(raw)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        Ok::<_, String>((name, limits, settings, webhook_url))
+    };
+    let (name, limits, settings, webhook_url) = match checked.await {
         Ok(v) => v,
         Err(why) => {
             return page(
@@ -277,23 +291,6 @@ pub(super) async fn create(
             )
             .await
         }
-    };
-    // The URL is checked before the key exists, so a refused one creates nothing.
-    let webhook_url = match form.webhook_url.trim() {
-        "" => None,
-        raw => match state.webhooks.check_url(raw).await {
-            Ok(url) => Some(url),
-            Err(why) => {
-                return page(
-                    &state,
-                    StatusCode::BAD_REQUEST,
-                    Some(Notice::Problem(format!("No key created: {why}."))),
-                    None,
-                    &form,
-                )
-                .await
-            }
-        },
     };
     let (key, secret) = state.keys.create_with(&name, &limits, &settings).await?;
     tracing::info!(key_id = %key.key_id, name = %key.name, "an operator created an API key from the console");

@@ -407,6 +407,31 @@ impl TestApp {
     }
 
     /// Creates an API key with these limits and returns it.
+    /// GETs from the public listener with `key` as the bearer token.
+    pub async fn api_get(&self, path: &str, key: &str) -> ApiResponse {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.http_base()))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        ApiResponse::read(resp).await
+    }
+
+    /// A video upload credential from `POST /v1/uploads`, which must be granted.
+    pub async fn new_video_upload(&self, key: &str, size: usize) -> ApiResponse {
+        let issued = self
+            .api_post(
+                "/v1/uploads",
+                Some(key),
+                serde_json::json!({"kind": "video", "title": "An app's clip", "file_name": "clip.mp4", "file_size": size}),
+            )
+            .await;
+        assert_eq!(issued.status, 200, "{issued:#?}");
+        issued
+    }
+
     pub async fn api_key(&self, limits: KeyLimits) -> String {
         let keys = KeyStore::new(self.store().pool().clone());
         let (_, secret) = keys.create("test", &limits).await.unwrap();
