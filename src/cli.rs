@@ -328,7 +328,7 @@ pub struct HttpArgs {
         env = "VOD_INGEST_WEBHOOK_RETRY_DELAYS",
         default_value = "5s,5m,30m,2h,5h,10h,10h",
         value_delimiter = ',',
-        value_parser = parse_delay
+        value_parser = humantime::parse_duration
     )]
     pub webhook_retry_delays: Vec<Duration>,
     /// Seconds one webhook attempt may take (connect, send, answer).
@@ -368,28 +368,6 @@ impl WebhookArgs {
         }
         Ok(key)
     }
-}
-
-/// `5s`, `250ms`, `5m`, `2h`: a wait between webhook attempts.
-pub fn parse_delay(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a delay: give a number and ms, s, m or h (5s, 2h)")
-    })?;
-    let unit_secs = match unit.trim() {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a delay: give a number and ms, s, m or h (5s, 2h)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(n.saturating_mul(unit_secs)))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -138,8 +138,10 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                     println!("{}", whsec.expose());
                 }
                 eprintln!(
-                    "created API key {} for {:?} with webhooks to {url}; the key (first line) and its webhook signing secret (second line) are shown only this once: store them now",
-                    key.key_id, key.name
+                    "created API key {} for {:?} with webhooks to {}; the key (first line) and its webhook signing secret (second line) are shown only this once: store them now",
+                    key.key_id,
+                    key.name,
+                    url.as_str()
                 );
             } else {
                 eprintln!(
@@ -205,14 +207,15 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
                 callback_url: s.callback_url.clone(),
             };
             let webhooks = args.target.key_webhooks()?;
-            if let Some(raw) = args.webhook_url.as_deref().map(str::trim) {
-                if !raw.is_empty() {
-                    webhooks.check_url(raw).await?;
-                }
-            }
+            // `Some(None)`: remove the URL (`--webhook-url ""`).
+            let webhook_url = match args.webhook_url.as_deref().map(str::trim) {
+                None => None,
+                Some("") => Some(None),
+                Some(raw) => Some(Some(webhooks.check_url(raw).await?)),
+            };
             let keys = KeyStore::new(app::connect_database(&args.db.database_url, 1).await?);
-            if let Some(raw) = args.webhook_url.as_deref() {
-                let set = webhooks.set_url(&keys, &args.key_id, Some(raw)).await?;
+            if let Some(url) = webhook_url {
+                let set = webhooks.set_url(&keys, &args.key_id, url.as_ref()).await?;
                 match (&set.key.webhook.url, set.new_secret) {
                     (Some(url), Some(whsec)) => {
                         println!("{}", whsec.expose());

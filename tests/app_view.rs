@@ -98,6 +98,14 @@ async fn a_cancelled_upload_stays_cancelled() {
     let cancelled = app.api_post(&cancel, Some(&key), json!({})).await;
     assert_eq!(cancelled.status, 200, "{cancelled:#?}");
     assert_eq!(cancelled.body["state"], "cancelled");
+    // The console's use counts: the cancel is audited, but it is no refusal of the key.
+    let key_id = &key[4..16];
+    let usage = vod_ingest::api::KeyStore::new(app.store().pool().clone())
+        .usage()
+        .await
+        .unwrap();
+    assert_eq!((usage[key_id].issued, usage[key_id].refused), (1, 0));
+    assert_eq!(usage[&other[4..16]].refused, 1, "the other key's attempt");
 
     let again = app.api_post(&cancel, Some(&key), json!({})).await;
     assert_eq!(again.status, 409, "{again:#?}");

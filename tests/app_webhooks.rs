@@ -158,14 +158,39 @@ fn key_webhooks(app: &TestApp) -> KeyWebhooks {
     }
 }
 
+/// Points a key's webhooks at `url`, as the CLI and the console do (checked, then stored).
+async fn set_webhook(
+    app: &TestApp,
+    keys: &KeyStore,
+    key_id: &str,
+    url: &str,
+) -> vod_ingest::app_webhooks::WebhookSet {
+    let hooks = key_webhooks(app);
+    let url = hooks.check_url(url).await.unwrap();
+    hooks.set_url(keys, key_id, Some(&url)).await.unwrap()
+}
+
+/// An upload made with `key` and cancelled before its file (its job id): an event at once.
+async fn cancelled_upload(app: &TestApp, key: &str) -> String {
+    let upload = app.new_video_upload(key, 1000).await;
+    let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
+    let cancel = app
+        .api_post(
+            &format!("/v1/uploads/{job_id}/cancel"),
+            Some(key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{cancel:#?}");
+    assert_eq!(cancel.body["state"], "cancelled");
+    job_id
+}
+
 /// A key whose webhooks go to `url`: (the API key, its id, its webhook secret).
 async fn key_with_webhook(app: &TestApp, url: &str) -> (String, String, String) {
     let keys = KeyStore::new(app.store().pool().clone());
     let (key, secret) = keys.create("an app", &open_limits()).await.unwrap();
-    let set = key_webhooks(app)
-        .set_url(&keys, &key.key_id, Some(url))
-        .await
-        .unwrap();
+    let set = set_webhook(app, &keys, &key.key_id, url).await;
     let whsec = set.new_secret.expect("a key's first URL gets a new secret");
     assert!(whsec.expose().starts_with("whsec_"));
     (
@@ -318,17 +343,7 @@ async fn an_app_follows_its_uploads_by_status_and_by_signed_webhooks() {
     assert_eq!(playable.body["data"]["milestone"], "playable");
 
     // Upload 2: cancelled before its file; refresh fails from then on; the app is told.
-    let second = app.new_video_upload(&key, 10_000).await;
-    let second_id = second.body["job_id"].as_str().unwrap().to_owned();
-    let cancelled = app
-        .api_post(
-            &format!("/v1/uploads/{second_id}/cancel"),
-            Some(&key),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancelled.status, 200, "{cancelled:#?}");
-    assert_eq!(cancelled.body["state"], "cancelled");
+    let second_id = cancelled_upload(&app, &key).await;
     let refresh = app
         .api_post(
             &format!("/v1/uploads/{second_id}/refresh"),
@@ -418,17 +433,14 @@ async fn webhook_urls_that_reach_the_service_or_link_local_addresses_are_refused
         "http://169.254.169.254/latest/meta-data/".to_owned(),
         "http://[fe80::1]/hook".to_owned(),
     ] {
-        match hooks.set_url(&keys, &key.key_id, Some(&bad)).await {
+        match hooks.check_url(&bad).await {
             Err(WebhookSetupError::Target(TargetError::Forbidden { why, .. })) => {
                 assert!(!why.is_empty())
             }
             other => panic!("{bad} was not refused: {other:?}"),
         }
     }
-    match hooks
-        .set_url(&keys, &key.key_id, Some("https://u:p@app.example.com/hook"))
-        .await
-    {
+    match hooks.check_url("https://u:p@app.example.com/hook").await {
         Err(WebhookSetupError::Target(TargetError::HasCredentials)) => {}
         other => panic!("a URL with a password was not refused: {other:?}"),
     }
@@ -438,8 +450,7 @@ async fn webhook_urls_that_reach_the_service_or_link_local_addresses_are_refused
         ..hooks.clone()
     };
     assert!(matches!(
-        off.set_url(&keys, &key.key_id, Some("http://127.0.0.1:1/hook"))
-            .await,
+        off.check_url("http://127.0.0.1:1/hook").await,
         Err(WebhookSetupError::NoSigningKey)
     ));
     // Nothing was stored by any of them.
@@ -474,16 +485,7 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     let receiver = Receiver::start(0, None).await;
     receiver.always_fail.store(true, Ordering::SeqCst);
     let (key, key_id, whsec) = key_with_webhook(&app, &receiver.url()).await;
-    let upload = app.new_video_upload(&key, 1000).await;
-    let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
-    let cancel = app
-        .api_post(
-            &format!("/v1/uploads/{job_id}/cancel"),
-            Some(&key),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancel.status, 200, "{cancel:#?}");
+    cancelled_upload(&app, &key).await;
     // One attempt and the two retries of the test schedule, then dead.
     receiver
         .wait_until("three attempts", |hits| hits.len() >= 3)
@@ -516,14 +518,7 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     let rotated = key_webhooks(&app).rotate(&keys, &key_id).await.unwrap();
     let new_whsec = rotated.new_secret.unwrap().expose().to_owned();
     assert_ne!(new_whsec, whsec);
-    let second = app.new_video_upload(&key, 1000).await;
-    let second_id = second.body["job_id"].as_str().unwrap().to_owned();
-    app.api_post(
-        &format!("/v1/uploads/{second_id}/cancel"),
-        Some(&key),
-        json!({}),
-    )
-    .await;
+    let second_id = cancelled_upload(&app, &key).await;
     let hits = receiver
         .wait_until("the second upload's event", |hits| {
             hits.iter()
@@ -544,14 +539,7 @@ async fn failing_deliveries_die_after_their_retries_redirects_are_not_followed_a
     let target = Receiver::start(0, None).await;
     let redirecting = Receiver::start(0, Some(target.url())).await;
     let (key2, key2_id, _) = key_with_webhook(&app, &redirecting.url()).await;
-    let third = app.new_video_upload(&key2, 1000).await;
-    let third_id = third.body["job_id"].as_str().unwrap().to_owned();
-    app.api_post(
-        &format!("/v1/uploads/{third_id}/cancel"),
-        Some(&key2),
-        json!({}),
-    )
-    .await;
+    cancelled_upload(&app, &key2).await;
     redirecting
         .wait_until("the first attempt", |hits| !hits.is_empty())
         .await;
@@ -608,10 +596,7 @@ async fn the_documented_receiver_verifies_real_deliveries() {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/hooks/vod");
     let keys = KeyStore::new(app.store().pool().clone());
-    let set = key_webhooks(&app)
-        .set_url(&keys, &key_id, Some(&url))
-        .await
-        .unwrap();
+    let set = set_webhook(&app, &keys, &key_id, &url).await;
     assert!(set.new_secret.is_none(), "a new URL keeps the secret");
 
     let forged = app
@@ -629,16 +614,7 @@ async fn the_documented_receiver_verifies_real_deliveries() {
         .unwrap();
     assert_eq!(forged.status(), 401);
 
-    let upload = app.new_video_upload(&key, 1000).await;
-    let job_id = upload.body["job_id"].as_str().unwrap().to_owned();
-    let cancel = app
-        .api_post(
-            &format!("/v1/uploads/{job_id}/cancel"),
-            Some(&key),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancel.status, 200, "{cancel:#?}");
+    let job_id = cancelled_upload(&app, &key).await;
     let line = next_line(&mut lines).await;
     assert!(
         line.starts_with(&format!("verified upload.cancelled {job_id}")),

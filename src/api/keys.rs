@@ -304,9 +304,6 @@ pub struct KeyWebhook {
     pub secret_rotated_at: Option<DateTime<Utc>>,
 }
 
-/// How long after a rotation deliveries carry a signature with the previous secret too.
-pub const WEBHOOK_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::from_secs(86400);
-
 /// Why a request's key was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRejection {
@@ -469,7 +466,7 @@ impl KeyStore {
     }
 
     /// Moves a key to its next webhook secret. Deliveries are signed with the previous one
-    /// too for a day ([`WEBHOOK_ROTATION_OVERLAP`]), so the app can switch without losing any.
+    /// too for a day (`crate::app_webhooks::ROTATION_OVERLAP`), so the app can switch without losing any.
     pub async fn rotate_webhook_secret(&self, key_id: &str) -> Result<Option<ApiKey>, sqlx::Error> {
         let row: Option<Row> = sqlx::query_as(
             "UPDATE api_keys SET webhook_secret_generation = webhook_secret_generation + 1,
@@ -525,7 +522,8 @@ impl KeyStore {
                     count(*) FILTER (WHERE outcome = 'issued') AS issued,
                     count(*) FILTER (WHERE outcome = 'issued' AND at > now() - interval '1 day')
                         AS issued_last_day,
-                    COALESCE(sum(repeats) FILTER (WHERE outcome NOT IN ('issued', 'issued_cached')), 0)::int8 AS refused,
+                    -- A cancel the app asked for is audited too, and is no refusal.
+                    COALESCE(sum(repeats) FILTER (WHERE outcome NOT IN ('issued', 'issued_cached', 'cancelled')), 0)::int8 AS refused,
                     max(at) FILTER (WHERE outcome = 'issued') AS last_issued_at
              FROM api_audit GROUP BY key_id",
         )

@@ -4,7 +4,8 @@
 use crate::api::{ApiKey, KeyStore};
 use crate::secret::Secret;
 
-use super::{current_secrets, TargetError, TargetPolicy};
+use super::{TargetError, TargetPolicy};
+use crate::sign::standard_webhooks::WebhookSecret;
 
 /// Why a key's webhook could not be set.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,17 @@ pub enum WebhookSetupError {
     Db(#[from] sqlx::Error),
 }
 
+/// A webhook URL that [`KeyWebhooks::check_url`] accepted (normalised): the only kind
+/// [`KeyWebhooks::set_url`] stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedUrl(String);
+
+impl CheckedUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What setting a webhook did.
 #[derive(Debug)]
 pub struct WebhookSet {
@@ -39,23 +51,19 @@ pub struct KeyWebhooks {
 }
 
 impl KeyWebhooks {
-    /// Sets (`Some`, after checking it) or removes (`None` or empty) the webhook URL of a key.
+    /// Sets (`Some`) or removes (`None`) the webhook URL of a key.
     pub async fn set_url(
         &self,
         keys: &KeyStore,
         key_id: &str,
-        url: Option<&str>,
+        url: Option<&CheckedUrl>,
     ) -> Result<WebhookSet, WebhookSetupError> {
-        let url = match url.map(str::trim).filter(|u| !u.is_empty()) {
-            Some(raw) => Some(self.check_url(raw).await?),
-            None => None,
-        };
         let before = keys
             .get(key_id)
             .await?
             .ok_or_else(|| WebhookSetupError::NoSuchKey(key_id.to_owned()))?;
         let key = keys
-            .set_webhook_url(key_id, url.as_deref())
+            .set_webhook_url(key_id, url.map(CheckedUrl::as_str))
             .await?
             .ok_or_else(|| WebhookSetupError::NoSuchKey(key_id.to_owned()))?;
         let fresh = before.webhook.url.is_none() && key.webhook.url.is_some();
@@ -63,15 +71,15 @@ impl KeyWebhooks {
         Ok(WebhookSet { key, new_secret })
     }
 
-    /// Checks a webhook URL as [`KeyWebhooks::set_url`] will (before a key is created with
-    /// it, so that a refused URL creates nothing); answers it normalised.
-    pub async fn check_url(&self, raw: &str) -> Result<String, WebhookSetupError> {
+    /// Checks a webhook URL against the [`TargetPolicy`] (before anything is stored or a key is
+    /// created with it, so that a refused URL changes nothing).
+    pub async fn check_url(&self, raw: &str) -> Result<CheckedUrl, WebhookSetupError> {
         if self.signing_key.is_none() {
             return Err(WebhookSetupError::NoSigningKey);
         }
         let parsed = self.policy.parse(raw)?;
         self.policy.check(&parsed).await?;
-        Ok(parsed.to_string())
+        Ok(CheckedUrl(parsed.to_string()))
     }
 
     /// Moves the key to a new secret and shows it; the previous one still signs for a day.
@@ -103,12 +111,9 @@ impl KeyWebhooks {
             .signing_key
             .as_ref()
             .ok_or(WebhookSetupError::NoSigningKey)?;
-        Ok(current_secrets(
-            signing_key,
-            &key.key_id,
-            key.webhook.secret_generation,
-            None,
-        )[0]
-        .to_whsec())
+        Ok(
+            WebhookSecret::derive(signing_key, &key.key_id, key.webhook.secret_generation)
+                .to_whsec(),
+        )
     }
 }

@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use rand::Rng as _;
 use tokio_util::sync::CancellationToken;
 
-pub use keys::{KeyWebhooks, WebhookSet, WebhookSetupError};
+pub use keys::{CheckedUrl, KeyWebhooks, WebhookSet, WebhookSetupError};
 pub use target::{TargetError, TargetPolicy};
 
 use crate::jobs::{DeliveryOutcome, DueDelivery, JobStore};
@@ -37,6 +37,9 @@ pub const DEFAULT_RETRY_DELAYS: [Duration; 7] = [
     Duration::from_secs(10 * 3600),
     Duration::from_secs(10 * 3600),
 ];
+
+/// How long after a rotation deliveries carry a signature with the previous secret too.
+pub const ROTATION_OVERLAP: Duration = Duration::from_secs(86400);
 
 /// Deliveries one pass takes (one per upload), and how many are in flight at once.
 const BATCH: i64 = 32;
@@ -84,8 +87,7 @@ pub fn current_secrets(
     rotated_at: Option<chrono::DateTime<Utc>>,
 ) -> Vec<WebhookSecret> {
     let mut secrets = vec![WebhookSecret::derive(signing_key, key_id, generation)];
-    let overlap =
-        chrono::Duration::from_std(crate::api::keys::WEBHOOK_ROTATION_OVERLAP).expect("a day fits");
+    let overlap = chrono::Duration::from_std(ROTATION_OVERLAP).expect("a day fits");
     if generation > 0 && rotated_at.is_some_and(|at| Utc::now() - at < overlap) {
         secrets.push(WebhookSecret::derive(signing_key, key_id, generation - 1));
     }
@@ -314,7 +316,8 @@ impl Failure {
         Self {
             status: None,
             error: e.to_string(),
-            // A name may resolve elsewhere later; an address literal stays what it is.
+            // Retried like any failure: a name may resolve elsewhere later, and an operator
+            // may correct the URL in the meantime.
             final_: false,
         }
     }

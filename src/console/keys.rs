@@ -415,12 +415,17 @@ pub(super) async fn set_webhook(
     Path(key_id): Path<String>,
     Form(form): Form<WebhookForm>,
 ) -> Result<Response, ConsoleError> {
-    let url = form.webhook_url.trim();
-    match state
-        .webhooks
-        .set_url(&state.keys, &key_id, (!url.is_empty()).then_some(url))
-        .await
-    {
+    let set = async {
+        let url = match form.webhook_url.trim() {
+            "" => None,
+            raw => Some(state.webhooks.check_url(raw).await?),
+        };
+        state
+            .webhooks
+            .set_url(&state.keys, &key_id, url.as_ref())
+            .await
+    };
+    match set.await {
         Ok(set) => {
             tracing::info!(key_id = %set.key.key_id, "an operator changed an API key's webhook URL from the console");
             match set.new_secret {

@@ -234,16 +234,6 @@ impl JobStore {
         Ok(row)
     }
 
-    /// When the next pending delivery is due, if any is.
-    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT min(GREATEST(next_attempt_at, COALESCE(leased_until, next_attempt_at)))
-             FROM app_webhook_deliveries WHERE state = 'pending'",
-        )
-        .fetch_one(self.pool())
-        .await
-    }
-
     /// Deletes up to `batch` deliveries delivered or dead for longer than `older_than`
     /// (the retention sweep calls it until it answers less than `batch`).
     pub async fn prune_deliveries(
