@@ -12,16 +12,17 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
 use crate::console;
 use crate::http_server::{self, Limits};
-use crate::jobs::{JobStore, MIGRATOR};
+use crate::jobs::{CallbackIntake, JobStore, OutboxWaker, MIGRATOR};
 use crate::oss::OssClient;
 use crate::queue::{self, ConsumerConfig, DeadLetters, EventPublisher, Topology};
+use crate::reconciler::{self, ReconcilerConfig};
 use crate::secret::Secret;
 use crate::vod::{CredentialProvider, Credentials, StsClient, VodClient, VodConfig};
-use crate::webhook::reconciler::{self, ReconcilerConfig};
-use crate::webhook::{self, CallbackAuth, HttpState};
+use crate::webhook::{self, CallbackAuth, WebhookState};
 use crate::worker::{Worker, WorkerConfig};
 
 /// How to reach VOD and STS, and as whom.
@@ -250,17 +251,10 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
                 redact_url(admin.as_str())
             )
         })?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&pool)
-            .await?;
-    if !exists {
-        let quoted = name.replace('"', "\"\"");
-        sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
-            .execute(&pool)
-            .await
-            .with_context(|| format!("creating database {name} failed"))?;
+    let created = crate::jobs::create_database_if_missing(&pool, &name)
+        .await
+        .with_context(|| format!("creating database {name} failed"))?;
+    if created {
         tracing::info!(database = %name, "created database");
     }
     Ok(())
@@ -384,12 +378,12 @@ async fn start_with(
     let abort = CancellationToken::new();
     let worker_stopped = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let (transitions, rx) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = OutboxWaker::new();
     let publisher = EventPublisher::new(events_channel, &config.topology);
     {
-        let (store, token) = (store.clone(), shutdown.clone());
+        let (store, outbox, token) = (store.clone(), outbox.clone(), shutdown.clone());
         tasks.spawn(async move {
-            queue::run_event_publisher(store, publisher, rx, token).await;
+            queue::run_event_publisher(store, publisher, outbox, token).await;
             ("event publisher", Ok(()))
         });
     }
@@ -408,14 +402,10 @@ async fn start_with(
     let api_vod = vod.clone();
     let console_vod = vod.clone();
     if let Some(reconciler_config) = config.reconciler.clone() {
-        let (store, vod, transitions, token) = (
-            store.clone(),
-            vod.clone(),
-            transitions.clone(),
-            shutdown.clone(),
-        );
+        let (store, vod, outbox, token) =
+            (store.clone(), vod.clone(), outbox.clone(), shutdown.clone());
         tasks.spawn(async move {
-            reconciler::run(store, vod, transitions, reconciler_config, token).await;
+            reconciler::run(store, vod, outbox, reconciler_config, token).await;
             ("reconciler", Ok(()))
         });
     }
@@ -433,18 +423,11 @@ async fn start_with(
             config.amqp_url.clone(),
             consumer,
             store.clone(),
-            transitions.clone(),
+            outbox.clone(),
             wake.clone(),
             intake.clone(),
         ));
-        let worker = Worker::new(
-            store.clone(),
-            vod,
-            oss,
-            worker_config,
-            transitions.clone(),
-            wake,
-        );
+        let worker = Worker::new(store.clone(), vod, oss, worker_config, outbox.clone(), wake);
         let (intake, abort, stopped) = (intake.clone(), abort.clone(), worker_stopped.clone());
         tasks.spawn(async move {
             worker.run(intake, abort).await;
@@ -471,25 +454,29 @@ async fn start_with(
         };
         http_addr = Some(listener.local_addr()?);
         let amqp_for_ready = amqp.clone();
-        let state = HttpState::new(
-            store.clone(),
-            Arc::new(http.auth),
-            transitions.clone(),
-            Arc::new(move || amqp_for_ready.status().connected()),
-            crate::telemetry::prometheus(),
-            http.max_callback_bytes,
-            http.sts.is_some(),
-        );
+        let admin_state = admin::AdminState {
+            store: store.clone(),
+            amqp_ready: Arc::new(move || amqp_for_ready.status().connected()),
+            metrics: crate::telemetry::prometheus(),
+        };
+        // Wakes the confirmer when a callback leaves an upload for VOD to confirm.
+        let confirm = Arc::new(Notify::new());
+        let webhook_state = WebhookState {
+            auth: Arc::new(http.auth),
+            intake: CallbackIntake::start(store.clone(), outbox.clone(), confirm.clone()),
+            max_callback_bytes: http.max_callback_bytes,
+            record_sts_uploads: http.sts.is_some(),
+        };
         {
-            let (store, vod, transitions, token) = (
+            let (store, vod, outbox, token) = (
                 store.clone(),
                 api_vod.clone(),
-                transitions.clone(),
+                outbox.clone(),
                 shutdown.clone(),
             );
-            let (wake, record_sts) = (state.confirm.clone(), state.record_sts_uploads);
+            let record_sts = webhook_state.record_sts_uploads;
             tasks.spawn(async move {
-                reconciler::run_confirmer(store, vod, transitions, wake, record_sts, token).await;
+                reconciler::run_confirmer(store, vod, outbox, confirm, record_sts, token).await;
                 ("upload confirmer", Ok(()))
             });
         }
@@ -512,7 +499,7 @@ async fn start_with(
             keys: keys.clone(),
             vod: api_vod,
             tokens,
-            transitions: transitions.clone(),
+            outbox: outbox.clone(),
             region: config.vod.region.clone(),
             web_dir: http.web_dir.clone(),
             budget: Arc::new(api::LocalBudget::default()),
@@ -590,8 +577,8 @@ async fn start_with(
                 config.amqp_url.clone(),
                 config.topology.clone(),
             )),
-            transitions: transitions.clone(),
-            amqp_ready: state.amqp_ready.clone(),
+            outbox: outbox.clone(),
+            amqp_ready: admin_state.amqp_ready.clone(),
             token: http.admin_token.clone(),
             sessions: console::sessions::SessionStore::new(store.pool().clone()),
             throttle: Default::default(),
@@ -602,14 +589,14 @@ async fn start_with(
             },
         };
         let admin_token_set = http.admin_token.is_some();
-        let admin = webhook::admin_router(state.clone(), http.admin_token.clone())
+        let admin = admin::router(admin_state, http.admin_token.clone())
             .merge(console::router(console_state))
             .layer(axum::middleware::from_fn(
                 move |req: axum::extract::Request, next: axum::middleware::Next| {
                     console::enforce_host(admin_token_set, req, next)
                 },
             ));
-        let router = webhook::router(state).merge(api::router(api_state));
+        let router = webhook::router(webhook_state).merge(api::router(api_state));
         let (token, limits) = (shutdown.clone(), http.limits);
         tasks.spawn(async move {
             let result = http_server::serve(listener, router, limits, token)
@@ -626,7 +613,6 @@ async fn start_with(
         });
         tracing::info!(addr = %http_addr.unwrap(), admin_addr = %admin_addr.unwrap(), "HTTP listeners ready");
     }
-    drop(transitions);
 
     Ok(RunningApp {
         http_addr,
@@ -736,7 +722,7 @@ async fn supervise_consumer(
     amqp_url: String,
     config: ConsumerConfig,
     store: JobStore,
-    transitions: queue::TransitionSender,
+    outbox: OutboxWaker,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> (&'static str, anyhow::Result<()>) {
@@ -762,7 +748,7 @@ async fn supervise_consumer(
                 channel,
                 config.clone(),
                 store.clone(),
-                transitions.clone(),
+                outbox.clone(),
                 wake.clone(),
                 shutdown.clone(),
             )

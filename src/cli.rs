@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{AppConfig, HttpSettings, VodSettings};
 use crate::queue::Topology;
+use crate::reconciler::ReconcilerConfig;
 use crate::secret::Secret;
-use crate::webhook::reconciler::ReconcilerConfig;
 use crate::webhook::CallbackAuth;
 use crate::worker::WorkerConfig;
 

@@ -479,13 +479,13 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
         ));
     }
     // No broker here: transitions are in PostgreSQL only.
-    let (transitions, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = crate::jobs::OutboxWaker::new();
     let worker = crate::worker::Worker::new(
         store,
         vod,
         crate::oss::OssClient::new(http),
         config,
-        transitions,
+        outbox,
         std::sync::Arc::new(tokio::sync::Notify::new()),
     );
     let started = std::time::Instant::now();

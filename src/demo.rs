@@ -13,8 +13,8 @@ use crate::cli::DemoArgs;
 use crate::display::{human_bytes, jobs_table, progress_bar};
 use crate::jobs::{JobMessage, JobState};
 use crate::queue::{self, Topology};
+use crate::reconciler::ReconcilerConfig;
 use crate::secret::Secret;
-use crate::webhook::reconciler::ReconcilerConfig;
 use crate::webhook::CallbackAuth;
 use crate::worker::WorkerConfig;
 

@@ -29,7 +29,7 @@ pub struct CallbackEvent {
 }
 
 pub fn parse_callback_event(body: &[u8]) -> Option<CallbackEvent> {
-    crate::webhook::parse_event(body).map(|e| CallbackEvent {
+    crate::jobs::parse_event(body).map(|e| CallbackEvent {
         event_type: e.event_type,
         media_id: e.media_id,
         succeeded: e.succeeded,

@@ -2,18 +2,22 @@
 //!
 //! One module per boundary:
 //! - [`queue`]: RabbitMQ intake (jobs in, transition events out, dead letters);
-//! - [`jobs`]: the job model, its state machine and its PostgreSQL store;
+//! - [`jobs`]: the job model, its state machine and its PostgreSQL store (every statement on
+//!   the job, event and delivery tables, and the one entry point that applies callbacks);
 //! - [`worker`]: claims jobs under a lease and drives them through VOD and OSS;
 //! - [`vod`]: the VOD and STS RPC API (CreateUpload*, RefreshUploadVideo, AssumeRole, ...);
 //! - [`ratelimit`]: VOD's per-account API rate, shared by every process of a deployment;
 //! - [`oss`]: uploads to OSS with the temporary credentials VOD hands out;
-//! - [`webhook`]: the HTTP listener: VOD callbacks and operational endpoints;
+//! - [`webhook`]: VOD's callbacks over HTTP: verified, parsed and handed to the store;
+//! - [`reconciler`]: asks VOD about uploads whose callbacks never came, and confirms client uploads;
+//! - [`admin`]: the operators' endpoints (`/readyz`, `/metrics`, the job API) on the admin listener;
 //! - [`console`]: the operators' console in the browser, on the admin listener;
 //! - [`api`]: the client authorization API (upload credentials and STS tokens for apps);
 //! - [`app_webhooks`]: signed webhooks to apps about their uploads, from an outbox;
 //! - [`emulator`]: a local VOD + STS + OSS that verifies what the real services verify;
 //! - [`sign`] and [`crc64`]: the signatures and checksums both sides share.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod app_webhooks;
@@ -32,6 +36,7 @@ pub mod jobs;
 pub mod oss;
 pub mod queue;
 pub mod ratelimit;
+pub mod reconciler;
 pub mod secret;
 pub mod sign;
 pub mod source;

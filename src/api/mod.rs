@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::jobs::JobStore;
-use crate::queue::TransitionSender;
+use crate::jobs::OutboxWaker;
 use crate::vod::{VodClient, VodError};
 use keys::{audit, presented_sha256, AuditEntry, Budget, KeyRejection};
 
@@ -63,7 +63,7 @@ pub struct ApiState {
     pub vod: VodClient,
     /// `None` when `VOD_INGEST_STS_ROLE_ARN` is not set: STS tokens are not handed out.
     pub tokens: Option<Arc<TokenIssuer>>,
-    pub transitions: TransitionSender,
+    pub outbox: OutboxWaker,
     pub region: String,
     /// Where the page's third-party assets (the ali-oss browser bundle) are read from.
     pub web_dir: PathBuf,
@@ -528,7 +528,7 @@ mod tests {
         admin.sort();
         assert_eq!(public, routes(&[ROUTES, crate::webhook::ROUTES]));
         // /healthz is on both listeners and documented once.
-        let admin_only: Vec<(&str, &str)> = crate::webhook::ADMIN_ROUTES
+        let admin_only: Vec<(&str, &str)> = crate::admin::ROUTES
             .iter()
             .copied()
             .filter(|r| !crate::webhook::ROUTES.contains(r))

@@ -321,12 +321,12 @@ pub(super) async fn create(
     };
     // The media exists in VOD now; without its row the upload would be invisible, so the
     // client gets no credential either (the media stays `Uploading` in VOD).
-    let transition = state
+    state
         .store
         .insert_client_upload(&upload)
         .await
         .map_err(ApiError::store_unavailable)?;
-    let _ = state.transitions.send(transition);
+    state.outbox.wake();
     caller
         .audit(
             &state,
@@ -550,8 +550,8 @@ pub(super) async fn cancel(
         .await
         .map_err(ApiError::store_unavailable)?
     {
-        Ok(transition) => {
-            let _ = state.transitions.send(transition);
+        Ok(_) => {
+            state.outbox.wake();
             caller
                 .audit(
                     &state,

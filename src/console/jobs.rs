@@ -569,7 +569,7 @@ async fn operator_move(
     match result {
         Ok(transition) => {
             tracing::info!(job_id = %job_id, state = %transition.state, "an operator moved the job from the console");
-            let _ = state.transitions.send(transition);
+            state.outbox.wake();
             let notice = if retry { "retried" } else { "cancelled" };
             Ok(
                 Redirect::to(&format!("{}?notice={notice}", view::job_href(&job_id)))

@@ -39,7 +39,8 @@ use serde::Deserialize;
 
 use crate::api::KeyStore;
 use crate::jobs::JobStore;
-use crate::queue::{DeadLetters, TransitionSender};
+use crate::jobs::OutboxWaker;
+use crate::queue::DeadLetters;
 use crate::secret::Secret;
 use crate::vod::VodClient;
 use view::{Notice, Section};
@@ -62,7 +63,7 @@ pub struct ConsoleState {
     pub vod: VodClient,
     pub dead_letters: Arc<DeadLetters>,
     /// Wakes the event publisher after an operator's retry or cancel.
-    pub transitions: TransitionSender,
+    pub outbox: OutboxWaker,
     /// Whether the service's own RabbitMQ connection is up (as `/readyz` reports it).
     pub amqp_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// `VOD_INGEST_ADMIN_TOKEN`: when set, the console needs it.

@@ -24,7 +24,7 @@ use super::store::{JobStore, Transition};
 /// The job that owns a callback's media: locked by a batch ([`JobStore::store_callbacks_in`]),
 /// or read without a lock on a lone callback's path ([`JobStore::store_unowned_or_read_owner`]).
 #[derive(Debug, Clone)]
-pub struct LockedJob {
+pub(super) struct LockedJob {
     pub job_id: String,
     pub kind: String,
     pub state: String,
@@ -36,7 +36,7 @@ pub struct LockedJob {
 
 /// A callback for [`JobStore::store_callbacks_in`].
 #[derive(Debug, Clone, Copy)]
-pub struct ToStore<'a> {
+pub(super) struct ToStore<'a> {
     pub raw: RawCallback<'a>,
     /// A processing event: applied to the job that owns its media whatever the job's state
     /// (unless the job is applied row by row), so it is stored as applied at once.
@@ -46,14 +46,14 @@ pub struct ToStore<'a> {
 /// One stored callback of a batch: its row id, or `None` when an earlier delivery of the same
 /// event is stored (a duplicate); and the job that owns its media, if any (locked).
 #[derive(Debug)]
-pub struct Stored {
+pub(super) struct Stored {
     pub id: Option<i64>,
     pub owner: Option<LockedJob>,
 }
 
 /// What one event says, as [`JobDraft::observe`] needs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Observation<'a> {
+pub(super) struct Observation<'a> {
     pub event_type: &'a str,
     /// The kind whose upload this event reports complete, for the three upload events.
     pub upload_kind: Option<JobKind>,
@@ -77,7 +77,7 @@ struct HistoryRow {
 /// writes. The same decisions as the row-by-row path (`complete_by_media_in`,
 /// `apply_media_in`) for the jobs it handles.
 #[derive(Debug)]
-pub struct JobDraft {
+pub(super) struct JobDraft {
     job_id: String,
     kind: JobKind,
     media_id: String,
@@ -92,7 +92,7 @@ pub struct JobDraft {
 }
 
 impl JobDraft {
-    pub fn new(job: &LockedJob) -> Self {
+    pub(super) fn new(job: &LockedJob) -> Self {
         Self {
             job_id: job.job_id.clone(),
             kind: job.kind.parse().expect("constrained"),
@@ -107,12 +107,12 @@ impl JobDraft {
         }
     }
 
-    pub fn job_id(&self) -> &str {
+    pub(super) fn job_id(&self) -> &str {
         &self.job_id
     }
 
     /// The job's state, with the batch's events so far applied.
-    pub fn state(&self) -> JobState {
+    pub(super) fn state(&self) -> JobState {
         self.state
     }
 
@@ -120,7 +120,7 @@ impl JobDraft {
     /// client's upload, are applied row by row (`complete_by_media_in` decides those). The
     /// batch's insert (`row_by_row` in [`JobStore::store_callbacks_in`]) repeats this rule in
     /// SQL, to store a processing event as applied at once only when the merge will apply it.
-    pub fn needs_row_by_row(&self) -> bool {
+    pub(super) fn needs_row_by_row(&self) -> bool {
         self.state == JobState::AwaitingUpload
             || (self.state == JobState::Uploaded && self.max_file_size.is_some())
     }
@@ -128,7 +128,7 @@ impl JobDraft {
     /// Applies one stored (not duplicate) event; returns whether the event is marked applied:
     /// an upload event when it completed the job (one that beat the worker stays unapplied, for
     /// `mark_uploaded` to find), a processing event always.
-    pub fn observe(&mut self, event: Observation<'_>) -> bool {
+    pub(super) fn observe(&mut self, event: Observation<'_>) -> bool {
         debug_assert!(!self.needs_row_by_row());
         let mut applied = false;
         if event.upload_kind.is_some() && event.succeeded && self.state == JobState::Uploaded {
@@ -194,7 +194,7 @@ impl JobDraft {
 
 /// What a batch's write did, for the caller to report after the commit.
 #[derive(Debug, Default)]
-pub struct DraftsWritten {
+pub(super) struct DraftsWritten {
     /// The jobs' own transitions (a completion), in order.
     pub transitions: Vec<Transition>,
     /// History rows written (transitions and milestones): the outbox has news.
@@ -205,7 +205,7 @@ impl JobStore {
     /// Stores `callbacks` (deliveries already stored are skipped: duplicates) and locks the
     /// jobs that own their media, in `job_id` order. One entry per callback, in order. The
     /// callbacks must carry distinct dedup keys.
-    pub async fn store_callbacks_in(
+    pub(super) async fn store_callbacks_in(
         tx: &mut PgTx<'_, Postgres>,
         callbacks: &[ToStore<'_>],
     ) -> Result<Vec<Stored>, sqlx::Error> {
@@ -286,7 +286,7 @@ impl JobStore {
 
     /// Writes the drafts (state, media columns) and their history rows in order, and marks the
     /// `completed_by` events (upload events that completed their job) applied, in one statement.
-    pub async fn write_drafts_in(
+    pub(super) async fn write_drafts_in(
         tx: &mut PgTx<'_, Postgres>,
         drafts: &[JobDraft],
         completed_by: &[(i64, &str)],
@@ -321,7 +321,7 @@ impl JobStore {
     /// The path of a callback that arrives alone, in autocommit: stores it when no job owns its
     /// media, else returns the job as read, without a lock, for
     /// [`JobStore::write_draft_if_unchanged`]. One round trip.
-    pub async fn store_unowned_or_read_owner(
+    pub(super) async fn store_unowned_or_read_owner(
         &self,
         raw: &RawCallback<'_>,
     ) -> Result<Unowned, sqlx::Error> {
@@ -356,7 +356,7 @@ impl JobStore {
     /// the job's state and media columns are still exactly as read (the statement locks the row
     /// and compares) and the callback is not stored already. Two round trips in all for a lone
     /// callback, instead of a transaction's four.
-    pub async fn write_draft_if_unchanged(
+    pub(super) async fn write_draft_if_unchanged(
         &self,
         owner: &LockedJob,
         draft: &JobDraft,
@@ -449,7 +449,7 @@ fn owner_of(row: OwnerRow) -> (Option<i64>, Option<LockedJob>) {
 
 /// What [`JobStore::store_unowned_or_read_owner`] found.
 #[derive(Debug)]
-pub enum Unowned {
+pub(super) enum Unowned {
     /// No job owns the media: the callback is stored.
     Stored,
     /// No job owns the media and the callback was stored before.
@@ -460,7 +460,7 @@ pub enum Unowned {
 
 /// What [`JobStore::write_draft_if_unchanged`] did.
 #[derive(Debug)]
-pub enum Optimistic {
+pub(super) enum Optimistic {
     Written(DraftsWritten),
     /// The callback was stored before; nothing was written.
     Duplicate,

@@ -445,22 +445,6 @@ pub struct MediaApplied {
     pub transition: Option<Transition>,
 }
 
-impl MediaApplied {
-    /// A wake-up for the outbox publisher (which reads what to publish from the table).
-    pub fn wake(&self) -> Transition {
-        Transition {
-            job_id: self.job_id.clone(),
-            kind: self.kind.clone(),
-            state: self.state.unwrap_or(JobState::Completed),
-            previous_state: self.state,
-            media_id: None,
-            error_code: None,
-            error_message: None,
-            at: Utc::now(),
-        }
-    }
-}
-
 impl JobStore {
     /// Applies an observation of `media_id` to the job that owns it, inside the caller's
     /// transaction: merges the detail, derives the status, records milestones in the history

@@ -53,6 +53,13 @@ impl JobKind {
             JobKind::AttachedMedia => "AttachedMediaUploadComplete",
         }
     }
+
+    /// The kind whose upload `event_type` reports finished, for the three upload events.
+    pub fn completed_by(event_type: &str) -> Option<JobKind> {
+        [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
+            .into_iter()
+            .find(|k| k.completion_event() == event_type)
+    }
 }
 
 impl fmt::Display for JobKind {

@@ -146,23 +146,6 @@ pub struct Transition {
     pub at: DateTime<Utc>,
 }
 
-impl Transition {
-    /// A wake-up for the outbox publisher that carries no transition of its own (it reads
-    /// what to publish from the table): for milestones committed without a state change.
-    pub fn wake_up() -> Self {
-        Self {
-            job_id: String::new(),
-            kind: String::new(),
-            state: JobState::Completed,
-            previous_state: Some(JobState::Completed),
-            media_id: None,
-            error_code: None,
-            error_message: None,
-            at: Utc::now(),
-        }
-    }
-}
-
 /// A media milestone after the upload, as published on the events exchange
 /// (`media.<milestone>`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,7 +16,8 @@ use lapin::{BasicProperties, Channel};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{publish_confirmed, Topology, TransitionSender, REASON_HEADER};
+use super::{publish_confirmed, Topology, REASON_HEADER};
+use crate::jobs::OutboxWaker;
 use crate::jobs::{Inserted, JobMessage, JobStore};
 
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ pub async fn consume_jobs(
     channel: Channel,
     config: ConsumerConfig,
     store: JobStore,
-    transitions: TransitionSender,
+    outbox: OutboxWaker,
     wake_workers: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -71,15 +72,7 @@ pub async fn consume_jobs(
                 None => break,
             }
         }
-        handle_batch(
-            &channel,
-            &config,
-            &store,
-            &transitions,
-            &wake_workers,
-            batch,
-        )
-        .await?;
+        handle_batch(&channel, &config, &store, &outbox, &wake_workers, batch).await?;
     }
 }
 
@@ -107,7 +100,7 @@ async fn handle_batch(
     channel: &Channel,
     config: &ConsumerConfig,
     store: &JobStore,
-    transitions: &TransitionSender,
+    outbox: &OutboxWaker,
     wake_workers: &Notify,
     batch: Vec<Delivery>,
 ) -> anyhow::Result<()> {
@@ -166,9 +159,9 @@ async fn handle_batch(
     let mut created = 0;
     for (spec, inserted) in specs.iter().zip(inserted) {
         match inserted {
-            Inserted::Created(transition) => {
+            Inserted::Created(_) => {
                 tracing::info!(job_id = %spec.job_id, kind = %spec.kind, "job queued");
-                let _ = transitions.send(transition);
+                outbox.wake();
                 created += 1;
             }
             Inserted::Duplicate => {

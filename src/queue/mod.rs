@@ -18,8 +18,6 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use crate::jobs::Transition;
-
 /// How many times RabbitMQ redelivers a message (consumer crash, lost connection) before it
 /// dead-letters it. RabbitMQ 3.10 has no default limit, so it is set explicitly.
 pub const DELIVERY_LIMIT: i32 = 10;
@@ -335,17 +333,13 @@ const OUTBOX_PACE: std::time::Duration = std::time::Duration::from_millis(20);
 /// History rows one outbox pass takes.
 const OUTBOX_BATCH: i64 = 1000;
 
-/// Where components report that they committed transitions: a wake-up for the outbox
-/// publisher, so events go out at once rather than at the next poll.
-pub type TransitionSender = tokio::sync::mpsc::UnboundedSender<Transition>;
-
 /// Publishes committed transitions from the job store's outbox until `shutdown`: at once when
 /// woken, and every second regardless (for transitions other processes committed, or that a
 /// broker outage held back).
 pub async fn run_event_publisher(
     store: crate::jobs::JobStore,
     publisher: EventPublisher,
-    mut wake: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    wake: crate::jobs::OutboxWaker,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -368,12 +362,12 @@ pub async fn run_event_publisher(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            woken = wake.recv() => if woken.is_none() { return },
+            _ = wake.woken() => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
         // Coalesce a burst of wake-ups into one pass, and make passes at most every
         // OUTBOX_PACE, so that under load each pass publishes many transitions.
+        // (Rings during the pause coalesce into the one `woken` keeps.)
         tokio::time::sleep(OUTBOX_PACE).await;
-        while wake.try_recv().is_ok() {}
     }
 }

@@ -21,12 +21,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::jobs::OutboxWaker;
 use crate::jobs::{
     Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, MediaAssignment, Source,
     StoreError,
 };
 use crate::oss::{ObjectTarget, OssClient, OssCredentials};
-use crate::queue::TransitionSender;
 use crate::source::OpenedSource;
 use crate::vod::{UploadTicket, VodClient};
 
@@ -111,7 +111,7 @@ pub struct Worker {
     vod: VodClient,
     oss: OssClient,
     config: WorkerConfig,
-    transitions: TransitionSender,
+    outbox: OutboxWaker,
     wake: Arc<Notify>,
     writes: writes::GroupWrites,
 }
@@ -122,7 +122,7 @@ impl Worker {
         vod: VodClient,
         oss: OssClient,
         config: WorkerConfig,
-        transitions: TransitionSender,
+        outbox: OutboxWaker,
         wake: Arc<Notify>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -132,7 +132,7 @@ impl Worker {
             vod,
             oss,
             config,
-            transitions,
+            outbox,
             wake,
         })
     }
@@ -178,8 +178,8 @@ impl Worker {
             {
                 Ok(claimed) if !claimed.is_empty() => {
                     backlog = claimed.len() == permits.len();
-                    for (lease, transition) in claimed {
-                        let _ = self.transitions.send(transition);
+                    self.outbox.wake();
+                    for (lease, _) in claimed {
                         let permit = permits.pop().expect("no more jobs than permits");
                         let (worker, abort) = (self.clone(), abort.clone());
                         jobs.spawn(async move {
@@ -215,14 +215,14 @@ impl Worker {
     /// Runs one job now, in this task (`vod-ingest upload`); returns its row afterwards.
     pub async fn run_one(&self, job_id: &str) -> anyhow::Result<Job> {
         let shutdown = CancellationToken::new();
-        let Some((lease, transition)) = self
+        let Some((lease, _)) = self
             .store
             .claim_job(job_id, &self.config.owner, self.config.lease)
             .await?
         else {
             anyhow::bail!("job {job_id} is not runnable (it is running elsewhere, or finished)");
         };
-        let _ = self.transitions.send(transition);
+        self.outbox.wake();
         self.process(lease, &shutdown).await;
         self.store
             .get(job_id)
@@ -287,7 +287,7 @@ impl Worker {
                 Ok(transitions) => {
                     for t in transitions {
                         tracing::info!(state = %t.state, "job moved on");
-                        let _ = self.transitions.send(t);
+                        self.outbox.wake();
                     }
                 }
                 Err(e) => self.finish(Err(e)),
@@ -303,9 +303,9 @@ impl Worker {
                 }
             }
             Err(JobError::ShuttingDown) => match self.store.release(&job_id, token).await {
-                Ok(t) => {
+                Ok(_) => {
                     tracing::info!("shutting down: released the job for another worker");
-                    let _ = self.transitions.send(t);
+                    self.outbox.wake();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "shutting down: could not release the job; it will be rescued when its lease expires")
@@ -337,7 +337,7 @@ impl Worker {
         match result {
             Ok(transition) => {
                 tracing::info!(state = %transition.state, "job moved on");
-                let _ = self.transitions.send(transition);
+                self.outbox.wake();
             }
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!("lost the lease before recording the outcome")

@@ -11,8 +11,8 @@ use vod_ingest::app::{self, AppConfig, HttpSettings, RunningApp, VodSettings};
 use vod_ingest::emulator::{EmulatorConfig, RunningEmulator};
 use vod_ingest::jobs::{Job, JobKind, JobState, JobStore};
 use vod_ingest::queue::{self, Topology};
+use vod_ingest::reconciler::ReconcilerConfig;
 use vod_ingest::secret::Secret;
-use vod_ingest::webhook::reconciler::ReconcilerConfig;
 use vod_ingest::webhook::CallbackAuth;
 use vod_ingest::worker::WorkerConfig;
 

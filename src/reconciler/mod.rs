@@ -18,8 +18,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{Confirmation, Job, JobKind, JobState, JobStore, MediaUpdate, Slot, StepEntry};
-use crate::queue::TransitionSender;
+mod confirmer;
+
+pub use confirmer::{confirm_pass, run_confirmer};
+
+use crate::jobs::{
+    Confirmation, Job, JobKind, JobState, JobStore, MediaUpdate, OutboxWaker, Slot, StepEntry,
+};
 use crate::vod::{VodClient, VodError};
 
 #[derive(Debug, Clone)]
@@ -175,12 +180,12 @@ fn status_update(status: &str) -> MediaUpdate {
 pub async fn run(
     store: JobStore,
     vod: VodClient,
-    transitions: TransitionSender,
+    outbox: OutboxWaker,
     config: ReconcilerConfig,
     shutdown: CancellationToken,
 ) {
     loop {
-        if let Err(e) = pass(&store, &vod, &transitions, &config).await {
+        if let Err(e) = pass(&store, &vod, &outbox, &config).await {
             tracing::warn!(error = %e, "reconciler pass failed");
         }
         tokio::select! {
@@ -190,35 +195,16 @@ pub async fn run(
     }
 }
 
-/// Counts a check that found the media missing or failed; returns the checks in a row.
-async fn count_check(store: &JobStore, job_id: &str) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE ingest_jobs SET media_checks = media_checks + 1, media_checked_at = now()
-         WHERE job_id = $1 RETURNING media_checks",
-    )
-    .bind(job_id)
-    .fetch_one(store.pool())
-    .await
-}
-
-async fn checked(store: &JobStore, job_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE ingest_jobs SET media_checked_at = now() WHERE job_id = $1")
-        .bind(job_id)
-        .execute(store.pool())
-        .await?;
-    Ok(())
-}
-
 /// One pass; returns how many jobs it moved on (state changes and media outcomes).
 pub async fn pass(
     store: &JobStore,
     vod: &VodClient,
-    transitions: &TransitionSender,
+    outbox: &OutboxWaker,
     config: &ReconcilerConfig,
 ) -> Result<usize, sqlx::Error> {
-    let mut moved = uploaded_pass(store, vod, transitions, config).await?;
-    moved += processing_pass(store, vod, transitions, config).await?;
-    moved += abandoned_pass(store, vod, transitions, config).await?;
+    let mut moved = uploaded_pass(store, vod, outbox, config).await?;
+    moved += processing_pass(store, vod, outbox, config).await?;
+    moved += abandoned_pass(store, vod, outbox, config).await?;
     Ok(moved)
 }
 
@@ -226,21 +212,12 @@ pub async fn pass(
 async fn uploaded_pass(
     store: &JobStore,
     vod: &VodClient,
-    transitions: &TransitionSender,
+    outbox: &OutboxWaker,
     config: &ReconcilerConfig,
 ) -> Result<usize, sqlx::Error> {
-    let stale: Vec<Job> = sqlx::query_as(
-        "SELECT * FROM ingest_jobs
-         WHERE state = 'uploaded' AND media_id IS NOT NULL
-           AND uploaded_at < now() - make_interval(secs => $1)
-           AND (media_checked_at IS NULL OR media_checked_at < now() - make_interval(secs => $3))
-         ORDER BY uploaded_at LIMIT $2",
-    )
-    .bind(config.grace.as_secs_f64())
-    .bind(config.batch)
-    .bind(config.interval.as_secs_f64() * 0.9)
-    .fetch_all(store.pool())
-    .await?;
+    let stale = store
+        .uploaded_awaiting_check(config.grace, config.interval.mul_f64(0.9), config.batch)
+        .await?;
     let seen = lookup_jobs(vod, &stale).await;
     let mut moved = 0;
     for job in &stale {
@@ -265,13 +242,13 @@ async fn uploaded_pass(
                     .apply_media(media_id, &update, Some(confirmation))
                     .await?;
                 let t = applied.as_ref().and_then(|a| a.transition.clone());
-                checked(store, &job.job_id).await?;
+                store.mark_media_checked(&job.job_id).await?;
                 if let Some(t) = t {
                     tracing::info!(job_id = %job.job_id, %media_id, %status, state = %t.state, "moved on by the reconciler: its callback never came");
-                    let _ = transitions.send(t);
+                    outbox.wake();
                     moved += 1;
-                } else if let Some(a) = applied.filter(|a| !a.milestones.is_empty()) {
-                    let _ = transitions.send(a.wake());
+                } else if applied.is_some_and(|a| !a.milestones.is_empty()) {
+                    outbox.wake();
                 }
                 continue;
             }
@@ -281,7 +258,7 @@ async fn uploaded_pass(
             ),
             Some(Seen::Found { status, .. }) => {
                 tracing::debug!(job_id = %job.job_id, %status, "not confirmed yet");
-                checked(store, &job.job_id).await?;
+                store.mark_media_checked(&job.job_id).await?;
                 continue;
             }
             Some(Seen::Missing) => (
@@ -293,7 +270,7 @@ async fn uploaded_pass(
             ),
         };
         let (code, why) = problem;
-        let checks = count_check(store, &job.job_id).await?;
+        let checks = store.count_missing_check(&job.job_id).await?;
         if checks < config.missing_checks as i32 {
             tracing::info!(job_id = %job.job_id, %media_id, checks, code, "media not confirmed; will check again");
             continue;
@@ -304,12 +281,13 @@ async fn uploaded_pass(
             config.interval.as_secs(),
             job.job_id
         );
-        if let Some(t) = store
+        if store
             .fail_unleased(&job.job_id, JobState::Uploaded, code, &message)
             .await?
+            .is_some()
         {
             tracing::warn!(job_id = %job.job_id, %media_id, code, "failed by the reconciler");
-            let _ = transitions.send(t);
+            outbox.wake();
             moved += 1;
         }
     }
@@ -320,22 +298,16 @@ async fn uploaded_pass(
 async fn processing_pass(
     store: &JobStore,
     vod: &VodClient,
-    transitions: &TransitionSender,
+    outbox: &OutboxWaker,
     config: &ReconcilerConfig,
 ) -> Result<usize, sqlx::Error> {
-    let waiting: Vec<Job> = sqlx::query_as(
-        "SELECT * FROM ingest_jobs
-         WHERE state = 'completed' AND kind = 'video' AND media_id IS NOT NULL
-           AND (media_status IS NULL OR media_status IN ('UploadSucc', 'Transcoding'))
-           AND completed_at < now() - make_interval(secs => $1)
-           AND (media_checked_at IS NULL OR media_checked_at < now() - make_interval(secs => $3))
-         ORDER BY completed_at LIMIT $2",
-    )
-    .bind(config.processing_grace.as_secs_f64())
-    .bind(config.batch)
-    .bind(config.interval.as_secs_f64() * 0.9)
-    .fetch_all(store.pool())
-    .await?;
+    let waiting = store
+        .completed_awaiting_outcome(
+            config.processing_grace,
+            config.interval.mul_f64(0.9),
+            config.batch,
+        )
+        .await?;
     let seen = lookup_jobs(vod, &waiting).await;
     let mut moved = 0;
     for job in &waiting {
@@ -344,7 +316,7 @@ async fn processing_pass(
             None => continue,
             Some(Seen::Found { status, .. }) => status_update(status),
             Some(Seen::Missing) => {
-                let checks = count_check(store, &job.job_id).await?;
+                let checks = store.count_missing_check(&job.job_id).await?;
                 if checks < config.missing_checks as i32 {
                     continue;
                 }
@@ -355,10 +327,10 @@ async fn processing_pass(
             }
         };
         let applied = store.apply_media(media_id, &update, None).await?;
-        checked(store, &job.job_id).await?;
+        store.mark_media_checked(&job.job_id).await?;
         if let Some(a) = applied.filter(|a| !a.milestones.is_empty()) {
             tracing::info!(job_id = %job.job_id, %media_id, media_status = ?a.media_status, "media outcome from the reconciler: its processing events never came");
-            let _ = transitions.send(a.wake());
+            outbox.wake();
             moved += 1;
         }
     }
@@ -369,7 +341,7 @@ async fn processing_pass(
 async fn abandoned_pass(
     store: &JobStore,
     vod: &VodClient,
-    transitions: &TransitionSender,
+    outbox: &OutboxWaker,
     config: &ReconcilerConfig,
 ) -> Result<usize, sqlx::Error> {
     let idle = store
@@ -415,145 +387,11 @@ async fn abandoned_pass(
         };
         if let Some(t) = transition {
             tracing::info!(job_id = %t.job_id, state = %t.state, "client upload settled by the reconciler");
-            let _ = transitions.send(t);
+            outbox.wake();
             moved += 1;
         }
     }
     Ok(moved)
-}
-
-/// How soon the confirmer asks VOD again about a media that is not uploaded yet (VOD's status
-/// can lag its event by a moment).
-const CONFIRM_RECHECK: Duration = Duration::from_secs(5);
-
-/// How long an event waits for VOD to confirm it before it is given up on (it stays stored,
-/// unapplied; the reconciler's client-upload timeout still settles the job).
-const CONFIRM_PATIENCE: Duration = Duration::from_secs(120);
-
-/// Events one confirmer pass takes (their media are asked about 20 ids per call).
-const CONFIRM_BATCH: i64 = 100;
-
-/// The confirmer: VOD's callback signature does not cover the body, so an upload event for a
-/// client upload (or a processing event that would complete one), and one for an STS upload no
-/// job knows of, completes nothing until VOD's batch reads say the media has the file. Woken
-/// by the webhook at once (`wake`), so a real event still completes its job within a round
-/// trip to VOD; it also looks every [`CONFIRM_RECHECK`] for media still uploading.
-pub async fn run_confirmer(
-    store: JobStore,
-    vod: VodClient,
-    transitions: TransitionSender,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-    record_sts: bool,
-    shutdown: CancellationToken,
-) {
-    loop {
-        loop {
-            match confirm_pass(&store, &vod, &transitions, record_sts).await {
-                Ok(n) if n as i64 >= CONFIRM_BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "confirming uploads with VOD failed; trying again shortly");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(CONFIRM_RECHECK) => {}
-        }
-    }
-}
-
-/// The kind whose upload `event_type` reports complete, for the three upload events.
-fn kind_of_upload(event_type: &str) -> Option<JobKind> {
-    [JobKind::Video, JobKind::Image, JobKind::AttachedMedia]
-        .into_iter()
-        .find(|k| k.completion_event() == event_type)
-}
-
-/// One pass over the events waiting for confirmation; returns how many it looked at.
-pub async fn confirm_pass(
-    store: &JobStore,
-    vod: &VodClient,
-    transitions: &TransitionSender,
-    record_sts: bool,
-) -> Result<usize, sqlx::Error> {
-    let events = store
-        .events_to_confirm(CONFIRM_RECHECK, CONFIRM_BATCH)
-        .await?;
-    let kind_of = |e: &crate::jobs::ToConfirm| -> Option<JobKind> {
-        match &e.job_kind {
-            Some(k) => k.parse().ok(),
-            None => kind_of_upload(&e.event_type),
-        }
-    };
-    let mut seen = HashMap::new();
-    for kind in [JobKind::Video, JobKind::Image, JobKind::AttachedMedia] {
-        let mut ids: Vec<String> = events
-            .iter()
-            .filter(|e| kind_of(e) == Some(kind))
-            .map(|e| e.media_id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        match lookup(vod, kind, ids).await {
-            Ok(found) => seen.extend(found),
-            Err(e) => tracing::warn!(%kind, error = %e, "could not ask VOD to confirm uploads"),
-        }
-    }
-    for event in &events {
-        let Some(kind) = kind_of(event) else {
-            store
-                .refuse_confirmation(event.id, "unknown_kind", true)
-                .await?;
-            continue;
-        };
-        let media_id = event.media_id.as_str();
-        let (outcome, give_up) = match seen.get(media_id) {
-            // The question failed: asked again next pass.
-            None => continue,
-            Some(Seen::Found { status, size }) if upload_confirmed(kind, status) => {
-                // A processing event's news, held back until VOD confirmed the upload.
-                let update = super::parse_event(&event.body)
-                    .and_then(|p| p.update)
-                    .filter(|_| kind_of_upload(&event.event_type).is_none());
-                let (t, milestones) = store
-                    .confirm_upload(event, kind, *size, record_sts, update.as_ref())
-                    .await?;
-                metrics::counter!("vod_ingest_upload_confirmations_total", "outcome" => "confirmed")
-                    .increment(1);
-                if let Some(t) = t {
-                    tracing::info!(job_id = %t.job_id, %media_id, state = %t.state, via = %event.event_type, "upload confirmed by VOD");
-                    let _ = transitions.send(t);
-                } else if milestones {
-                    let _ = transitions.send(crate::jobs::Transition::wake_up());
-                }
-                continue;
-            }
-            Some(Seen::Found { status, .. }) => (
-                status.clone(),
-                status == "UploadFail"
-                    || event.confirm_requested_at < chrono::Utc::now() - CONFIRM_PATIENCE,
-            ),
-            Some(Seen::Missing) => ("not_found".to_owned(), true),
-        };
-        store
-            .refuse_confirmation(event.id, &outcome, give_up)
-            .await?;
-        if give_up {
-            metrics::counter!("vod_ingest_upload_confirmations_total", "outcome" => "refused")
-                .increment(1);
-            tracing::warn!(
-                %media_id,
-                event_type = %event.event_type,
-                vod_says = %outcome,
-                "a signed callback reported an upload VOD does not confirm; it changed nothing \
-                 (a forged or stale event: the signature does not cover the body)"
-            );
-        }
-    }
-    Ok(events.len())
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::jobs::{MediaUpdate, Slot, StepEntry};
+use super::media::{MediaUpdate, Slot, StepEntry};
 
 /// What the body says, as far as this service cares.
 #[derive(Debug, Clone)]
-pub(crate) struct ParsedEvent {
+pub struct ParsedEvent {
     pub event_type: String,
     pub media_id: Option<String>,
     pub succeeded: bool,
@@ -30,7 +30,7 @@ pub(crate) struct ParsedEvent {
 }
 
 /// Parses a body; `None` when it is not a JSON object with an `EventType`.
-pub(crate) fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
+pub fn parse_event(body: &[u8]) -> Option<ParsedEvent> {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => serde_json::from_str(&repair(std::str::from_utf8(body).ok()?)).ok()?,
