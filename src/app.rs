@@ -13,10 +13,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::api::{self, ApiState, KeyStore, StsSettings, TokenIssuer};
+use crate::api::{self, ApiState, StsSettings, TokenIssuer};
 use crate::console;
 use crate::http_server::{self, Limits};
 use crate::jobs::{CallbackIntake, JobStore, OutboxWaker, MIGRATOR};
+use crate::keys::KeyStore;
 use crate::oss::OssClient;
 use crate::queue::{self, ConsumerConfig, DeadLetters, EventPublisher, Topology};
 use crate::reconciler::{self, ReconcilerConfig};
@@ -580,7 +581,7 @@ async fn start_with(
             outbox: outbox.clone(),
             amqp_ready: admin_state.amqp_ready.clone(),
             token: http.admin_token.clone(),
-            sessions: console::sessions::SessionStore::new(store.pool().clone()),
+            sessions: crate::keys::sessions::SessionStore::new(store.pool().clone()),
             throttle: Default::default(),
             https: http.admin_https,
             webhooks: crate::app_webhooks::KeyWebhooks {

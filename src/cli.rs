@@ -12,6 +12,7 @@ use crate::app::{AppConfig, HttpSettings, VodSettings};
 use crate::queue::Topology;
 use crate::reconciler::ReconcilerConfig;
 use crate::secret::Secret;
+use crate::units::parse_size;
 use crate::webhook::CallbackAuth;
 use crate::worker::WorkerConfig;
 
@@ -171,33 +172,6 @@ pub struct TransferArgs {
     /// Largest http(s) source that may be copied to the spool directory.
     #[arg(long, env = "VOD_INGEST_SPOOL_LIMIT", default_value = "10G", value_parser = parse_size)]
     pub spool_limit: u64,
-}
-
-/// `8388608`, `8M`, `8MiB`, `1.5G`: binary units.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 8M, 512K, 1G)"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use K, M, G or T)"
-            ))
-        }
-    };
-    if number < 0.0 {
-        return Err(format!("{text:?} is negative"));
-    }
-    Ok((number * factor as f64) as u64)
 }
 
 impl TransferArgs {
@@ -588,8 +562,8 @@ pub struct KeySettingsArgs {
 }
 
 impl KeySettingsArgs {
-    pub fn parse(&self) -> Result<crate::api::KeySettings, String> {
-        crate::api::KeySettings::parse(
+    pub fn parse(&self) -> Result<crate::keys::KeySettings, String> {
+        crate::keys::KeySettings::parse(
             self.app_id.as_deref(),
             self.workflow_id.as_deref(),
             self.template_group_id.as_deref(),

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::api::{KeyLimits, KeyStore, KeyUpdate};
 use crate::app;
 use crate::cli::{
     ApiKeyCommand, Cli, Command, DbArgs, EmulatorArgs, EnqueueArgs, JobIdArgs, JobsArgs, RunArgs,
@@ -12,6 +11,7 @@ use crate::cli::{
 };
 use crate::display::{describe_event, human_bytes, jobs_table, print_job};
 use crate::jobs::{JobMessage, JobState, JobStore};
+use crate::keys::{KeyLimits, KeyStore, KeyUpdate};
 use crate::queue::{self, Topology};
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {

@@ -95,8 +95,8 @@ async fn serve_upload_page(
     http_port: u16,
     console: &str,
 ) -> anyhow::Result<()> {
-    let keys = crate::api::KeyStore::new(running.store.pool().clone());
-    let limits = crate::api::KeyLimits {
+    let keys = crate::keys::KeyStore::new(running.store.pool().clone());
+    let limits = crate::keys::KeyLimits {
         kinds: vec![
             crate::jobs::JobKind::Video,
             crate::jobs::JobKind::Image,

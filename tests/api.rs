@@ -8,8 +8,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::{open_limits, pattern, ApiResponse, TestApp, TestAppOptions};
 use serde_json::{json, Value};
-use vod_ingest::api::{KeyLimits, KeyStore};
 use vod_ingest::jobs::{Job, JobKind, JobState};
+use vod_ingest::keys::{KeyLimits, KeyStore};
 use vod_ingest::vod::{CreateUploadImageRequest, CreateUploadVideoRequest};
 
 async fn api_app() -> TestApp {
@@ -63,9 +63,9 @@ async fn a_video_credential_is_vods_answer_and_its_callback_completes_the_job() 
     let app = api_app().await;
     // The callback URL is the key's setting (clients may not name one).
     let settings =
-        vod_ingest::api::KeySettings::parse(None, None, None, None, Some(&app.callback_url))
+        vod_ingest::keys::KeySettings::parse(None, None, None, None, Some(&app.callback_url))
             .unwrap();
-    let (_, key) = vod_ingest::api::KeyStore::new(app.store().pool().clone())
+    let (_, key) = vod_ingest::keys::KeyStore::new(app.store().pool().clone())
         .create_with("test", &open_limits(), &settings)
         .await
         .unwrap();

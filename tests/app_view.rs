@@ -100,7 +100,7 @@ async fn a_cancelled_upload_stays_cancelled() {
     assert_eq!(cancelled.body["state"], "cancelled");
     // The console's use counts: the cancel is audited, but it is no refusal of the key.
     let key_id = &key[4..16];
-    let usage = vod_ingest::api::KeyStore::new(app.store().pool().clone())
+    let usage = vod_ingest::keys::KeyStore::new(app.store().pool().clone())
         .usage()
         .await
         .unwrap();

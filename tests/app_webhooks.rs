@@ -14,8 +14,8 @@ use base64::Engine as _;
 use common::{open_limits, pattern, TestApp, TestAppOptions};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use vod_ingest::api::KeyStore;
 use vod_ingest::app_webhooks::{KeyWebhooks, TargetError, TargetPolicy, WebhookSetupError};
+use vod_ingest::keys::KeyStore;
 use vod_ingest::secret::Secret;
 
 /// The service and the emulator; client apps upload, so no worker.

@@ -274,7 +274,7 @@ async fn a_keys_vod_settings_are_set_by_the_operator() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let keys = vod_ingest::keys::KeyStore::new(app.store().pool().clone());
     let stored = keys
         .list()
         .await
@@ -384,7 +384,7 @@ async fn api_keys_get_webhooks_from_the_command_line() {
         ..Default::default()
     })
     .await;
-    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let keys = vod_ingest::keys::KeyStore::new(app.store().pool().clone());
     let signing_key = common::TEST_WEBHOOK_SIGNING_KEY;
     for (env, url, expected) in [
         (

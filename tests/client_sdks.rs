@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use common::{open_limits, pattern, TestApp, TestAppOptions};
 use serde_json::{json, Value};
-use vod_ingest::api::KeyLimits;
 use vod_ingest::jobs::JobState;
+use vod_ingest::keys::KeyLimits;
 use vod_ingest::sign;
 
 async fn client_app() -> TestApp {

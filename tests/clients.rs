@@ -1,7 +1,7 @@
 //! Real client apps against the service and the emulator: the upload page in headless Chromium
 //! (Debian's `chromium`, driven by `playwright-core`), and `ali-oss` + `@alicloud/pop-core` in
 //! Node the way a mobile app or mini program uses them. The drivers live in `web/tests/`; the
-//! packages come from `npm ci --prefix web` (`.ci/run` installs them and Chromium).
+//! packages come from `npm ci --prefix web` (`scripts/test` installs them and Chromium).
 
 mod common;
 
@@ -28,9 +28,9 @@ fn node_ready() -> bool {
         && web_dir().join("node_modules/playwright-core").is_dir();
     assert!(
         installed,
-        "the client tests need Node.js and the web packages: run `npm ci --prefix web` \
-         (and `apt-get install chromium` for the browser test), or set \
-         VOD_INGEST_SKIP_CLIENT_TESTS=1 to skip them"
+        "the client tests need Node.js, Chromium and the web packages: run the tests with \
+         `scripts/test`, which installs them (or run `npm ci --prefix web` and install \
+         chromium yourself), or set VOD_INGEST_SKIP_CLIENT_TESTS=1 to skip them"
     );
     true
 }
@@ -318,7 +318,7 @@ async fn a_page_calls_vod_over_https_in_sts_mode_and_its_upload_is_recorded() {
     })
     .await;
     let key = app
-        .api_key(vod_ingest::api::KeyLimits {
+        .api_key(vod_ingest::keys::KeyLimits {
             allowed_origins: vec!["*".into()],
             ..open_limits()
         })

@@ -560,7 +560,7 @@ async fn an_api_key_made_in_the_console_is_shown_once_counted_and_revoked() {
         .nth(1)
         .map(|rest| format!("vik_{}", rest.split('"').next().unwrap()))
         .expect("the new key is shown");
-    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let keys = vod_ingest::keys::KeyStore::new(app.store().pool().clone());
     let stored = keys.list().await.unwrap();
     assert_eq!(stored.len(), 1);
     let stored = &stored[0];
@@ -1022,7 +1022,7 @@ async fn the_console_works_in_chromium() {
         })
         .await;
     assert_eq!(retried.attempts, 1);
-    let keys = vod_ingest::api::KeyStore::new(app.store().pool().clone());
+    let keys = vod_ingest::keys::KeyStore::new(app.store().pool().clone());
     let made: Vec<_> = keys
         .list()
         .await

@@ -9,9 +9,9 @@ use common::{open_limits, ApiResponse, TestApp, TestAppOptions};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
-use vod_ingest::api::{KeyLimits, KeySettings, KeyStore};
 use vod_ingest::http_server::Limits;
 use vod_ingest::jobs::JobKind;
+use vod_ingest::keys::{KeyLimits, KeySettings, KeyStore};
 use vod_ingest::vod::CreateUploadVideoRequest;
 
 async fn api_app() -> TestApp {

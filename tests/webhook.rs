@@ -675,7 +675,7 @@ async fn the_retention_sweep_deletes_old_rows_and_keeps_young_and_pending_ones()
         .map(|b| String::from_utf8(b).unwrap())
         .collect();
     assert_eq!(kept, ["old-pending-for-a-job", "young", "old-confirming"]);
-    let keys = vod_ingest::api::KeyStore::new(pool.clone());
+    let keys = vod_ingest::keys::KeyStore::new(pool.clone());
     let audit = std::time::Duration::from_secs(90 * 86400);
     assert_eq!(keys.prune_audit(audit, 100).await.unwrap(), 1);
     let left: Vec<i32> =

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::keys::{audit, AuditEntry, KeyStore};
+use crate::keys::{audit, AuditEntry, KeyStore};
 
 /// A key this process knows to be over its budget for the current minute.
 struct Exhausted {

@@ -8,14 +8,12 @@
 //! (`/openapi.json`).
 
 mod budget;
-pub mod keys;
 mod page;
 mod post_form;
 pub mod sts;
 mod uploads;
 
 pub use budget::{LocalBudget, OriginCache};
-pub use keys::{ApiKey, KeyLimits, KeySettings, KeyStore, KeyUpdate};
 pub use page::{upload_connect_src, ALI_OSS_BUNDLE};
 pub use sts::{StsSettings, TokenIssuer};
 
@@ -34,8 +32,8 @@ use axum::{Json, Router};
 
 use crate::jobs::JobStore;
 use crate::jobs::OutboxWaker;
+use crate::keys::{audit, presented_sha256, ApiKey, AuditEntry, Budget, KeyRejection, KeyStore};
 use crate::vod::{VodClient, VodError};
-use keys::{audit, presented_sha256, AuditEntry, Budget, KeyRejection};
 
 /// Request bodies are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;

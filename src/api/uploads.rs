@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::post_form::PostForm;
-use super::{ApiError, ApiState, Caller, KeySettings};
+use super::{ApiError, ApiState, Caller};
 use crate::jobs::{
     ClientRefresh, ClientSpec, JobKind, JobMessage, JobState, NewClientUpload, UploadStatus,
 };
+use crate::keys::KeySettings;
 use crate::vod::UploadTicket;
 
 /// What `POST /v1/uploads` and the refresh answer: VOD's answer, passed through. No `Debug`:

@@ -1,7 +1,7 @@
 //! Setting a key's webhook: its URL checked against [`TargetPolicy`], and its secret shown
 //! when there is a new one. The CLI and the console both go through here.
 
-use crate::api::{ApiKey, KeyStore};
+use crate::keys::{ApiKey, KeyStore};
 use crate::secret::Secret;
 
 use super::{TargetError, TargetPolicy};

@@ -2,7 +2,7 @@
 //!
 //! - **Token.** With `VOD_INGEST_ADMIN_TOKEN` set, the console needs it: either the bearer
 //!   header the other admin endpoints take, or the session cookie the login form sets (a
-//!   random id of a server-side session, see [`super::sessions`]).
+//!   random id of a server-side session, see [`crate::keys::sessions`]).
 //! - **CSRF.** Every POST must come from a console page: `Sec-Fetch-Site: same-origin`, or,
 //!   from browsers that do not send it, an `Origin` naming this very host. A request with
 //!   neither is refused: browsers send them on every form POST, so only scripts lack them, and
@@ -34,7 +34,7 @@ pub fn session_cookie(value: Option<&str>, https: bool) -> String {
     match value {
         Some(v) => format!(
             "{name}={v}; {attributes}; Max-Age={}",
-            super::sessions::SESSION_LIFETIME.as_secs()
+            crate::keys::sessions::SESSION_LIFETIME.as_secs()
         ),
         None => format!("{name}=; {attributes}; Max-Age=0"),
     }

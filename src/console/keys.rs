@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
-use crate::api::{ApiKey, KeyLimits, KeySettings, KeyUpdate};
 use crate::app_webhooks::WebhookSetupError;
 use crate::display::human_bytes;
+use crate::keys::{ApiKey, KeyLimits, KeySettings, KeyUpdate};
 use crate::secret::Secret;
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +87,7 @@ impl CreateForm {
                 kinds.push(kind.to_owned());
             }
         }
-        let max_file_size = crate::cli::parse_size(self.max_file_size.trim())
+        let max_file_size = crate::units::parse_size(self.max_file_size.trim())
             .map_err(|e| format!("largest file: {e}"))?;
         let requests_per_minute: u32 = self.requests_per_minute.trim().parse().map_err(|_| {
             format!(

@@ -21,7 +21,7 @@ pub mod guard;
 mod jobs;
 mod keys;
 mod overview;
-pub mod sessions;
+use crate::keys::sessions;
 mod view;
 mod webhooks;
 
@@ -37,9 +37,9 @@ use axum::{Form, Json, Router};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::api::KeyStore;
 use crate::jobs::JobStore;
 use crate::jobs::OutboxWaker;
+use crate::keys::KeyStore;
 use crate::queue::DeadLetters;
 use crate::secret::Secret;
 use crate::vod::VodClient;

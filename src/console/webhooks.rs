@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::view::{self, Notice, Section};
 use super::{ConsoleError, ConsoleState};
-use crate::api::ApiKey;
 use crate::app_webhooks::WebhookSetupError;
+use crate::keys::ApiKey;
 
 /// Deliveries the page lists.
 const RECENT: i64 = 100;

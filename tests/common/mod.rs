@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lapin::options::BasicGetOptions;
-use vod_ingest::api::{KeyLimits, KeyStore, StsSettings};
+use vod_ingest::api::StsSettings;
 use vod_ingest::app::{self, AppConfig, HttpSettings, RunningApp, VodSettings};
 use vod_ingest::emulator::{EmulatorConfig, RunningEmulator};
 use vod_ingest::jobs::{Job, JobKind, JobState, JobStore};
+use vod_ingest::keys::{KeyLimits, KeyStore};
 use vod_ingest::queue::{self, Topology};
 use vod_ingest::reconciler::ReconcilerConfig;
 use vod_ingest::secret::Secret;

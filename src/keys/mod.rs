@@ -1,6 +1,9 @@
-//! API keys for client apps: random, shown once, stored only as a SHA-256 hash, each with its
-//! own limits. Request counting is in PostgreSQL so that every process serving the API shares
-//! one budget per key.
+//! The store room for who may ask: API keys for client apps (random, shown once, stored only
+//! as a SHA-256 hash, each with its own limits and settings), their per-minute request counts
+//! (in PostgreSQL, so every process serving the API shares one budget per key), the audit of
+//! what each key was handed, and the console's sessions ([`sessions`]).
+
+pub mod sessions;
 
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
