@@ -344,7 +344,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
     ids.insert(0, refused_id.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     // Per job: the state and time of the last line printed, and when it was first seen.
-    let mut printed: Vec<Option<(String, i64, Instant)>> = vec![None; ids.len()];
+    let mut printed: Vec<Option<(JobState, i64, Instant)>> = vec![None; ids.len()];
     let mut first_seen: Vec<Option<Instant>> = vec![None; ids.len()];
     let outcome = loop {
         let mut all_final = true;
@@ -371,7 +371,7 @@ async fn run_in(args: &DemoArgs, work_dir: &Path, media_dir: &Path) -> anyhow::R
                     progress_bar(job.bytes_uploaded, job.bytes_total),
                     human_bytes(rate as i64)
                 );
-                printed[i] = Some((job.state.clone(), job.bytes_uploaded, Instant::now()));
+                printed[i] = Some((job.state, job.bytes_uploaded, Instant::now()));
             }
             all_final &= job.state().is_terminal();
         }

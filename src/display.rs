@@ -1,6 +1,6 @@
 //! How jobs are shown to operators: the CLI and the demo print through these.
 
-use crate::jobs::{Job, JobEvent, JobState, MediaDetail};
+use crate::jobs::{Job, JobEvent, JobKind, JobState, MediaDetail};
 
 pub fn describe_event(e: &JobEvent) -> String {
     let mut line = format!(
@@ -165,7 +165,7 @@ pub fn media_line(job: &Job) -> Option<String> {
             )
         });
     let mut line = match status {
-        "Normal" if job.kind == "video" => "Normal (playable)".to_owned(),
+        "Normal" if job.kind == JobKind::Video => "Normal (playable)".to_owned(),
         other => other.to_owned(),
     };
     if let Some(reason) = reason {

@@ -183,7 +183,7 @@ async fn images_and_attached_media_get_credentials_and_complete_too() {
         let done = app
             .wait_for_state(r.body["job_id"].as_str().unwrap(), JobState::Completed)
             .await;
-        assert_eq!(done.origin, "client");
+        assert_eq!(done.origin, vod_ingest::jobs::Origin::Client);
     }
     app.stop().await;
 }
@@ -727,7 +727,7 @@ async fn an_sts_token_uploads_a_video_that_is_recorded_from_its_callback() {
     client_put(&credential, data.clone()).await;
     let job_id = format!("sts:{}", ticket.media_id);
     let recorded = app.wait_for_state(&job_id, JobState::Completed).await;
-    assert_eq!(recorded.origin, "sts");
+    assert_eq!(recorded.origin, vod_ingest::jobs::Origin::Sts);
     assert_eq!(recorded.bytes_total, Some(data.len() as i64));
 
     // The session policy is enforced where it matters: by VOD.
@@ -1090,7 +1090,7 @@ async fn a_signed_upload_event_records_no_sts_upload_vod_does_not_confirm() {
     let recorded = app
         .wait_for_state(&format!("sts:{}", ticket.media_id), JobState::Completed)
         .await;
-    assert_eq!(recorded.origin, "sts");
+    assert_eq!(recorded.origin, vod_ingest::jobs::Origin::Sts);
     assert_eq!(recorded.bytes_total, Some(data.len() as i64));
     let sts_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM ingest_jobs WHERE origin = 'sts'")
         .fetch_one(app.store().pool())

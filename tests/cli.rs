@@ -361,7 +361,7 @@ async fn demo_takes_its_sample_jobs_to_their_end() {
         .await
         .unwrap()
         .into_iter()
-        .map(|j| (j.kind, j.state))
+        .map(|j| (j.kind.to_string(), j.state.to_string()))
         .collect();
     states.sort();
     assert_eq!(

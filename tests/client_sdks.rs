@@ -376,7 +376,7 @@ async fn the_sdks_sts_mode_calls_from_a_page_are_answered_and_recorded() {
     .await;
     let job_id = format!("sts:{}", created["VideoId"].as_str().unwrap());
     let job = app.wait_for_state(&job_id, JobState::Completed).await;
-    assert_eq!(job.origin, "sts");
+    assert_eq!(job.origin, vod_ingest::jobs::Origin::Sts);
     assert_eq!(job.bytes_total, Some(data.len() as i64));
     let address = decode_json(created["UploadAddress"].as_str().unwrap());
     let stored = app.emulator().object_path(

@@ -120,7 +120,7 @@ async fn the_upload_page_uploads_from_chromium_and_resumes_after_a_reload() {
             j.state() == JobState::Completed
         })
         .await;
-    assert_eq!(job.origin, "client");
+    assert_eq!(job.origin, vod_ingest::jobs::Origin::Client);
     assert_eq!(job.media_id.as_deref(), result["media_id"].as_str());
     assert!(
         app.object_bytes(&job) == data,
@@ -210,7 +210,7 @@ async fn a_mobile_client_with_an_sts_token_creates_its_own_upload_and_is_recorde
     let job = app
         .wait_for_state(&format!("sts:{video_id}"), JobState::Completed)
         .await;
-    assert_eq!(job.origin, "sts");
+    assert_eq!(job.origin, vod_ingest::jobs::Origin::Sts);
     assert_eq!(job.bytes_total, Some(data.len() as i64));
     let stored = app.emulator().object_path(
         result["bucket"].as_str().unwrap(),
@@ -342,7 +342,7 @@ async fn a_page_calls_vod_over_https_in_sts_mode_and_its_upload_is_recorded() {
     let job = app
         .wait_for_state(&format!("sts:{video_id}"), JobState::Completed)
         .await;
-    assert_eq!(job.origin, "sts");
+    assert_eq!(job.origin, vod_ingest::jobs::Origin::Sts);
     assert_eq!(job.bytes_total, Some(data.len() as i64));
     app.stop().await;
 }

@@ -569,7 +569,7 @@ pub(super) async fn cancel(
                 .get(&job.job_id)
                 .await
                 .map_err(ApiError::store_unavailable)?
-                .map_or(job.state.clone(), |j| j.state);
+                .map_or(job.state, |j| j.state);
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "UploadNotPending",
@@ -650,9 +650,9 @@ pub(super) async fn sts_token(
         Some(names) => {
             let mut kinds = BTreeSet::new();
             for name in names {
-                let kind: JobKind = name
-                    .parse()
-                    .map_err(|e: String| ApiError::bad_request("InvalidRequest", e))?;
+                let kind: JobKind = name.parse().map_err(|e: crate::jobs::UnknownName| {
+                    ApiError::bad_request("InvalidRequest", e.to_string())
+                })?;
                 if !allowed.contains(&kind) {
                     return Err(refuse(
                         StatusCode::FORBIDDEN,

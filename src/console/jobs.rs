@@ -68,7 +68,7 @@ fn parse_time(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, ConsoleE
         })
 }
 
-fn parse_choice<T: std::str::FromStr<Err = String>>(
+fn parse_choice<T: std::str::FromStr<Err = crate::jobs::UnknownName>>(
     field: &str,
     text: &str,
 ) -> Result<Option<T>, ConsoleError> {
@@ -243,7 +243,7 @@ fn job_row(job: &Job) -> Markup {
             }
             td { (job.kind) }
             td { (job.origin) }
-            td { (view::state_badge(&job.state)) }
+            td { (view::state_badge(job.state.as_str())) }
             td.mono { (view::or_dash(job.media_id.as_deref())) }
             td {
                 @match (&job.last_error_code, job.state()) {
@@ -357,7 +357,7 @@ async fn job_page(
     let can_cancel = !job_state.is_terminal();
     let base = view::job_href(&job.job_id);
     let body = html! {
-        h1.job-title { "Job " span.mono { (job.job_id) } " " (view::state_badge(&job.state)) }
+        h1.job-title { "Job " span.mono { (job.job_id) } " " (view::state_badge(job.state.as_str())) }
         @if can_retry || can_cancel {
             div.actions {
                 @if can_retry {

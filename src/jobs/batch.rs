@@ -16,8 +16,8 @@ use crate::vod::UploadAddress;
 #[derive(sqlx::FromRow)]
 struct Moved {
     moved_job_id: String,
-    to_state: String,
-    kind: String,
+    to_state: JobState,
+    kind: JobKind,
     media_id: Option<String>,
     at: DateTime<Utc>,
 }
@@ -38,7 +38,7 @@ pub struct MediaAssignment {
 struct Recorded {
     #[sqlx(flatten)]
     job: Job,
-    previous: Option<String>,
+    previous: Option<JobState>,
     event_at: DateTime<Utc>,
 }
 
@@ -47,12 +47,9 @@ impl Recorded {
         let job = &self.job;
         Transition {
             job_id: job.job_id.clone(),
-            kind: job.kind.clone(),
-            state: job.state(),
-            previous_state: self
-                .previous
-                .as_deref()
-                .map(|s| s.parse().expect("constrained")),
+            kind: job.kind,
+            state: job.state,
+            previous_state: self.previous,
             media_id: job.media_id.clone(),
             error_code: None,
             error_message: None,
@@ -182,7 +179,7 @@ impl JobStore {
             .into_iter()
             .map(|r| {
                 let transition = r.transition();
-                let rescued = r.previous.as_deref() == Some(JobState::Uploading.as_str());
+                let rescued = r.previous == Some(JobState::Uploading);
                 let token = r.job.lease_token;
                 (
                     Lease {
@@ -279,7 +276,7 @@ impl JobStore {
             transitions.push(Transition {
                 job_id,
                 kind,
-                state: state.parse().expect("constrained"),
+                state,
                 previous_state: Some(previous),
                 media_id,
                 error_code: None,

@@ -26,8 +26,8 @@ use super::store::{JobStore, Transition};
 #[derive(Debug, Clone)]
 pub(super) struct LockedJob {
     pub job_id: String,
-    pub kind: String,
-    pub state: String,
+    pub kind: JobKind,
+    pub state: JobState,
     pub media_id: String,
     pub media_status: Option<String>,
     pub media_detail: Value,
@@ -95,10 +95,10 @@ impl JobDraft {
     pub(super) fn new(job: &LockedJob) -> Self {
         Self {
             job_id: job.job_id.clone(),
-            kind: job.kind.parse().expect("constrained"),
+            kind: job.kind,
             media_id: job.media_id.clone(),
             max_file_size: job.max_file_size,
-            state: job.state.parse().expect("constrained"),
+            state: job.state,
             media_status: job.media_status.clone(),
             detail: MediaDetail::from_json(&job.media_detail),
             completes: false,
@@ -393,7 +393,7 @@ impl JobStore {
             .bind(sqlx::query_as(SQL.as_str()))
             .bind(&owner.media_id)
             .bind(&owner.job_id)
-            .bind(&owner.state)
+            .bind(owner.state)
             .bind(&owner.media_status)
             .bind(&owner.media_detail)
             .bind(raw.verification)
@@ -420,8 +420,8 @@ impl JobStore {
 type OwnerRow = (
     Option<i64>,
     Option<String>,
-    Option<String>,
-    Option<String>,
+    Option<JobKind>,
+    Option<JobState>,
     Option<String>,
     Option<String>,
     Option<Value>,
@@ -478,7 +478,7 @@ impl DraftsWritten {
             if d.completes {
                 written.transitions.push(Transition {
                     job_id: d.job_id.clone(),
-                    kind: d.kind.as_str().to_owned(),
+                    kind: d.kind,
                     state: JobState::Completed,
                     previous_state: Some(JobState::Uploaded),
                     media_id: Some(d.media_id.clone()),

@@ -437,7 +437,6 @@ impl<'a> RawCallback<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct MediaApplied {
     pub job_id: String,
-    pub kind: String,
     pub state: Option<JobState>,
     pub media_status: Option<String>,
     pub milestones: Vec<&'static str>,
@@ -458,7 +457,7 @@ impl JobStore {
         update: &MediaUpdate,
         confirm: Option<Confirmation<'_>>,
     ) -> Result<Option<MediaApplied>, sqlx::Error> {
-        let row: Option<(String, String, String, Option<String>, Value)> = sqlx::query_as(
+        let row: Option<(String, JobKind, JobState, Option<String>, Value)> = sqlx::query_as(
             "SELECT job_id, kind, state, media_status, media_detail FROM ingest_jobs
              WHERE media_id = $1 FOR UPDATE",
         )
@@ -468,8 +467,6 @@ impl JobStore {
         let Some((job_id, kind, state, old_status, detail)) = row else {
             return Ok(None);
         };
-        let kind: JobKind = kind.parse().expect("constrained");
-        let state: JobState = state.parse().expect("constrained");
         let proves_upload = update.uploaded || update.transcoding || !update.steps.is_empty();
         let mut transition = None;
         if let (Some(confirmation), true, JobState::Uploaded | JobState::AwaitingUpload) =
@@ -483,7 +480,6 @@ impl JobStore {
         let new_status = derive_status(kind, old_status.as_deref(), &new, update);
         let mut applied = MediaApplied {
             job_id: job_id.clone(),
-            kind: kind.as_str().to_owned(),
             state: Some(state),
             media_status: new_status.clone(),
             milestones: Vec::new(),

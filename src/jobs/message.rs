@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::JobKind;
+use super::model::{JobKind, UnknownName};
 use crate::vod::{
     CreateUpload, CreateUploadAttachedMediaRequest, CreateUploadImageRequest,
     CreateUploadVideoRequest,
@@ -183,7 +183,10 @@ impl JobMessage {
             None => uuid::Uuid::new_v4().to_string(),
         };
         self.job_id = Some(job_id.clone());
-        let kind: JobKind = self.kind.parse().map_err(invalid)?;
+        let kind: JobKind = self
+            .kind
+            .parse()
+            .map_err(|e: UnknownName| invalid(e.to_string()))?;
         let source = resolve_source(&self.source, source_roots)?;
         let base_name = match &source {
             Source::Local(path) => path
@@ -267,7 +270,10 @@ impl JobMessage {
     /// A client upload's metadata (`POST /v1/uploads`): everything but the source, which the
     /// client holds. `file_name` is required: VOD needs its extension.
     pub fn validate_client(mut self) -> Result<ClientSpec, InvalidJob> {
-        let kind: JobKind = self.kind.parse().map_err(invalid)?;
+        let kind: JobKind = self
+            .kind
+            .parse()
+            .map_err(|e: UnknownName| invalid(e.to_string()))?;
         let base_name = non_empty(self.file_name.clone()).ok_or_else(|| {
             invalid(
                 "file_name is required: the name of the file with its extension (e.g. clip.mp4)",

@@ -36,7 +36,7 @@ pub use media::{
 pub use message::{
     attached_media_extensions, validate_job_id, ClientSpec, InvalidJob, JobMessage, JobSpec, Source,
 };
-pub use model::{JobKind, JobState, Origin};
+pub use model::{JobKind, JobState, Origin, UnknownName};
 pub use outbox::OutboxWaker;
 pub use status::{UploadStatus, UploadStatusError};
 pub use store::{

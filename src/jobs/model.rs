@@ -64,20 +64,22 @@ impl JobKind {
 
 impl fmt::Display for JobKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
 impl FromStr for JobKind {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "video" => Ok(JobKind::Video),
             "image" => Ok(JobKind::Image),
             "attached_media" => Ok(JobKind::AttachedMedia),
-            other => Err(format!(
-                "unknown kind {other:?}: expected \"video\", \"image\" or \"attached_media\""
-            )),
+            other => Err(UnknownName {
+                what: "kind",
+                value: other.to_owned(),
+                expected: "\"video\", \"image\" or \"attached_media\"",
+            }),
         }
     }
 }
@@ -114,12 +116,22 @@ impl Origin {
 }
 
 impl FromStr for Origin {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [Origin::Queue, Origin::Cli, Origin::Client, Origin::Sts]
             .into_iter()
             .find(|o| o.as_str() == s)
-            .ok_or_else(|| format!("unknown origin {s:?}"))
+            .ok_or_else(|| UnknownName {
+                what: "origin",
+                value: s.to_owned(),
+                expected: "one of queue, cli, client, sts",
+            })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -183,21 +195,71 @@ impl JobState {
 
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
 impl FromStr for JobState {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         JobState::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown state {s:?}: expected one of {}",
-                    JobState::ALL.map(|s| s.as_str()).join(", ")
-                )
+            .ok_or_else(|| UnknownName {
+                what: "state",
+                value: s.to_owned(),
+                expected: "one of queued, awaiting_upload, uploading, retrying, uploaded, \
+                           completed, failed, cancelled",
             })
     }
 }
+
+/// A kind, state or origin that is not one: what was given and what is valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}: expected {expected}")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// The three enums are TEXT columns (with CHECK constraints) in PostgreSQL: read and written
+/// by name, so a row decodes straight into the type and an unknown name is a decode error,
+/// not a panic.
+macro_rules! text_column {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl sqlx::postgres::PgHasArrayType for $t {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let name = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(name.parse()?)
+            }
+        }
+        impl sqlx::Encode<'_, sqlx::Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+    };
+}
+
+text_column!(JobKind);
+text_column!(JobState);
+text_column!(Origin);

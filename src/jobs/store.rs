@@ -15,9 +15,9 @@ use super::model::{JobKind, JobState, Origin};
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
     pub job_id: String,
-    pub kind: String,
-    pub state: String,
-    pub origin: String,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub origin: Origin,
     pub source: String,
     pub title: Option<String>,
     pub file_name: Option<String>,
@@ -63,17 +63,15 @@ pub struct Job {
 
 impl Job {
     pub fn kind(&self) -> JobKind {
-        self.kind.parse().expect("the kind column is constrained")
+        self.kind
     }
 
     pub fn state(&self) -> JobState {
-        self.state.parse().expect("the state column is constrained")
+        self.state
     }
 
     pub fn origin(&self) -> Origin {
         self.origin
-            .parse()
-            .expect("the origin column is constrained")
     }
 }
 
@@ -137,7 +135,7 @@ pub struct JobEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
     pub job_id: String,
-    pub kind: String,
+    pub kind: JobKind,
     pub state: JobState,
     pub previous_state: Option<JobState>,
     pub media_id: Option<String>,
@@ -151,7 +149,7 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MediaMilestone {
     pub job_id: String,
-    pub kind: String,
+    pub kind: JobKind,
     /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (README).
     pub milestone: String,
     pub media_id: Option<String>,
@@ -257,7 +255,7 @@ async fn record(
     )
     .bind(&job.job_id)
     .bind(from.map(|s| s.as_str()))
-    .bind(&job.state)
+    .bind(job.state)
     .bind(fields.media_id.or(job.media_id.as_deref()))
     .bind(fields.error_code)
     .bind(fields.error_message)
@@ -266,7 +264,7 @@ async fn record(
     .await?;
     Ok(Transition {
         job_id: job.job_id.clone(),
-        kind: job.kind.clone(),
+        kind: job.kind,
         state: job.state(),
         previous_state: from,
         media_id: job.media_id.clone(),
@@ -373,7 +371,7 @@ impl JobStore {
         lease: std::time::Duration,
     ) -> Result<Option<(Lease, Transition)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(String, JobState)> = sqlx::query_as(
             "SELECT job_id, state FROM ingest_jobs
              WHERE ((state IN ('queued', 'retrying') AND run_at <= now())
                 OR (state = 'uploading' AND lease_expires_at < now()))
@@ -388,7 +386,6 @@ impl JobStore {
         let Some((job_id, previous)) = row else {
             return Ok(None);
         };
-        let previous: JobState = previous.parse().expect("constrained");
         let job: Job = sqlx::query_as(
             "UPDATE ingest_jobs
              SET state = 'uploading', attempts = attempts + 1, lease_owner = $2,
@@ -655,8 +652,8 @@ impl JobStore {
         #[allow(clippy::type_complexity)]
         let row: Option<(
             String,
-            String,
-            String,
+            JobKind,
+            JobState,
             Option<i64>,
             Option<String>,
             Option<DateTime<Utc>>,
@@ -704,7 +701,6 @@ impl JobStore {
                 at,
             }));
         }
-        let previous: JobState = previous.parse().expect("constrained");
         let via = serde_json::json!({ "via": confirmation.via, "size": confirmation.size });
         match (previous, max_file_size, confirmation.size) {
             (JobState::Uploaded | JobState::AwaitingUpload, Some(max), Some(size))
@@ -1052,7 +1048,7 @@ impl JobStore {
         from: &[&str],
     ) -> Result<Result<Transition, String>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let current: Option<(String, String)> =
+        let current: Option<(JobState, Origin)> =
             sqlx::query_as("SELECT state, origin FROM ingest_jobs WHERE job_id = $1 FOR UPDATE")
                 .bind(job_id)
                 .fetch_optional(&mut *tx)
@@ -1060,7 +1056,6 @@ impl JobStore {
         let Some((current, origin)) = current else {
             return Ok(Err(format!("no job with id {job_id:?}")));
         };
-        let origin: Origin = origin.parse().expect("constrained");
         if to == JobState::Queued && !origin.worker_uploads() {
             return Ok(Err(format!(
                 "job {job_id} was uploaded by a client app ({}), so the service cannot upload it again: the app must ask for a new upload",
@@ -1085,11 +1080,10 @@ impl JobStore {
         .bind(to.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        let previous: JobState = current.parse().expect("constrained");
         let t = record(
             &mut tx,
             &job,
-            Some(previous),
+            Some(current),
             EventFields {
                 detail: Some(serde_json::json!({ "by": "operator" })),
                 ..Default::default()
@@ -1153,9 +1147,9 @@ impl JobStore {
         struct Row {
             id: i64,
             job_id: String,
-            kind: String,
-            from_state: Option<String>,
-            to_state: String,
+            kind: JobKind,
+            from_state: Option<JobState>,
+            to_state: JobState,
             media_id: Option<String>,
             error_code: Option<String>,
             error_message: Option<String>,
@@ -1194,18 +1188,18 @@ impl JobStore {
                         .get("media_status")
                         .and_then(|s| s.as_str())
                         .map(str::to_owned),
-                    state: row.to_state.parse().expect("constrained"),
+                    state: row.to_state,
                     error_code: row.error_code,
                     error_message: row.error_message,
                     detail,
                     at: row.at,
                 }))
-            } else if row.from_state.as_deref() != Some(row.to_state.as_str()) {
+            } else if row.from_state != Some(row.to_state) {
                 Some(OutboxMessage::Job(Transition {
                     job_id: row.job_id,
                     kind: row.kind,
-                    state: row.to_state.parse().expect("constrained"),
-                    previous_state: row.from_state.as_deref().and_then(|s| s.parse().ok()),
+                    state: row.to_state,
+                    previous_state: row.from_state,
                     media_id: row.media_id,
                     error_code: row.error_code,
                     error_message: row.error_message,

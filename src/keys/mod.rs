@@ -51,7 +51,10 @@ impl KeyLimits {
             .iter()
             .map(|k| k.trim())
             .filter(|k| !k.is_empty())
-            .map(|k| k.parse().map_err(|e: String| format!("kinds: {e}")))
+            .map(|k| {
+                k.parse()
+                    .map_err(|e: crate::jobs::UnknownName| format!("kinds: {e}"))
+            })
             .collect::<Result<Vec<JobKind>, String>>()?;
         if kinds.is_empty() {
             return Err("kinds is empty: name at least one of video, image, attached_media".into());
