@@ -407,7 +407,7 @@ async fn bind(config: EmulatorConfig) -> anyhow::Result<Bound> {
         config.region.clone(),
         config.data_dir.clone(),
     );
-    let shared = Arc::new(Shared::new(config, base_url.clone())?);
+    let shared = Arc::new(persist::open(config, base_url.clone())?);
     let tls = match tls_source {
         Some(source) => {
             let names = tls::certificate_names(&region, &base_url, addr, &shared.bucket);

@@ -313,8 +313,15 @@ async fn process(
         }
         _ => {}
     }
-    // The account's rate limit, counted once the caller is known (`throttle`).
-    super::throttle::admit(shared, action)?;
+    // The account's rate limit, counted once the caller is known (`throttle`); under one lock,
+    // borrowed mutably only when the action has a limit.
+    {
+        let mut guard = shared.lock();
+        if let Some(&limit) = guard.faults.rate_limits.get(action) {
+            let inner = &mut *guard;
+            inner.throttle.admit(action, limit, &mut inner.stats)?;
+        }
+    }
     if let Some(f) = shared.take_failure(action) {
         let message = f.message.unwrap_or_else(|| {
             match f.code.as_str() {
