@@ -29,20 +29,24 @@
 //!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
 //!   `transcode_delay_ms`).
 
+mod auth;
 mod batch;
 mod callback;
 mod cors;
+mod delivery;
 pub(crate) mod errors;
+mod media_json;
 pub(crate) mod multipart;
 mod object;
 mod oss;
 #[cfg(feature = "fuzzing")]
 pub(crate) use oss::fuzz_policy as fuzz_post_policy;
 pub(crate) mod oss_v4;
+pub(crate) mod params;
 mod persist;
 pub(crate) mod policy;
 mod processing;
-pub(crate) mod rpc;
+mod rpc;
 mod state;
 mod throttle;
 mod tls;
