@@ -199,7 +199,7 @@ fn plan(
 
 /// The RPC parameters the emulator reads from a query string and a form body.
 pub fn emulator_rpc_params(query: &[u8], form: Option<&[u8]>) -> BTreeMap<String, String> {
-    crate::emulator::rpc::collect_params(query, form)
+    crate::emulator::params::collect_params(query, form)
 }
 
 /// The emulator's reading of a PostObject policy (JSON, before Base64) and the size range its
@@ -215,7 +215,7 @@ pub fn emulator_post_policy(
 
 /// The emulator's reading of an RPC `Timestamp`.
 pub fn emulator_rpc_timestamp(value: &str) -> Option<DateTime<Utc>> {
-    crate::emulator::rpc::parse_timestamp(value)
+    crate::emulator::params::parse_timestamp(value)
 }
 
 /// The parts a CompleteMultipartUpload body lists, or the OSS error code refusing it.

@@ -1,4 +1,4 @@
-//! The emulator's RPC request reading (src/emulator/rpc.rs): parameters from the query string
+//! The emulator's RPC request reading (src/emulator/params.rs): parameters from the query string
 //! and a form body, the signature check's input, and the `Timestamp` parser.
 //!
 //! Input: the query string, a newline, then the form body (no newline: no body).

@@ -12,7 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use super::errors::RpcError;
-use super::rpc::{file_url, fmt_time, image_json, required, video_json, Params};
+use super::media_json::{file_url, image_json, video_json};
+use super::params::{fmt_time, required, Params};
 use super::state::{Media, MediaKind, Shared};
 
 /// VOD's limit for every batch read.

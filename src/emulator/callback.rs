@@ -1,20 +1,14 @@
-//! What happens when an upload completes: media status moves on, and VOD's event callback is
-//! delivered as the real sender does it (`callbacks.md` §3, §4, §7): compact JSON with
-//! `Status` first, `X-VOD-TIMESTAMP` / `X-VOD-SIGNATURE` when a key is configured, 5 s timeout,
-//! only 200 is success, no redirects, 3 attempts about 1 s apart, then the event is dropped.
+//! What happens when an upload completes: media status moves on, a video's processing starts
+//! (`processing`), and VOD's upload event is sent as the real sender writes it
+//! (`callbacks.md` §3, §4, §7): compact JSON with `Status` first, delivered by `delivery`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
 
-use super::rpc::{extend_string, nested_json};
+use super::delivery::{callback_target, send_event};
 use super::state::{Media, MediaKind, Shared};
-use crate::sign;
-
-const ATTEMPTS: u32 = 3;
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 // Field order follows the documented samples (DOC-CUR for videos, DOC-2021 for images and
 // attached media), with `Status` first as in real captures.
@@ -106,71 +100,6 @@ pub(crate) fn object_stored(shared: &Arc<Shared>, bucket: &str, key: &str, size:
     send_event(shared, url, event_type, body);
 }
 
-/// Sends one event as VOD does, through the delivery faults: `callback_drop` and
-/// `drop_event_types` lose it, `event_loss_rate` loses it at random (as three failed attempts
-/// would), `callback_duplicate` / `event_duplicate_rate` deliver it twice (as VOD does when a
-/// 200 comes too late), `event_delay_ms` holds it back.
-pub(crate) fn send_event(shared: &Arc<Shared>, url: String, event_type: &str, body: String) {
-    let (lost, duplicate, delay) = {
-        let inner = shared.lock();
-        let f = &inner.faults;
-        let lost = f.callback_drop
-            || f.drop_event_types.iter().any(|t| t == event_type)
-            || (f.event_loss_rate > 0.0 && rand::random::<f64>() < f.event_loss_rate);
-        let duplicate = f.callback_duplicate
-            || (f.event_duplicate_rate > 0.0 && rand::random::<f64>() < f.event_duplicate_rate);
-        (lost, duplicate, f.event_delay_ms)
-    };
-    if lost {
-        let mut inner = shared.lock();
-        inner.stats.callbacks_failed += 1;
-        *inner
-            .stats
-            .events_lost
-            .entry(event_type.to_owned())
-            .or_default() += 1;
-        return;
-    }
-    for _ in 0..if duplicate { 2 } else { 1 } {
-        let (shared, url, body, event_type) = (
-            shared.clone(),
-            url.clone(),
-            body.clone(),
-            event_type.to_owned(),
-        );
-        tokio::spawn(async move {
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            deliver(shared, url, event_type, body).await;
-        });
-    }
-}
-
-/// Where a media's events go (UserData's `CallbackURL`, else the configured one) and the
-/// `Extend` they carry back.
-pub(crate) fn callback_target(shared: &Shared, media: &Media) -> Option<(String, Option<String>)> {
-    let user_data: Option<serde_json::Map<String, serde_json::Value>> = media
-        .user_data
-        .as_deref()
-        .and_then(|u| serde_json::from_str(u).ok());
-    let url = user_data
-        .as_ref()
-        .and_then(|u| u.get("MessageCallback"))
-        .and_then(nested_json)
-        .and_then(|mc| {
-            mc.get("CallbackURL")
-                .and_then(|u| u.as_str())
-                .map(str::to_owned)
-        })
-        .or_else(|| shared.config.callback_url.clone())?;
-    let extend = user_data
-        .as_ref()
-        .and_then(|u| u.get("Extend"))
-        .map(extend_string);
-    Some((url, extend))
-}
-
 /// The callback URL and the upload event's body.
 fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> {
     let (url, extend) = callback_target(shared, media)?;
@@ -208,46 +137,4 @@ fn event(shared: &Shared, media: &Media, size: u64) -> Option<(String, String)> 
     }
     .ok()?;
     Some((url, body))
-}
-
-/// Up to three attempts; the same body each time, a fresh timestamp and signature per attempt
-/// (the timestamp is "when the callback request is sent").
-async fn deliver(shared: Arc<Shared>, url: String, event_type: String, body: String) {
-    // Only scheme, host and path go to the log: a query string may carry a secret.
-    let shown = url.split('?').next().unwrap_or_default().to_owned();
-    for attempt in 1..=ATTEMPTS {
-        let mut request = shared
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        if let Some(key) = &shared.config.callback_key {
-            let ts = Utc::now().timestamp().to_string();
-            let signature = sign::callback::signature(&url, &ts, key.expose());
-            request = request
-                .header("X-VOD-TIMESTAMP", ts)
-                .header("X-VOD-SIGNATURE", signature);
-        }
-        match request.send().await {
-            Ok(resp) if resp.status() == reqwest::StatusCode::OK => {
-                let mut inner = shared.lock();
-                inner.stats.callbacks_sent += 1;
-                *inner.stats.events_sent.entry(event_type).or_default() += 1;
-                return;
-            }
-            Ok(resp) => {
-                tracing::info!(url = %shown, attempt, status = %resp.status(), "callback refused")
-            }
-            Err(e) => {
-                tracing::info!(url = %shown, attempt, error = %e.without_url(), "callback failed")
-            }
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
-    tracing::warn!(url = %shown, %event_type, "callback dropped after {ATTEMPTS} attempts");
-    let mut inner = shared.lock();
-    inner.stats.callbacks_failed += 1;
-    *inner.stats.events_lost.entry(event_type).or_default() += 1;
 }

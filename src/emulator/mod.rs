@@ -29,20 +29,24 @@
 //!   (`null` resets `credential_ttl_seconds`, `assume_role_ttl_seconds` and
 //!   `transcode_delay_ms`).
 
+mod auth;
 mod batch;
 mod callback;
 mod cors;
+mod delivery;
 pub(crate) mod errors;
+mod media_json;
 pub(crate) mod multipart;
 mod object;
 mod oss;
 #[cfg(feature = "fuzzing")]
 pub(crate) use oss::fuzz_policy as fuzz_post_policy;
 pub(crate) mod oss_v4;
+pub(crate) mod params;
 mod persist;
 pub(crate) mod policy;
 mod processing;
-pub(crate) mod rpc;
+mod rpc;
 mod state;
 mod throttle;
 mod tls;
@@ -407,7 +411,7 @@ async fn bind(config: EmulatorConfig) -> anyhow::Result<Bound> {
         config.region.clone(),
         config.data_dir.clone(),
     );
-    let shared = Arc::new(Shared::new(config, base_url.clone())?);
+    let shared = Arc::new(persist::open(config, base_url.clone())?);
     let tls = match tls_source {
         Some(source) => {
             let names = tls::certificate_names(&region, &base_url, addr, &shared.bucket);

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::state::{Inner, Media, MultipartUpload, ObjectMeta, Shared, StsCredential};
+use super::EmulatorConfig;
 
 pub(crate) const FILE_NAME: &str = ".emulator-state.json";
 const SAVE_INTERVAL: Duration = Duration::from_millis(200);
@@ -27,7 +28,7 @@ const SAVE_SHARE: f64 = 0.05;
 /// at start-up (a few kilobytes) so they can be borrowed for the whole run.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(deserialize = "'de: 'static"))]
-pub(crate) struct Snapshot {
+struct Snapshot {
     pub bucket: String,
     pub account_id: String,
     #[serde(default)]
@@ -49,9 +50,21 @@ pub(crate) fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE_NAME)
 }
 
+/// The emulator's state: a restarted emulator keeps its account, bucket and everything it
+/// issued; without a saved state it starts a new account.
+pub(crate) fn open(config: EmulatorConfig, base_url: String) -> anyhow::Result<Shared> {
+    let mut inner = Inner::default();
+    let saved = load(&config.data_dir)?.map(|snapshot| {
+        let account = (snapshot.bucket.clone(), snapshot.account_id.clone());
+        snapshot.restore(&mut inner);
+        account
+    });
+    Shared::new(config, base_url, saved, inner)
+}
+
 /// The saved state, if there is one. A file that cannot be read stops start-up with its path,
 /// rather than silently starting empty.
-pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Option<Snapshot>> {
+fn load(data_dir: &Path) -> anyhow::Result<Option<Snapshot>> {
     let path = path(data_dir);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -102,7 +115,7 @@ impl Snapshot {
         s
     }
 
-    pub(crate) fn restore(self, inner: &mut Inner) {
+    fn restore(self, inner: &mut Inner) {
         for c in self.credentials {
             inner
                 .tokens
@@ -167,84 +180,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
     }
 }
 
-/// `Secret` as a plain string in the snapshot (the file holds what the emulator issued, as
-/// the objects beside it do; it is an emulator's, never a real account's).
-pub(crate) mod secret {
-    use crate::secret::Secret;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.expose())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
-
-/// `&'static str` fields (statuses, object types): known values map to their constant; an
-/// unknown one (from a newer build) is leaked once per load, which a test tool can afford.
-pub(crate) mod static_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const KNOWN: &[&str] = &[
-        "Uploading",
-        "UploadSucc",
-        "UploadFail",
-        "Transcoding",
-        "TranscodeFail",
-        "Normal",
-        "Blocked",
-        "Checking",
-        "Multipart",
-        "Appendable",
-        "success",
-        "fail",
-    ];
-
-    pub fn serialize<S: Serializer>(s: &&'static str, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(KNOWN
-            .iter()
-            .find(|k| **k == s)
-            .copied()
-            .unwrap_or_else(|| Box::leak(s.into_boxed_str())))
-    }
-}
-
-/// `Option<Arc<T>>` without serde's `rc` feature.
-pub(crate) mod arc_option {
-    use std::sync::Arc;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer, T: Serialize>(
-        v: &Option<Arc<T>>,
-        ser: S,
-    ) -> Result<S::Ok, S::Error> {
-        v.as_deref().serialize(ser)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<Arc<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(|v| v.map(Arc::new))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::EmulatorConfig;
 
     #[test]
     fn only_a_mutable_borrow_marks_the_state_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let shared = Shared::new(
+        let shared = open(
             EmulatorConfig::new(dir.path().to_owned()),
             "http://127.0.0.1:1".into(),
         )
@@ -265,7 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = EmulatorConfig::new(dir.path().to_owned());
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let shared = Shared::new(config.clone(), "http://127.0.0.1:1".into()).unwrap();
+        let shared = open(config.clone(), "http://127.0.0.1:1".into()).unwrap();
         save(&shared).unwrap();
         let loaded = load(dir.path()).unwrap().expect("a snapshot was written");
         assert_eq!(loaded.bucket, shared.bucket);

@@ -8,7 +8,7 @@
 //!
 //! Faults (`Faults`): `transcode_delay_ms` (how long processing takes), `transcode_fail`,
 //! `event_reorder` (the events are delivered after processing, shuffled), and the delivery
-//! faults of [`super::callback::send_event`] (loss, duplication, delay, dropped types).
+//! faults of [`super::delivery::send_event`] (loss, duplication, delay, dropped types).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use chrono::Utc;
 use rand::seq::SliceRandom as _;
 use serde_json::{json, Value};
 
-use super::callback::{callback_target, send_event};
+use super::delivery::{callback_target, send_event};
 use super::state::{Media, Shared};
 
 const DEFAULT_TRANSCODE_DELAY: Duration = Duration::from_millis(1000);

@@ -1,23 +1,29 @@
-//! VOD (2017-03-21) and STS (2015-04-01) over RPC: parameter collection, the gateway's checks
-//! (`vod_api.md` §3.5) and the actions themselves (§1, §4).
+//! VOD (2017-03-21) and STS (2015-04-01) over RPC: the gateway's checks (`vod_api.md` §3.5)
+//! and the actions themselves (§1, §4). The top of the RPC modules: it reads parameters with
+//! `params`, checks signature V3 with `v3` (and what V1 and V3 share with `auth`), shows media
+//! with `media_json` and leaves the batch reads to `batch`; none of them imports it back.
 //!
 //! Order of the gateway checks, a guess at the real one that never lets a cheaper check hide a
 //! more specific answer: required common parameters, API lookup, signature method/version,
 //! timestamp, AccessKeyId, STS token, signature, nonce; then the action's own validation.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{header, Method};
 use axum::response::Response;
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-use serde_json::{json, Map, Value};
+use chrono::{SubsecRound, Utc};
+use serde_json::{json, Value};
 
+use super::auth::{caller_and_secret, spend_nonce, Caller, MAX_SKEW};
 use super::errors::{rpc_error, rpc_request_id, rpc_success, Format, RpcError};
+use super::media_json::{file_url, image_json, video_json};
+use super::params::{
+    collect_params, extend_string, fmt_time, get, nested_json, parse_timestamp, required, Params,
+};
 use super::policy::SessionPolicy;
-use super::state::{Media, MediaKind, Scope, Shared, StsCredential, NONCE_WINDOW};
+use super::state::{Media, MediaKind, Scope, Shared, StsCredential};
 use crate::sign;
 use crate::vod::{UploadAddress, UploadAuth};
 
@@ -49,9 +55,6 @@ const REQUIRED_COMMON: &[&str] = &[
     "Timestamp",
 ];
 
-/// Allowed clock difference between client and server.
-pub(super) const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
-
 /// Extensions VOD accepts for audio and video (`vod_api.md` §7), lower-case.
 const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
@@ -70,19 +73,10 @@ fn attached_extensions(business_type: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-pub(crate) type Params = BTreeMap<String, String>;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Vod,
     Sts,
-}
-
-/// Who signed the request.
-pub(super) enum Caller {
-    /// The configured long-term AccessKey.
-    Root,
-    Sts(StsCredential),
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Response {
@@ -184,29 +178,6 @@ async fn answer(shared: Arc<Shared>, req: Request) -> Response {
             rpc_error(&err, format, &host_id, &request_id)
         }
     }
-}
-
-/// Query and form body are one parameter set (`vod_api.md` §3.4); the first value wins.
-pub(crate) fn collect_params(query: &[u8], form: Option<&[u8]>) -> Params {
-    let mut params = Params::new();
-    for part in std::iter::once(query).chain(form) {
-        for (k, v) in url::form_urlencoded::parse(part) {
-            params.entry(k.into_owned()).or_insert(v.into_owned());
-        }
-    }
-    params
-}
-
-/// A parameter's value, absent when empty.
-fn get<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
-        .get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
-
-pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, RpcError> {
-    get(params, name).ok_or_else(|| RpcError::missing(name))
 }
 
 /// VOD's answer to a RAM identity without the right to an action (vod_api.md §5.2, where 403
@@ -313,8 +284,15 @@ async fn process(
         }
         _ => {}
     }
-    // The account's rate limit, counted once the caller is known (`throttle`).
-    super::throttle::admit(shared, action)?;
+    // The account's rate limit, counted once the caller is known (`throttle`); under one lock,
+    // borrowed mutably only when the action has a limit.
+    {
+        let mut guard = shared.lock();
+        if let Some(&limit) = guard.faults.rate_limits.get(action) {
+            let inner = &mut *guard;
+            inner.throttle.admit(action, limit, &mut inner.stats)?;
+        }
+    }
     if let Some(f) = shared.take_failure(action) {
         let message = f.message.unwrap_or_else(|| {
             match f.code.as_str() {
@@ -341,25 +319,6 @@ async fn process(
         "AssumeRole" => assume_role(shared, params),
         _ => Err(RpcError::internal()),
     }
-}
-
-/// `yyyy-MM-ddTHH:mm:ssZ`, zero-padded, nothing else.
-pub(crate) fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
-    let b = value.as_bytes();
-    let shape_ok = b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        });
-    if !shape_ok {
-        return None;
-    }
-    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%SZ")
-        .ok()
-        .map(|t| t.and_utc())
 }
 
 /// The gateway's checks, from signature method to nonce.
@@ -425,101 +384,6 @@ fn authenticate(shared: &Shared, method: &Method, params: &Params) -> Result<Cal
     // Only a correctly signed request uses up its nonce, so forgeries cannot burn nonces.
     spend_nonce(shared, access_key_id, required(params, "SignatureNonce")?)?;
     Ok(caller)
-}
-
-/// Refuses a nonce this AccessKeyId used within [`NONCE_WINDOW`], else remembers it.
-pub(super) fn spend_nonce(
-    shared: &Shared,
-    access_key_id: &str,
-    nonce: &str,
-) -> Result<(), RpcError> {
-    let mut inner = shared.lock();
-    inner.prune();
-    let key = (access_key_id.to_owned(), nonce.to_owned());
-    let now = std::time::Instant::now();
-    if inner
-        .nonces
-        .get(&key)
-        .is_some_and(|seen| now.duration_since(*seen) < NONCE_WINDOW)
-    {
-        return Err(RpcError::new(
-            400,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        ));
-    }
-    inner.nonces.insert(key, now);
-    Ok(())
-}
-
-/// Who `access_key_id` is, and the secret its signature must be made with; STS credentials
-/// need their `token`. Shared by signature V1 and V3.
-pub(super) fn caller_and_secret(
-    shared: &Shared,
-    access_key_id: &str,
-    token: Option<&str>,
-) -> Result<(Caller, String), RpcError> {
-    let not_found = || {
-        RpcError::new(
-            404,
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
-        )
-    };
-    let (caller, secret) = if access_key_id == shared.config.access_key_id {
-        (
-            Caller::Root,
-            shared.config.access_key_secret.expose().to_owned(),
-        )
-    } else if access_key_id.starts_with("STS.") {
-        let inner = shared.lock();
-        let cred = inner
-            .credentials
-            .get(access_key_id)
-            .cloned()
-            .ok_or_else(not_found)?;
-        // STS token errors: the POP gateway's `InvalidSecurityToken.*` family (vod_api.md §5.2
-        // lists the names; not confirmed for VOD, and one public report shows an expired token
-        // as `InvalidParameter` "SecurityToken.Expired"). We choose the specific codes, 400,
-        // because a client can act on them. A missing token is `MissingSecurityToken`, the
-        // answer STS itself gives (oss.md §4.2, aliyun-sts-go-sdk#1).
-        let token = token.ok_or_else(|| {
-            RpcError::new(
-                400,
-                "MissingSecurityToken",
-                "SecurityToken is mandatory for this action.",
-            )
-        })?;
-        match inner.tokens.get(token) {
-            None => {
-                return Err(RpcError::new(
-                    400,
-                    "InvalidSecurityToken.Malformed",
-                    "Specified SecurityToken is malformed.",
-                ))
-            }
-            Some(owner) if owner != access_key_id => {
-                return Err(RpcError::new(
-                    400,
-                    "InvalidSecurityToken.MismatchWithAccessKey",
-                    "Specified SecurityToken mismatch with the AccessKey.",
-                ))
-            }
-            Some(_) => {}
-        }
-        if cred.expires_at <= Utc::now() {
-            return Err(RpcError::new(
-                400,
-                "InvalidSecurityToken.Expired",
-                "Specified SecurityToken is expired.",
-            ));
-        }
-        let secret = cred.secret.expose().to_owned();
-        (Caller::Sts(cred), secret)
-    } else {
-        return Err(not_found());
-    };
-    Ok((caller, secret))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,35 +479,11 @@ fn check_user_data(params: &Params) -> Result<Option<String>, RpcError> {
     Ok(Some(raw.to_owned()))
 }
 
-/// A field given either as a JSON object or as a string that holds one.
-pub(crate) fn nested_json(value: &Value) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(m) => Some(m.clone()),
-        Value::String(s) => match serde_json::from_str(s) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// `Extend` as callbacks carry it: a string; an object is sent as its compact JSON.
-pub(crate) fn extend_string(extend: &Value) -> String {
-    match extend {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The extension of the last path component (`/` or `\`), lower-cased.
 fn extension(file_name: &str) -> Option<String> {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
     let (_, ext) = base.rsplit_once('.')?;
     (!ext.is_empty()).then(|| ext.to_ascii_lowercase())
-}
-
-pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn new_media_id() -> String {
@@ -652,10 +492,6 @@ fn new_media_id() -> String {
 
 fn upper_hex_id() -> String {
     hex::encode_upper(uuid::Uuid::new_v4().as_bytes())
-}
-
-pub(crate) fn file_url(shared: &Shared, bucket: &str, key: &str) -> String {
-    format!("{}/{bucket}/{key}", shared.base_url)
 }
 
 struct NewMedia {
@@ -963,46 +799,6 @@ fn get_video_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     Ok(json!({ "Video": video_json(shared, &m) }))
 }
 
-/// A video as GetVideoInfo's `Video` and GetVideoInfos' `VideoList` elements show it.
-pub(crate) fn video_json(shared: &Shared, m: &Media) -> Map<String, Value> {
-    let mut video = Map::new();
-    let mut put = |k: &str, v: Value| {
-        video.insert(k.to_owned(), v);
-    };
-    put("VideoId", json!(m.id));
-    put("Title", json!(m.title));
-    if let Some(d) = &m.description {
-        put("Description", json!(d));
-    }
-    if let Some(t) = &m.tags {
-        put("Tags", json!(t));
-    }
-    if let Some(c) = m.cate_id {
-        put("CateId", json!(c));
-    }
-    if let Some(c) = &m.cover_url {
-        put("CoverURL", json!(c));
-    }
-    if let Some(t) = &m.template_group_id {
-        put("TemplateGroupId", json!(t));
-    }
-    if let Some(size) = m.size {
-        put("Size", json!(size));
-    }
-    put("Status", json!(m.status));
-    put("CreationTime", json!(fmt_time(m.created)));
-    put("ModificationTime", json!(fmt_time(m.modified)));
-    put("RegionId", json!(shared.config.region));
-    put("StorageLocation", json!(shared.storage_location));
-    put("StorageClass", json!("Standard"));
-    put("AppId", json!(m.app_id));
-    put("DownloadSwitch", json!("on"));
-    if let Some(u) = &m.user_data {
-        put("UserData", json!(u));
-    }
-    video
-}
-
 fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
     let id = required(params, "ImageId")?;
     let m = find_media(shared, id, MediaKind::Image).ok_or_else(|| {
@@ -1013,42 +809,6 @@ fn get_image_info(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
         )
     })?;
     Ok(json!({ "ImageInfo": image_json(shared, &m) }))
-}
-
-/// An image as GetImageInfo's `ImageInfo` and GetImageInfos' list elements show it.
-pub(crate) fn image_json(shared: &Shared, m: &Media) -> Map<String, Value> {
-    let url = file_url(shared, &m.bucket, &m.key);
-    let mut mezzanine = Map::new();
-    mezzanine.insert("FileURL".to_owned(), json!(url));
-    if let Some(size) = m.size {
-        mezzanine.insert("FileSize".to_owned(), json!(size));
-    }
-    if let Some(name) = &m.original_file_name {
-        mezzanine.insert("OriginalFileName".to_owned(), json!(name));
-    }
-    let mut info = Map::new();
-    info.insert("ImageId".to_owned(), json!(m.id));
-    info.insert("Title".to_owned(), json!(m.title));
-    if let Some(d) = &m.description {
-        info.insert("Description".to_owned(), json!(d));
-    }
-    if let Some(t) = &m.tags {
-        info.insert("Tags".to_owned(), json!(t));
-    }
-    if let Some(c) = m.cate_id {
-        info.insert("CateId".to_owned(), json!(c));
-    }
-    info.insert(
-        "ImageType".to_owned(),
-        json!(m.image_type.as_deref().unwrap_or("default")),
-    );
-    info.insert("Status".to_owned(), json!(m.status));
-    info.insert("URL".to_owned(), json!(url));
-    info.insert("StorageLocation".to_owned(), json!(shared.storage_location));
-    info.insert("CreationTime".to_owned(), json!(fmt_time(m.created)));
-    info.insert("AppId".to_owned(), json!(m.app_id));
-    info.insert("Mezzanine".to_owned(), Value::Object(mezzanine));
-    info
 }
 
 /// STS's floor for DurationSeconds (15 minutes).
@@ -1159,20 +919,6 @@ fn assume_role(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_must_have_the_exact_shape() {
-        assert!(parse_timestamp("2024-01-02T03:04:05Z").is_some());
-        for bad in [
-            "2024-1-02T03:04:05Z",
-            "2024-01-02T03:04:05",
-            "2024-01-02 03:04:05Z",
-            "2024-01-02T03:04:05.000Z",
-            "2024-13-02T03:04:05Z",
-        ] {
-            assert!(parse_timestamp(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn extensions_come_from_the_last_component() {

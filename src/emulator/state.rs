@@ -28,7 +28,7 @@ pub(crate) enum Scope {
     /// Issued by AssumeRole: may call the VOD API (as far as its session policy allows, if it
     /// has one); has no rights on VOD's OSS buckets.
     Api {
-        #[serde(with = "super::persist::arc_option")]
+        #[serde(with = "saved_as::arc_option")]
         policy: Option<std::sync::Arc<SessionPolicy>>,
     },
     /// Issued in an UploadAuth: may write (and read back) one object, or, for M3U8, anything
@@ -43,9 +43,9 @@ pub(crate) enum Scope {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StsCredential {
     pub access_key_id: String,
-    #[serde(with = "super::persist::secret")]
+    #[serde(with = "saved_as::secret")]
     pub secret: Secret,
-    #[serde(with = "super::persist::secret")]
+    #[serde(with = "saved_as::secret")]
     pub token: Secret,
     /// Whole seconds, so that the client's `ExpireUTCTime` and the server agree exactly.
     pub expires_at: DateTime<Utc>,
@@ -76,7 +76,7 @@ pub(crate) struct Media {
     pub bucket: String,
     pub key: String,
     pub object_prefix: String,
-    #[serde(with = "super::persist::static_str")]
+    #[serde(with = "saved_as::static_str")]
     pub status: &'static str,
     pub size: Option<u64>,
     pub created: DateTime<Utc>,
@@ -92,7 +92,7 @@ pub(crate) struct ObjectMeta {
     pub content_md5: Option<[u8; 16]>,
     pub crc64: u64,
     /// `Normal` (PutObject) or `Multipart`.
-    #[serde(with = "super::persist::static_str")]
+    #[serde(with = "saved_as::static_str")]
     pub object_type: &'static str,
     pub content_type: String,
     pub last_modified: std::time::SystemTime,
@@ -187,27 +187,24 @@ impl DerefMut for StateGuard<'_> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: EmulatorConfig, base_url: String) -> anyhow::Result<Self> {
-        // A restarted emulator keeps its account, bucket and everything it issued.
-        let snapshot = super::persist::load(&config.data_dir)?;
-        let bucket = snapshot
-            .as_ref()
-            .map(|s| s.bucket.clone())
-            .unwrap_or_else(|| format!("outin-{}", uuid::Uuid::new_v4().simple()));
+    /// The state over `inner`. `saved` is the (bucket, account id) of an earlier run, which
+    /// `persist::open` reads along with `inner`; `None` makes a new account. The state is
+    /// handed in rather than loaded here, so that `persist` builds on `state` one way.
+    pub(crate) fn new(
+        config: EmulatorConfig,
+        base_url: String,
+        saved: Option<(String, String)>,
+        inner: Inner,
+    ) -> anyhow::Result<Self> {
+        let (bucket, account_id) = saved.unzip();
+        let bucket = bucket.unwrap_or_else(|| format!("outin-{}", uuid::Uuid::new_v4().simple()));
         let storage_location = format!("{bucket}.oss-{}.aliyuncs.com", config.region);
-        let account_id: String = match &snapshot {
-            Some(s) => s.account_id.clone(),
-            None => {
-                let mut rng = rand::thread_rng();
-                (0..16)
-                    .map(|_| char::from(b'0' + rng.gen_range(0..10)))
-                    .collect()
-            }
-        };
-        let mut inner = Inner::default();
-        if let Some(s) = snapshot {
-            s.restore(&mut inner);
-        }
+        let account_id: String = account_id.unwrap_or_else(|| {
+            let mut rng = rand::thread_rng();
+            (0..16)
+                .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                .collect()
+        });
         // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -368,4 +365,77 @@ pub(crate) fn object_path(data_dir: &std::path::Path, bucket: &str, key: &str) -
         .join("objects")
         .join(bucket)
         .join(hex::encode(digest))
+}
+
+/// How the fields serde cannot take as they are appear in the saved state (`persist`): kept
+/// with the types, so that `state` needs nothing from `persist`.
+mod saved_as {
+    /// `Secret` as a plain string in the snapshot (the file holds what the emulator issued, as
+    /// the objects beside it do; it is an emulator's, never a real account's).
+    pub(super) mod secret {
+        use crate::secret::Secret;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+            ser.serialize_str(s.expose())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+            String::deserialize(d).map(Secret::new)
+        }
+    }
+
+    /// `&'static str` fields (statuses, object types): known values map to their constant; an
+    /// unknown one (from a newer build) is leaked once per load, which a test tool can afford.
+    pub(super) mod static_str {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        const KNOWN: &[&str] = &[
+            "Uploading",
+            "UploadSucc",
+            "UploadFail",
+            "Transcoding",
+            "TranscodeFail",
+            "Normal",
+            "Blocked",
+            "Checking",
+            "Multipart",
+            "Appendable",
+            "success",
+            "fail",
+        ];
+
+        pub fn serialize<S: Serializer>(s: &&'static str, ser: S) -> Result<S::Ok, S::Error> {
+            ser.serialize_str(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+            let s = String::deserialize(d)?;
+            Ok(KNOWN
+                .iter()
+                .find(|k| **k == s)
+                .copied()
+                .unwrap_or_else(|| Box::leak(s.into_boxed_str())))
+        }
+    }
+
+    /// `Option<Arc<T>>` without serde's `rc` feature.
+    pub(super) mod arc_option {
+        use std::sync::Arc;
+
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer, T: Serialize>(
+            v: &Option<Arc<T>>,
+            ser: S,
+        ) -> Result<S::Ok, S::Error> {
+            v.as_deref().serialize(ser)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+            d: D,
+        ) -> Result<Option<Arc<T>>, D::Error> {
+            Option::<T>::deserialize(d).map(|v| v.map(Arc::new))
+        }
+    }
 }

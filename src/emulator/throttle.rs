@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::errors::RpcError;
-use super::state::Shared;
+use super::Stats;
 
 /// How many past windows `/_emulator/stats` keeps per action (bounded memory).
 const KEPT_WINDOWS: usize = 300;
@@ -38,35 +38,32 @@ fn unix_second() -> u64 {
         .unwrap_or_default()
 }
 
-/// Admits one request of `action`, or refuses it when this second's budget is spent.
-pub(crate) fn admit(shared: &Shared, action: &str) -> Result<(), RpcError> {
-    let mut inner = shared.lock();
-    let Some(&limit) = inner.faults.rate_limits.get(action) else {
-        return Ok(());
-    };
-    let second = unix_second();
-    let window = inner
-        .throttle
-        .current
-        .entry(action.to_owned())
-        .or_insert((second, 0));
-    if window.0 != second {
-        *window = (second, 0);
+impl Windows {
+    /// Admits one request of `action` under `limit` (requests per second), or refuses it when
+    /// this second's budget is spent; `stats` records both. Given the parts of the locked state
+    /// it needs rather than the state, so that `state` can own the windows one way.
+    pub(crate) fn admit(
+        &mut self,
+        action: &str,
+        limit: u32,
+        stats: &mut Stats,
+    ) -> Result<(), RpcError> {
+        let second = unix_second();
+        let window = self.current.entry(action.to_owned()).or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        if window.1 >= limit {
+            *stats.throttled.entry(action.to_owned()).or_default() += 1;
+            return Err(throttled());
+        }
+        window.1 += 1;
+        let accepted = window.1;
+        let per_second = stats.rate_windows.entry(action.to_owned()).or_default();
+        per_second.insert(second, accepted);
+        while per_second.len() > KEPT_WINDOWS {
+            per_second.pop_first();
+        }
+        Ok(())
     }
-    if window.1 >= limit {
-        *inner.stats.throttled.entry(action.to_owned()).or_default() += 1;
-        return Err(throttled());
-    }
-    window.1 += 1;
-    let accepted = window.1;
-    let per_second = inner
-        .stats
-        .rate_windows
-        .entry(action.to_owned())
-        .or_default();
-    per_second.insert(second, accepted);
-    while per_second.len() > KEPT_WINDOWS {
-        per_second.pop_first();
-    }
-    Ok(())
 }

@@ -10,10 +10,9 @@
 use axum::http::{HeaderMap, Method};
 use chrono::Utc;
 
+use super::auth::{caller_and_secret, spend_nonce, Caller, MAX_SKEW};
 use super::errors::RpcError;
-use super::rpc::{
-    caller_and_secret, collect_params, parse_timestamp, spend_nonce, Caller, Params, MAX_SKEW,
-};
+use super::params::{collect_params, parse_timestamp, Params};
 use super::state::Shared;
 use crate::sign;
 
