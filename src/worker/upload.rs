@@ -552,7 +552,6 @@ impl<'a> Session<'a> {
         let credential = self.credential().await?;
         let start_target = credential.target.clone();
         let keys = playlist.file_keys(&credential.ticket.address)?;
-        drop(credential);
         self.progress.reset(0);
         let files = playlist.files();
         let parallelism = self.worker.config.part_parallelism.max(1);
