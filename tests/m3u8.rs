@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use common::{path_str, pattern, TestApp, TestAppOptions};
 use serde_json::json;
@@ -228,6 +228,41 @@ async fn a_refused_credential_and_a_server_error_mid_playlist_are_survived() {
         1,
         "one renewal for the refused credential, the address kept"
     );
+    app.stop().await;
+}
+
+/// A playlist's progress reaches the store while it uploads, as any upload's does (the same
+/// session writes it); every emulator answer is held back so that the upload takes a while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_playlist_reports_its_progress_while_it_uploads() {
+    let app = TestApp::spawn().await;
+    let root = app.media.path().to_owned();
+    let mut playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n".to_owned();
+    for i in 0..8 {
+        write(&root, &format!("slow/s{i}.ts"), &pattern(100_000, i as u8));
+        playlist.push_str(&format!("#EXTINF:2,\ns{i}.ts\n"));
+    }
+    playlist.push_str("#EXT-X-ENDLIST\n");
+    write(&root, "slow/index.m3u8", playlist.as_bytes());
+    let total = (8 * 100_000 + playlist.len()) as i64;
+    app.set_faults(json!({"delay_ms": 200})).await;
+
+    app.publish(
+        json!({"job_id": "hls-progress", "kind": "video", "title": "HLS",
+        "source": path_str(&root.join("slow/index.m3u8"))}),
+    )
+    .await;
+    let midway = app
+        .wait_for("hls-progress", Duration::from_secs(30), |j| {
+            j.state() == JobState::Uploading && j.bytes_uploaded > 0 && j.bytes_uploaded < total
+        })
+        .await;
+    assert_eq!(midway.bytes_total, Some(total), "set with the media id");
+    assert!(midway.media_id.is_some(), "the media id is stored first");
+    let job = app
+        .wait_for_state("hls-progress", JobState::Completed)
+        .await;
+    assert_eq!(job.bytes_uploaded, total);
     app.stop().await;
 }
 

@@ -19,21 +19,23 @@
 //! * Every object is one PutObject (CRC-64 checked by the OSS client), so a file over 5 GiB is
 //!   refused. A retried job uploads every file again: PutObject is idempotent and segments are
 //!   small, so no checkpoint is kept.
+//!
+//! This module only reads, checks and rewrites the playlist and says where each file goes
+//! ([`Playlist`]); the worker sends it down the shared upload path (`upload.rs`), with the same
+//! media write, credential renewal, per-request retries and progress as any other upload.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
-use super::upload::{Credential, Session};
-use super::{JobError, Worker};
+use super::{JobError, WorkerConfig};
 use crate::jobs::{Job, JobKind, JobMessage, Source};
-use crate::oss::ObjectTarget;
-use crate::source::{ByteStream, OpenedSource, SourceError};
+use crate::source::{OpenedSource, SourceError};
+use crate::vod::UploadAddress;
 
 /// Larger than any real media playlist (a day of 2-second segments is ~3 MB): a bigger "playlist"
 /// is a mislabelled media file, and reading it into memory would be a mistake.
@@ -42,11 +44,8 @@ const PLAYLIST_LIMIT: u64 = 16 * 1024 * 1024;
 /// OSS's limit for one PutObject.
 const PUT_OBJECT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
-/// How many times one object is sent before the job attempt gives up (as for multipart parts).
-const OBJECT_ATTEMPTS: u32 = 5;
-
 /// What players and the official SDKs send for playlists.
-const PLAYLIST_CONTENT_TYPE: &str = "application/x-mpegURL";
+pub(super) const PLAYLIST_CONTENT_TYPE: &str = "application/x-mpegURL";
 
 /// Characters escaped when a base name is written back into the playlist: what would end or
 /// change the meaning of a URI line or a quoted attribute (a `:` would make `a:b.ts` a URI with
@@ -492,75 +491,106 @@ fn base_name(location: &Location) -> Result<String, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running the upload.
+// Preparing the upload. Sending it is the shared upload path's (`upload.rs`): the same session,
+// media write, credential renewal, retries and progress as any other upload.
 
-/// Uploads the job's playlist and everything it refers to; the M3U8 counterpart of
-/// `Worker::upload` from the opened source on.
-pub(super) async fn upload(
-    worker: &Worker,
-    job: &Job,
-    token: i64,
-    message: &JobMessage,
-) -> Result<(), JobError> {
-    let source = worker.open_source(&job.source).await?;
-    let base = match (&source, Source::from_stored(&job.source)) {
-        (OpenedSource::Local { path, .. }, _) => Base::Local(
-            path.parent()
-                .map(Path::to_owned)
-                .unwrap_or_else(|| PathBuf::from("/")),
-        ),
-        // Relative URIs resolve against the URL the job names, as the SDKs do.
-        (_, Source::Remote(url)) => Base::Remote(url),
-        (_, Source::Local(path)) => {
-            return Err(JobError::Corrupt(format!(
-                "local source {} did not open as a file",
-                path.display()
-            )))
-        }
-    };
-    let text = read_playlist(&source).await?;
-    drop(source);
+/// A playlist checked and ready to send: the files it names, opened, and its rewritten text.
+pub(super) struct Playlist {
+    /// Base names, the objects' names under `ObjectPrefix`; one per file, in the same order.
+    names: Vec<String>,
+    files: Vec<OpenedSource>,
+    rewritten: Bytes,
+}
 
-    // Everything is checked and opened before VOD is asked for anything: a bad playlist
-    // creates no video and uploads nothing.
-    let plan = plan(&text, &base, &worker.config.source_roots)?;
-    let opened = open_all(worker, &plan).await?;
-    let segment_bytes: u64 = opened.iter().map(OpenedSource::len).sum();
-    let playlist = Bytes::from(plan.playlist.clone());
-    let size = segment_bytes + playlist.len() as u64;
-    tracing::info!(
-        files = plan.resources.len(),
-        bytes = size,
-        "M3U8 playlist parsed; its files are readable"
-    );
+impl Playlist {
+    /// Reads the job's playlist from `source` (the job's `stored` source, opened), plans it and
+    /// opens every file it names. Done before VOD is asked for anything: a bad playlist creates
+    /// no video and uploads nothing.
+    pub async fn open(
+        source: OpenedSource,
+        stored: &str,
+        config: &WorkerConfig,
+    ) -> Result<Self, JobError> {
+        let base = match (&source, Source::from_stored(stored)) {
+            (OpenedSource::Local { path, .. }, _) => Base::Local(
+                path.parent()
+                    .map(Path::to_owned)
+                    .unwrap_or_else(|| PathBuf::from("/")),
+            ),
+            // Relative URIs resolve against the URL the job names, as the SDKs do.
+            (_, Source::Remote(url)) => Base::Remote(url),
+            (_, Source::Local(path)) => {
+                return Err(JobError::Corrupt(format!(
+                    "local source {} did not open as a file",
+                    path.display()
+                )))
+            }
+        };
+        let text = read_playlist(&source).await?;
+        // A spooled remote playlist's file goes now, not after the upload.
+        drop(source);
 
-    let ticket = worker.obtain_ticket(job, message, size).await?;
-    worker
-        .store
-        .set_media(
-            &job.job_id,
-            token,
-            &ticket.media_id,
-            &ticket.address,
-            Some(size),
-        )
-        .await?;
-    if let Some(prefix) = &ticket.address.object_prefix {
-        if !ticket.address.file_name.starts_with(prefix.as_str())
-            || ticket.address.file_name[prefix.len()..].contains('/')
-        {
-            tracing::warn!(%prefix, key = %ticket.address.file_name, "ObjectPrefix is not the playlist's directory; players will not find the segments by their relative names");
-        }
+        let plan = plan(&text, &base, &config.source_roots)?;
+        let files = open_all(config, &plan).await?;
+        let playlist = Self {
+            names: plan.resources.into_iter().map(|r| r.name).collect(),
+            files,
+            rewritten: Bytes::from(plan.playlist),
+        };
+        tracing::info!(
+            files = playlist.files.len(),
+            bytes = playlist.size(),
+            "M3U8 playlist parsed; its files are readable"
+        );
+        Ok(playlist)
     }
 
-    let session = Session::new(worker, job, token, message, size, ticket);
-    let reporter = session.report_progress();
-    let result = upload_all(worker, &session, &plan, &opened, playlist).await;
-    drop(reporter);
-    if result.is_ok() {
-        metrics::counter!("vod_ingest_bytes_uploaded_total").increment(size);
+    /// Bytes to upload: the files and the rewritten playlist.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(OpenedSource::len).sum::<u64>() + self.rewritten.len() as u64
     }
-    result
+
+    pub fn files(&self) -> &[OpenedSource] {
+        &self.files
+    }
+
+    /// What goes to `UploadAddress.FileName`, after every file is stored there: VOD reports the
+    /// upload complete when the playlist arrives.
+    pub fn rewritten(&self) -> &Bytes {
+        &self.rewritten
+    }
+
+    /// Where each of [`Self::files`] goes for `address`: `ObjectPrefix + <its base name>`.
+    pub fn file_keys(&self, address: &UploadAddress) -> Result<Vec<String>, PlaylistError> {
+        // §2.1: ObjectPrefix is presumably the playlist's directory; use that if VOD ever
+        // leaves it out.
+        let prefix = match &address.object_prefix {
+            Some(prefix) => {
+                if !address.file_name.starts_with(prefix.as_str())
+                    || address.file_name[prefix.len()..].contains('/')
+                {
+                    tracing::warn!(%prefix, key = %address.file_name, "ObjectPrefix is not the playlist's directory; players will not find the segments by their relative names");
+                }
+                prefix.as_str()
+            }
+            None => address
+                .file_name
+                .rfind('/')
+                .map_or("", |i| &address.file_name[..=i]),
+        };
+        self.names
+            .iter()
+            .map(|name| {
+                let key = format!("{prefix}{name}");
+                if key == address.file_name {
+                    return Err(PlaylistError::Unsupported(format!(
+                        "the file {name:?} would be stored under the playlist's own key {key}; rename it and submit the job again"
+                    )));
+                }
+                Ok(key)
+            })
+            .collect()
+    }
 }
 
 async fn read_playlist(source: &OpenedSource) -> Result<String, JobError> {
@@ -589,13 +619,13 @@ async fn read_playlist(source: &OpenedSource) -> Result<String, JobError> {
 
 /// Opens every file, in order, a few at a time: local ones only under the roots (checked again
 /// after resolving symlinks), remote ones through the SSRF policy.
-async fn open_all(worker: &Worker, plan: &Plan) -> Result<Vec<OpenedSource>, JobError> {
-    let parallelism = worker.config.part_parallelism.max(1);
+async fn open_all(config: &WorkerConfig, plan: &Plan) -> Result<Vec<OpenedSource>, JobError> {
+    let parallelism = config.part_parallelism.max(1);
     // Over indices, not `&Resource`s: a stream of borrowed items makes the job's future
     // fail the `Send` check the worker's spawn needs ("implementation of `Send` is not
     // general enough", a known compiler limitation with higher-ranked lifetimes).
     let mut opening = futures_util::stream::iter(0..plan.resources.len())
-        .map(|i| open_one(worker, &plan.resources[i]))
+        .map(|i| open_one(config, &plan.resources[i]))
         .buffered(parallelism);
     let mut opened = Vec::with_capacity(plan.resources.len());
     while let Some(result) = opening.next().await {
@@ -604,7 +634,7 @@ async fn open_all(worker: &Worker, plan: &Plan) -> Result<Vec<OpenedSource>, Job
     Ok(opened)
 }
 
-async fn open_one(worker: &Worker, r: &Resource) -> Result<OpenedSource, PlaylistError> {
+async fn open_one(config: &WorkerConfig, r: &Resource) -> Result<OpenedSource, PlaylistError> {
     let opened = match &r.location {
         Location::Local(path) => {
             let io = |source| PlaylistError::Io {
@@ -615,8 +645,7 @@ async fn open_one(worker: &Worker, r: &Resource) -> Result<OpenedSource, Playlis
                 source,
             };
             let canonical = tokio::fs::canonicalize(path).await.map_err(io)?;
-            if !worker
-                .config
+            if !config
                 .source_roots
                 .iter()
                 .any(|root| canonical.starts_with(root))
@@ -630,7 +659,7 @@ async fn open_one(worker: &Worker, r: &Resource) -> Result<OpenedSource, Playlis
             }
             OpenedSource::local(&canonical).await.map_err(io)?
         }
-        Location::Remote(url) => crate::source::open_remote(url, &worker.config.remote)
+        Location::Remote(url) => crate::source::open_remote(url, &config.remote)
             .await
             .map_err(|source| PlaylistError::Remote {
                 what: r.kind,
@@ -648,160 +677,6 @@ async fn open_one(worker: &Worker, r: &Resource) -> Result<OpenedSource, Playlis
         });
     }
     Ok(opened)
-}
-
-/// The files a few at a time, then — only once all of them are stored — the playlist.
-async fn upload_all(
-    worker: &Worker,
-    session: &Session<'_>,
-    plan: &Plan,
-    opened: &[OpenedSource],
-    playlist: Bytes,
-) -> Result<(), JobError> {
-    session.progress().reset(0);
-    let parallelism = worker.config.part_parallelism.max(1);
-    // Indices, for the reason given in `open_all`.
-    let mut uploads = futures_util::stream::iter(0..plan.resources.len())
-        .map(|i| {
-            put(
-                worker,
-                session,
-                i as u32 + 1,
-                Some(&plan.resources[i].name),
-                Body::Source(&opened[i]),
-            )
-        })
-        .buffer_unordered(parallelism);
-    while let Some(result) = uploads.next().await {
-        result?;
-    }
-    drop(uploads);
-    let playlist_tracker = plan.resources.len() as u32 + 1;
-    put(
-        worker,
-        session,
-        playlist_tracker,
-        None,
-        Body::Bytes(playlist),
-    )
-    .await?;
-    tracing::info!(
-        files = plan.resources.len(),
-        "M3U8 playlist and its files stored; CRC-64 verified for each"
-    );
-    Ok(())
-}
-
-enum Body<'a> {
-    Source(&'a OpenedSource),
-    Bytes(Bytes),
-}
-
-impl Body<'_> {
-    fn len(&self) -> u64 {
-        match self {
-            Body::Source(s) => s.len(),
-            Body::Bytes(b) => b.len() as u64,
-        }
-    }
-
-    async fn stream(&self) -> Result<ByteStream, JobError> {
-        match self {
-            Body::Source(s) => s
-                .range(0, s.len())
-                .await
-                .map_err(|e| JobError::SourceRead(e.to_string())),
-            Body::Bytes(b) => {
-                let chunk: std::io::Result<Bytes> = Ok(b.clone());
-                Ok(Box::pin(futures_util::stream::once(async move { chunk })))
-            }
-        }
-    }
-}
-
-/// Where `name` goes (`ObjectPrefix + name`), or the playlist's own key for `None`.
-fn target(credential: &Credential, name: Option<&str>) -> ObjectTarget {
-    let address = &credential.ticket.address;
-    let key = match name {
-        None => address.file_name.clone(),
-        Some(name) => {
-            // §2.1: ObjectPrefix is presumably the playlist's directory; use that if VOD
-            // ever leaves it out.
-            let prefix = address.object_prefix.clone().unwrap_or_else(|| {
-                address
-                    .file_name
-                    .rfind('/')
-                    .map_or_else(String::new, |i| address.file_name[..=i].to_owned())
-            });
-            format!("{prefix}{name}")
-        }
-    };
-    ObjectTarget {
-        endpoint: credential.target.endpoint.clone(),
-        bucket: credential.target.bucket.clone(),
-        key,
-    }
-}
-
-/// One object with PutObject, retried on CRC mismatch and retryable errors, and after renewing
-/// a credential OSS refused (RefreshUploadVideo keeps the address).
-async fn put(
-    worker: &Worker,
-    session: &Session<'_>,
-    tracker: u32,
-    name: Option<&str>,
-    body: Body<'_>,
-) -> Result<(), JobError> {
-    let progress = session.progress();
-    let len = body.len();
-    let mut last_error = None;
-    for attempt in 1..=OBJECT_ATTEMPTS {
-        let credential = session.credential().await?;
-        let target = target(&credential, name);
-        if name.is_some() && target.key == credential.target.key {
-            return Err(PlaylistError::Unsupported(format!(
-                "the file {name:?} would be stored under the playlist's own key {}; rename it and submit the job again",
-                target.key
-            ))
-            .into());
-        }
-        let content_type = name.is_none().then_some(PLAYLIST_CONTENT_TYPE);
-        let result = worker
-            .oss
-            .put_object_stream(
-                &target,
-                &credential.creds,
-                body.stream().await?,
-                len,
-                content_type,
-                Some(progress.tracker(tracker)),
-            )
-            .await;
-        match result {
-            Ok(output) => {
-                progress.finish(tracker, len);
-                tracing::debug!(key = %target.key, bytes = output.size, crc64 = output.crc64, "object stored");
-                return Ok(());
-            }
-            Err(e) => {
-                progress.abandon(tracker);
-                if e.is_credential_expired() {
-                    tracing::warn!(key = %target.key, code = e.code(), "OSS refused the credential; renewing it");
-                    session.renew(credential.generation, e.code()).await?;
-                } else if e.code() == "CrcMismatch" || e.is_retryable() {
-                    let delay = super::retry_delay(Duration::from_millis(200), attempt as i32);
-                    tracing::warn!(key = %target.key, attempt, error = %e, retry_in = ?delay, "object upload failed; retrying");
-                    tokio::time::sleep(delay).await;
-                } else {
-                    return Err(e.into());
-                }
-                last_error = Some(e);
-            }
-        }
-    }
-    Err(last_error
-        .map(JobError::from)
-        .unwrap_or_else(|| JobError::Corrupt("object retries exhausted".into())))
 }
 
 #[cfg(test)]

@@ -23,12 +23,12 @@ use tracing::Instrument as _;
 
 use crate::jobs::OutboxWaker;
 use crate::jobs::{
-    Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, MediaAssignment, Source,
-    StoreError,
+    Checkpoints, Job, JobKind, JobMessage, JobState, JobStore, Lease, Source, StoreError,
 };
 use crate::oss::{ObjectTarget, OssClient, OssCredentials};
 use crate::source::OpenedSource;
 use crate::vod::{UploadTicket, VodClient};
+use upload::Content;
 
 /// How a worker process behaves.
 #[derive(Debug, Clone)]
@@ -352,26 +352,21 @@ impl Worker {
     async fn upload(&self, job: &Job, token: i64) -> Result<(), JobError> {
         let message: JobMessage = serde_json::from_value(job.request.clone())
             .map_err(|e| JobError::Corrupt(format!("stored request does not parse: {e}")))?;
-        if m3u8::applies(job, &message) {
-            return m3u8::upload(self, job, token, &message).await;
-        }
         let source = self.open_source(&job.source).await?;
-        let size = source.len();
+        // A playlist is read and checked, and its files opened, before VOD is asked for
+        // anything: a bad playlist creates no video and uploads nothing. From here on it takes
+        // the same path as any upload.
+        let content = if m3u8::applies(job, &message) {
+            Content::Playlist(m3u8::Playlist::open(source, &job.source, &self.config).await?)
+        } else {
+            Content::Source(source)
+        };
+        let size = content.size();
 
         let ticket = self.obtain_ticket(job, &message, size).await?;
-        self.writes
-            .set_media(MediaAssignment {
-                job_id: job.job_id.clone(),
-                token,
-                media_id: ticket.media_id.clone(),
-                address: ticket.address.clone(),
-                bytes_total: Some(size),
-            })
-            .await?;
-
-        let session = upload::Session::new(self, job, token, &message, size, ticket);
+        let session = upload::Session::start(self, job, token, &message, size, ticket).await?;
         let result = tokio::select! {
-            r = session.run(&source) => r,
+            r = session.run(&content) => r,
             _ = session.write_progress() => unreachable!("progress is written until the upload ends"),
         };
         if result.is_ok() {
@@ -449,7 +444,7 @@ impl Worker {
         self.create_asset(job.kind(), message, size).await
     }
 
-    pub(super) async fn create_asset(
+    async fn create_asset(
         &self,
         kind: JobKind,
         m: &JobMessage,

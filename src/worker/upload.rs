@@ -1,35 +1,57 @@
 //! Moving one job's bytes into OSS: a single PutObject for small sources, otherwise a parallel,
-//! resumable multipart upload checkpointed in PostgreSQL, with credentials renewed before they
-//! expire and again whenever OSS refuses them.
+//! resumable multipart upload checkpointed in PostgreSQL; for an M3U8 playlist, one PutObject
+//! per file it names and then the playlist. Credentials are renewed before they expire and
+//! again whenever OSS refuses them; the media id and address are stored before the first byte
+//! goes out, and again whenever they change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 
+use super::m3u8::{self, Playlist};
 use super::{JobError, Worker};
-use crate::jobs::{Checkpoint, Job, JobKind, JobMessage, PartRecord};
+use crate::jobs::{Checkpoint, Job, JobKind, JobMessage, MediaAssignment, PartRecord};
 use crate::oss::{self, ObjectTarget, OssCredentials, OssError, ProgressFn, UploadedPart};
-use crate::source::OpenedSource;
+use crate::source::{ByteStream, OpenedSource};
 use crate::vod::UploadTicket;
 
 /// How many new addresses (re-created image or attached-media assets) one attempt may use.
 const ADDRESS_ATTEMPTS: u32 = 3;
 
-/// How many times one part is sent before the job attempt gives up.
+/// How many times one part (or one file of a playlist) is sent before the job attempt gives up.
 const PART_ATTEMPTS: u32 = 5;
+
+/// What a job uploads.
+pub(super) enum Content {
+    /// One source, stored at the address's `FileName`.
+    Source(OpenedSource),
+    /// An M3U8 playlist's files under the address's `ObjectPrefix`, then the playlist itself.
+    Playlist(Playlist),
+}
+
+impl Content {
+    /// Bytes to upload: what VOD is told and `bytes_total`.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Source(source) => source.len(),
+            Content::Playlist(playlist) => playlist.size(),
+        }
+    }
+}
 
 /// The credential in use, with a generation so that concurrent parts that hit an expired
 /// credential trigger one renewal, not one each.
-pub(super) struct Credential {
-    pub generation: u64,
-    pub ticket: UploadTicket,
-    pub target: ObjectTarget,
-    pub creds: OssCredentials,
-    pub issued_at: DateTime<Utc>,
+struct Credential {
+    generation: u64,
+    ticket: UploadTicket,
+    target: ObjectTarget,
+    creds: OssCredentials,
+    issued_at: DateTime<Utc>,
 }
 
 impl Credential {
@@ -53,7 +75,7 @@ impl Credential {
     }
 }
 
-/// Per-job upload state shared by the parts in flight.
+/// Per-job upload state shared by the requests in flight.
 pub(super) struct Session<'a> {
     worker: &'a Worker,
     job: &'a Job,
@@ -65,45 +87,37 @@ pub(super) struct Session<'a> {
     progress: Arc<Progress>,
 }
 
-/// Stops the progress writer when dropped.
-pub(super) struct ProgressReporter(tokio::task::JoinHandle<()>);
-
-impl Drop for ProgressReporter {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Bytes of finished parts plus bytes of parts in flight.
+/// Bytes of finished requests plus bytes of requests in flight, by tracker (a part number,
+/// or a playlist file's position).
 #[derive(Default)]
-pub(super) struct Progress {
+struct Progress {
     done: AtomicU64,
     in_flight: Mutex<HashMap<u32, u64>>,
 }
 
 impl Progress {
-    pub fn total(&self) -> u64 {
+    fn total(&self) -> u64 {
         let in_flight: u64 = self.in_flight.lock().unwrap().values().sum();
         self.done.load(Ordering::Relaxed) + in_flight
     }
 
-    pub(super) fn tracker(self: &Arc<Self>, part: u32) -> ProgressFn {
+    fn tracker(self: &Arc<Self>, part: u32) -> ProgressFn {
         let progress = self.clone();
         Arc::new(move |bytes| {
             progress.in_flight.lock().unwrap().insert(part, bytes);
         })
     }
 
-    pub(super) fn finish(&self, part: u32, size: u64) {
+    fn finish(&self, part: u32, size: u64) {
         self.in_flight.lock().unwrap().remove(&part);
         self.done.fetch_add(size, Ordering::Relaxed);
     }
 
-    pub(super) fn abandon(&self, part: u32) {
+    fn abandon(&self, part: u32) {
         self.in_flight.lock().unwrap().remove(&part);
     }
 
-    pub(super) fn reset(&self, done: u64) {
+    fn reset(&self, done: u64) {
         self.in_flight.lock().unwrap().clear();
         self.done.store(done, Ordering::Relaxed);
     }
@@ -118,49 +132,45 @@ enum Outcome {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(
+    /// Stores `ticket`'s media id and address, so that a crash from here on leaves the job
+    /// pointing at its asset, then opens the session; `size` is [`Content::size`].
+    pub async fn start(
         worker: &'a Worker,
         job: &'a Job,
         token: i64,
         message: &'a JobMessage,
         size: u64,
         ticket: UploadTicket,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, JobError> {
+        let first = Credential::new(0, ticket);
+        let session = Self {
             worker,
             job,
             token,
             message,
             size,
-            current: tokio::sync::RwLock::new(Credential::new(0, ticket)),
+            current: tokio::sync::RwLock::new(first.clone()),
             renewing: tokio::sync::Mutex::new(()),
             progress: Arc::new(Progress::default()),
-        }
+        };
+        session.store_media(&first.ticket).await?;
+        Ok(session)
     }
 
-    pub fn progress(&self) -> Arc<Progress> {
-        self.progress.clone()
-    }
-
-    /// Writes progress to the database at a bounded rate, off the upload's path, until the
-    /// returned guard is dropped.
-    pub fn report_progress(&self) -> ProgressReporter {
-        let store = self.worker.store.clone();
-        let progress = self.progress.clone();
-        let job_id = self.job.job_id.clone();
-        let token = self.token;
-        let every = self.worker.config.progress_interval;
-        ProgressReporter(tokio::spawn(async move {
-            let mut last = 0;
-            loop {
-                tokio::time::sleep(every).await;
-                let now = progress.total();
-                if now != last {
-                    let _ = store.set_progress(&job_id, token, now).await;
-                    last = now;
-                }
-            }
-        }))
+    /// The one media write of every upload, first or after a re-created asset: batched with
+    /// other jobs' ([`super::writes::GroupWrites`]).
+    async fn store_media(&self, ticket: &UploadTicket) -> Result<(), JobError> {
+        self.worker
+            .writes
+            .set_media(MediaAssignment {
+                job_id: self.job.job_id.clone(),
+                token: self.token,
+                media_id: ticket.media_id.clone(),
+                address: ticket.address.clone(),
+                bytes_total: Some(self.size),
+            })
+            .await?;
+        Ok(())
     }
 
     /// Writes progress to the database at a bounded rate while it is polled (alongside the
@@ -183,7 +193,7 @@ impl<'a> Session<'a> {
     }
 
     /// The credential to sign the next request with, renewed first if it is about to expire.
-    pub(super) async fn credential(&self) -> Result<Arc<Credential>, JobError> {
+    async fn credential(&self) -> Result<Arc<Credential>, JobError> {
         let current = self.current.read().await.clone();
         if current.needs_renewal(Utc::now(), self.worker.config.credential_margin) {
             return self
@@ -194,11 +204,7 @@ impl<'a> Session<'a> {
     }
 
     /// Renews the credential unless another part already did since `seen_generation`.
-    pub(super) async fn renew(
-        &self,
-        seen_generation: u64,
-        why: &str,
-    ) -> Result<Arc<Credential>, JobError> {
+    async fn renew(&self, seen_generation: u64, why: &str) -> Result<Arc<Credential>, JobError> {
         let _one_at_a_time = self.renewing.lock().await;
         let current = self.current.read().await.clone();
         if current.generation != seen_generation {
@@ -216,16 +222,7 @@ impl<'a> Session<'a> {
                     .worker
                     .create_asset(self.job.kind(), self.message, self.size)
                     .await?;
-                self.worker
-                    .store
-                    .set_media(
-                        &self.job.job_id,
-                        self.token,
-                        &ticket.media_id,
-                        &ticket.address,
-                        Some(self.size),
-                    )
-                    .await?;
+                self.store_media(&ticket).await?;
                 ticket
             }
         };
@@ -240,14 +237,16 @@ impl<'a> Session<'a> {
         Ok(next)
     }
 
-    /// Uploads the whole source, restarting on a new address when a non-video asset had to
-    /// be re-created.
-    pub async fn run(&self, source: &OpenedSource) -> Result<(), JobError> {
+    /// Uploads `content` (the one [`Self::start`] was sized for), restarting on a new address
+    /// when a non-video asset had to be re-created.
+    pub async fn run(&self, content: &Content) -> Result<(), JobError> {
         for _ in 0..ADDRESS_ATTEMPTS {
-            let outcome = if self.size >= self.worker.config.multipart_threshold {
-                self.multipart(source).await?
-            } else {
-                self.single_put(source).await?
+            let outcome = match content {
+                Content::Source(source) if self.size >= self.worker.config.multipart_threshold => {
+                    self.multipart(source).await?
+                }
+                Content::Source(source) => self.single_put(source).await?,
+                Content::Playlist(playlist) => self.playlist(playlist).await?,
             };
             match outcome {
                 Outcome::Done => return Ok(()),
@@ -508,8 +507,8 @@ impl<'a> Session<'a> {
         Ok(Some(kept))
     }
 
-    /// One part, retried on CRC mismatch, on retryable errors and after renewing a refused
-    /// credential. `Ok(None)`: the address changed, the upload must start over.
+    /// One part, sent by [`Self::send`] and checkpointed. `Ok(None)`: the address changed, the
+    /// upload must start over.
     async fn upload_part(
         &self,
         source: &OpenedSource,
@@ -520,77 +519,176 @@ impl<'a> Session<'a> {
     ) -> Result<Option<PartRecord>, JobError> {
         let offset = (part_number as u64 - 1) * part_size;
         let len = part_size.min(self.size - offset);
-        let mut last_error: Option<OssError> = None;
+        let request = Request::Part {
+            upload_id,
+            part_number,
+        };
+        let body = Body::Range {
+            source,
+            offset,
+            len,
+        };
+        let Some(stored) = self.send(request, &body, part_number, start_target).await? else {
+            return Ok(None);
+        };
+        let record = PartRecord {
+            part_number,
+            etag: stored.etag,
+            size: stored.size,
+            crc64: stored.crc64,
+        };
+        self.worker
+            .checkpoints
+            .record_part(&self.job.job_id, self.token, &record)
+            .await?;
+        metrics::counter!("vod_ingest_parts_uploaded_total").increment(1);
+        Ok(Some(record))
+    }
+
+    /// An M3U8 playlist: its files a few at a time, then, only once all of them are stored,
+    /// the playlist (VOD reports the upload complete when it arrives). Each file is one
+    /// PutObject sent like a part ([`Self::send`]); none is checkpointed.
+    async fn playlist(&self, playlist: &Playlist) -> Result<Outcome, JobError> {
+        let credential = self.credential().await?;
+        let start_target = credential.target.clone();
+        let keys = playlist.file_keys(&credential.ticket.address)?;
+        self.progress.reset(0);
+        let files = playlist.files();
+        let parallelism = self.worker.config.part_parallelism.max(1);
+        let (keys, start) = (&keys, &start_target);
+        // Over indices, for the reason `m3u8::open_all` gives.
+        let mut uploads = futures_util::stream::iter(0..files.len())
+            .map(|i| {
+                let request = Request::Object {
+                    key: &keys[i],
+                    content_type: None,
+                };
+                let body = Body::Range {
+                    source: &files[i],
+                    offset: 0,
+                    len: files[i].len(),
+                };
+                async move { self.send(request, &body, i as u32 + 1, start).await }
+            })
+            .buffer_unordered(parallelism);
+        while let Some(result) = uploads.next().await {
+            if result?.is_none() {
+                return Ok(Outcome::AddressChanged);
+            }
+        }
+        drop(uploads);
+        let request = Request::Object {
+            key: &start_target.key,
+            content_type: Some(m3u8::PLAYLIST_CONTENT_TYPE),
+        };
+        let body = Body::Bytes(playlist.rewritten().clone());
+        let tracker = files.len() as u32 + 1;
+        if self
+            .send(request, &body, tracker, &start_target)
+            .await?
+            .is_none()
+        {
+            return Ok(Outcome::AddressChanged);
+        }
+        tracing::info!(
+            files = files.len(),
+            "M3U8 playlist and its files stored; CRC-64 verified for each"
+        );
+        Ok(Outcome::Done)
+    }
+
+    /// Sends one request with the current credential: again at once when it arrived corrupted,
+    /// after a delay on a retryable error, after renewing a credential OSS refused; at most
+    /// [`PART_ATTEMPTS`] times. Progress is tracked under `tracker`. `Ok(None)`: the address
+    /// changed, the upload must start over.
+    async fn send(
+        &self,
+        request: Request<'_>,
+        body: &Body<'_>,
+        tracker: u32,
+        start_target: &ObjectTarget,
+    ) -> Result<Option<Stored>, JobError> {
+        let len = body.len();
+        let mut last_error = None;
         for attempt in 1..=PART_ATTEMPTS {
             let credential = self.credential().await?;
             if &credential.target != start_target {
                 return Ok(None);
             }
-            let body = source
-                .range(offset, len)
-                .await
-                .map_err(|e| JobError::SourceRead(e.to_string()))?;
-            let result = self
-                .worker
-                .oss
-                .upload_part(
-                    &credential.target,
-                    &credential.creds,
+            let stream = body.stream().await?;
+            let progress = Some(self.progress.tracker(tracker));
+            let oss = &self.worker.oss;
+            let result = match request {
+                Request::Part {
                     upload_id,
                     part_number,
-                    body,
-                    len,
-                    Some(self.progress.tracker(part_number)),
-                )
-                .await;
-            match result {
-                Ok(part) => {
-                    let record = PartRecord {
+                } => oss
+                    .upload_part(
+                        &credential.target,
+                        &credential.creds,
+                        upload_id,
                         part_number,
-                        etag: part.etag,
-                        size: part.size,
-                        crc64: part.crc64,
+                        stream,
+                        len,
+                        progress,
+                    )
+                    .await
+                    .map(|p| Stored {
+                        etag: p.etag,
+                        size: p.size,
+                        crc64: p.crc64,
+                    }),
+                Request::Object { key, content_type } => {
+                    let target = ObjectTarget {
+                        key: key.to_owned(),
+                        ..credential.target.clone()
                     };
-                    self.worker
-                        .checkpoints
-                        .record_part(&self.job.job_id, self.token, &record)
-                        .await?;
-                    self.progress.finish(part_number, len);
-                    metrics::counter!("vod_ingest_parts_uploaded_total").increment(1);
-                    return Ok(Some(record));
+                    oss.put_object_stream(
+                        &target,
+                        &credential.creds,
+                        stream,
+                        len,
+                        content_type,
+                        progress,
+                    )
+                    .await
+                    .map(|o| {
+                        tracing::debug!(%key, bytes = o.size, crc64 = o.crc64, "object stored");
+                        Stored {
+                            etag: o.etag,
+                            size: o.size,
+                            crc64: o.crc64,
+                        }
+                    })
+                }
+            };
+            match result {
+                Ok(stored) => {
+                    self.progress.finish(tracker, len);
+                    return Ok(Some(stored));
                 }
                 Err(e) => {
-                    self.progress.abandon(part_number);
+                    self.progress.abandon(tracker);
                     if e.is_credential_expired() {
-                        tracing::warn!(
-                            part_number,
-                            code = e.code(),
-                            "OSS refused the credential; renewing it"
-                        );
+                        tracing::warn!(%request, code = e.code(), "OSS refused the credential; renewing it");
                         self.renew(credential.generation, e.code()).await?;
                     } else if e.code() == "CrcMismatch" {
-                        tracing::warn!(part_number, attempt, error = %e, "part arrived corrupted; sending it again");
+                        tracing::warn!(%request, attempt, error = %e, "arrived corrupted; sending it again");
                         metrics::counter!("vod_ingest_part_crc_mismatches_total").increment(1);
                     } else if e.is_retryable() {
                         let delay = super::retry_delay(Duration::from_millis(200), attempt as i32);
-                        tracing::warn!(part_number, attempt, error = %e, retry_in = ?delay, "part failed; retrying");
+                        tracing::warn!(%request, attempt, error = %e, retry_in = ?delay, "failed; retrying");
                         tokio::time::sleep(delay).await;
                     } else {
-                        return Err(JobError::Part {
-                            part_number,
-                            source: e,
-                        });
+                        return Err(request.failed(e));
                     }
                     last_error = Some(e);
                 }
             }
         }
         Err(match last_error {
-            Some(source) => JobError::Part {
-                part_number,
-                source,
-            },
-            None => JobError::Corrupt(format!("part {part_number}: retries exhausted")),
+            Some(e) => request.failed(e),
+            None => JobError::Corrupt(format!("{request}: retries exhausted")),
         })
     }
 
@@ -610,4 +708,84 @@ impl<'a> Session<'a> {
             tracing::info!(upload_id = %cp.upload_id, error = %e, "could not abort the old multipart upload (it expires on its own)");
         }
     }
+}
+
+/// One request [`Session::send`] sends.
+#[derive(Clone, Copy)]
+enum Request<'r> {
+    /// A part of a multipart upload.
+    Part {
+        upload_id: &'r str,
+        part_number: u32,
+    },
+    /// A whole object (a playlist's file, or the playlist), at `key` beside the address.
+    Object {
+        key: &'r str,
+        content_type: Option<&'static str>,
+    },
+}
+
+impl Request<'_> {
+    /// The job's error when OSS refused for good: a part names its number.
+    fn failed(self, source: OssError) -> JobError {
+        match self {
+            Request::Part { part_number, .. } => JobError::Part {
+                part_number,
+                source,
+            },
+            Request::Object { .. } => JobError::Oss(source),
+        }
+    }
+}
+
+impl std::fmt::Display for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Part { part_number, .. } => write!(f, "part {part_number}"),
+            Request::Object { key, .. } => write!(f, "object {key}"),
+        }
+    }
+}
+
+/// What a request's bytes are, read afresh for every attempt.
+enum Body<'a> {
+    Range {
+        source: &'a OpenedSource,
+        offset: u64,
+        len: u64,
+    },
+    Bytes(Bytes),
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Range { len, .. } => *len,
+            Body::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    async fn stream(&self) -> Result<ByteStream, JobError> {
+        match self {
+            Body::Range {
+                source,
+                offset,
+                len,
+            } => source
+                .range(*offset, *len)
+                .await
+                .map_err(|e| JobError::SourceRead(e.to_string())),
+            Body::Bytes(b) => {
+                let chunk: std::io::Result<Bytes> = Ok(b.clone());
+                Ok(Box::pin(futures_util::stream::once(async move { chunk })))
+            }
+        }
+    }
+}
+
+/// What OSS stored for a request.
+struct Stored {
+    etag: String,
+    size: u64,
+    crc64: u64,
 }
