@@ -1,5 +1,5 @@
 //! What happens when an upload completes: media status moves on, and VOD's event callback is
-//! delivered as the real sender does it (`callbacks.md` §3, §4, §7): compact JSON with
+//! delivered as the real sender does it (`docs/reference/callbacks.md` §3, §4, §7): compact JSON with
 //! `Status` first, `X-VOD-TIMESTAMP` / `X-VOD-SIGNATURE` when a key is configured, 5 s timeout,
 //! only 200 is success, no redirects, 3 attempts about 1 s apart, then the event is dropped.
 

@@ -1,5 +1,5 @@
 //! VOD (2017-03-21) and STS (2015-04-01) over RPC: parameter collection, the gateway's checks
-//! (`vod_api.md` §3.5) and the actions themselves (§1, §4).
+//! (`docs/reference/vod-api.md` §3.5) and the actions themselves (§1, §4).
 //!
 //! Order of the gateway checks, a guess at the real one that never lets a cheaper check hide a
 //! more specific answer: required common parameters, API lookup, signature method/version,
@@ -52,7 +52,7 @@ const REQUIRED_COMMON: &[&str] = &[
 /// Allowed clock difference between client and server.
 pub(super) const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Extensions VOD accepts for audio and video (`vod_api.md` §7), lower-case.
+/// Extensions VOD accepts for audio and video (`docs/reference/vod-api.md` §7), lower-case.
 const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
     "rm", "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg",
@@ -186,7 +186,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> Response {
     }
 }
 
-/// Query and form body are one parameter set (`vod_api.md` §3.4); the first value wins.
+/// Query and form body are one parameter set (`docs/reference/vod-api.md` §3.4); the first value wins.
 pub(crate) fn collect_params(query: &[u8], form: Option<&[u8]>) -> Params {
     let mut params = Params::new();
     for part in std::iter::once(query).chain(form) {
@@ -209,7 +209,7 @@ pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Rp
     get(params, name).ok_or_else(|| RpcError::missing(name))
 }
 
-/// VOD's answer to a RAM identity without the right to an action (vod_api.md §5.2, where 403
+/// VOD's answer to a RAM identity without the right to an action (`docs/reference/vod-api.md` §5.2, where 403
 /// and 400 are both observed; 403 is what the emulator answers).
 fn forbidden_ram() -> RpcError {
     RpcError::new(
@@ -236,7 +236,7 @@ async fn process(
         ));
     }
     // The VOD upload SDKs post progress reports unsigned and ignore the answer
-    // (`vod_api.md` §8.1).
+    // (`docs/reference/vod-api.md` §8.1).
     if service == Service::Vod && action == "ReportUploadProgress" {
         return Ok(json!({}));
     }
@@ -478,11 +478,11 @@ pub(super) fn caller_and_secret(
             .get(access_key_id)
             .cloned()
             .ok_or_else(not_found)?;
-        // STS token errors: the POP gateway's `InvalidSecurityToken.*` family (vod_api.md §5.2
+        // STS token errors: the POP gateway's `InvalidSecurityToken.*` family (`docs/reference/vod-api.md` §5.2
         // lists the names; not confirmed for VOD, and one public report shows an expired token
         // as `InvalidParameter` "SecurityToken.Expired"). We choose the specific codes, 400,
         // because a client can act on them. A missing token is `MissingSecurityToken`, the
-        // answer STS itself gives (oss.md §4.2, aliyun-sts-go-sdk#1).
+        // answer STS itself gives (`docs/reference/oss.md` §4.2, aliyun-sts-go-sdk#1).
         let token = token.ok_or_else(|| {
             RpcError::new(
                 400,
@@ -746,7 +746,7 @@ fn upload_auth(shared: &Shared, media: &Media, prefix_scope: bool) -> String {
             prefix: prefix_scope.then(|| media.object_prefix.clone()),
         },
     );
-    // `Expiration` is the remaining lifetime in seconds at issue time (vod_api.md §2.1).
+    // `Expiration` is the remaining lifetime in seconds at issue time (`docs/reference/vod-api.md` §2.1).
     let issued = cred.expires_at - chrono::Duration::from_std(ttl).unwrap_or_default();
     let encoded = UploadAuth {
         access_key_id: cred.access_key_id,
@@ -782,7 +782,7 @@ fn create_upload_video(shared: &Shared, params: &Params) -> Result<Value, RpcErr
     check_storage(shared, params)?;
     let user_data = check_user_data(params)?;
 
-    // `sv/<8 hex>-<creation ms in hex>/<same>.<ext>`, the layout of real keys (§2.1).
+    // `sv/<8 hex>-<creation ms in hex>/<same>.<ext>`, the layout of real keys (`docs/reference/vod-api.md` §2.1).
     let stem = format!(
         "{}-{:x}",
         &uuid::Uuid::new_v4().simple().to_string()[..8],
@@ -871,7 +871,7 @@ fn create_upload_attached_media(shared: &Shared, params: &Params) -> Result<Valu
     let business_type = required(params, "BusinessType")?;
     let allowed = attached_extensions(business_type)
         .ok_or_else(|| RpcError::invalid_param("BusinessType"))?;
-    // MediaExt wins over the FileName's extension (vod_api.md §1.3).
+    // MediaExt wins over the FileName's extension (`docs/reference/vod-api.md` §1.3).
     let ext = match get(params, "MediaExt") {
         Some(ext) => {
             let ext = ext.to_ascii_lowercase();
@@ -947,7 +947,7 @@ fn refresh_upload_video(shared: &Shared, params: &Params) -> Result<Value, RpcEr
     let id = required(params, "VideoId")?;
     let media = find_media(shared, id, MediaKind::Video)
         .ok_or_else(|| RpcError::new(404, "InvalidVideo.NotFound", "The video not exist."))?;
-    // Same address, new credential (vod_api.md §1.4).
+    // Same address, new credential (`docs/reference/vod-api.md` §1.4).
     let prefix_scope = media.key.ends_with(".m3u8");
     Ok(json!({
         "VideoId": media.id,
@@ -1099,7 +1099,7 @@ fn assume_role(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
             "The parameter RoleSessionName is wrongly formed.",
         ));
     }
-    // 900 s up to the role's MaxSessionDuration; 3600 s when absent (vod_api.md §4).
+    // 900 s up to the role's MaxSessionDuration; 3600 s when absent (`docs/reference/vod-api.md` §4).
     let max = shared.config.role_max_session_seconds;
     let duration = match get(params, "DurationSeconds") {
         None => 3600.min(max),

@@ -208,7 +208,7 @@ impl Shared {
         if let Some(s) = snapshot {
             s.restore(&mut inner);
         }
-        // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
+        // VOD gives up after 5 s and never follows redirects (`docs/reference/callbacks.md` §3.2).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

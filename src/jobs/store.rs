@@ -466,7 +466,8 @@ impl JobStore {
         fenced(updated.rows_affected(), job_id)
     }
 
-    /// Stores the media id and upload address before the first byte goes out (invariant 2).
+    /// Stores the media id and upload address before the first byte goes out (invariant 2,
+    /// `docs/design.md`).
     /// A different previous id (image or attached media re-created) is kept as superseded.
     /// One job of [`JobStore::set_media_many`].
     pub async fn set_media(
