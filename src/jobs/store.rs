@@ -169,7 +169,7 @@ impl Transition {
 pub struct MediaMilestone {
     pub job_id: String,
     pub kind: String,
-    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (README).
+    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (`docs/media-events.md`).
     pub milestone: String,
     pub media_id: Option<String>,
     /// The media status after this milestone (`Normal`, `TranscodeFail`, ...).
