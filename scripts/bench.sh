@@ -143,7 +143,7 @@ emulator_user_ticks() { awk '{ print $14 }' "/proc/$emulator_pid/stat"; }
 
 # Notes (in $1) the wall-clock time at which the emulator receives CompleteMultipartUpload: the
 # client sends it once every part is stored, and the emulator then assembles the object, which
-# takes long (see the README). Polls the emulator's counters every 50 ms.
+# takes long (see `docs/benchmarks.md`). Polls the emulator's counters every 50 ms.
 watch_complete() {
     "$py" - "$port" "$1" <<'PYEOF' &
 import json, sys, time, urllib.request

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ one after the other (README, "Fuzzing").
+# Runs the cargo-fuzz targets in fuzz/ one after the other (`docs/development.md`, "Fuzzing").
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS     how long each target runs (default 120)

@@ -1,4 +1,4 @@
-//! Command-line interface. Every setting is a flag and an environment variable (DESIGN.md,
+//! Command-line interface. Every setting is a flag and an environment variable (`docs/design.md`,
 //! "Configuration"); a bad or missing one stops start-up with a line that names it.
 
 use std::net::SocketAddr;

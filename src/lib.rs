@@ -23,6 +23,7 @@ pub mod app;
 pub mod app_webhooks;
 pub mod cli;
 pub mod commands;
+pub mod config_reference;
 pub mod console;
 pub mod crc64;
 pub mod demo;

@@ -93,7 +93,7 @@ async fn multipart_upload_completes_a_video() {
     let (bucket, key) = (up.address.bucket.as_str(), up.address.file_name.as_str());
     let id = initiate(&e, bucket, key, &creds).await;
 
-    // oss.md §3.3: byte[i] = i % 251, parts 102400/102400/10, with known CRCs.
+    // `docs/reference/oss.md` §3.3: byte[i] = i % 251, parts 102400/102400/10, with known CRCs.
     let whole = data(204_810);
     let chunks = [
         &whole[..102_400],

@@ -938,7 +938,7 @@ async fn callback_faults_drop_and_duplicate() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// V4 signatures, signed here by an independent minimal implementation of oss.md §1.5.
+// V4 signatures, signed here by an independent minimal implementation of `docs/reference/oss.md` §1.5.
 
 fn v4_sign(
     secret: &str,
@@ -1119,7 +1119,7 @@ async fn ranged_reads() {
             resp.headers()["content-range"],
             format!("bytes {start}-{end}/1000").as_str()
         );
-        // The whole object's CRC, even for a range (oss.md §3.3).
+        // The whole object's CRC, even for a range (`docs/reference/oss.md` §3.3).
         assert_eq!(
             resp.headers()["x-oss-hash-crc64ecma"],
             crc64::checksum(&body).to_string()

@@ -87,7 +87,7 @@ fn processing_events(video_id: &str) -> Vec<Value> {
     ]
 }
 
-/// Each documented payload (`callbacks.md`, copied to tests/fixtures/callback_examples.json,
+/// Each documented payload (`docs/reference/callbacks.md`, copied to tests/fixtures/callback_examples.json,
 /// invalid JSON included) is stored and answered 200, and so is a type nobody knows.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_event_and_an_unknown_one_is_stored_and_answered_200() {

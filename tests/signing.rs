@@ -107,7 +107,7 @@ struct RpcVector {
     sdk_path_query: Option<String>,
 }
 
-/// The AccessKeySecret of each vector, as the harness (vod_api.md §3.6–3.7) used it.
+/// The AccessKeySecret of each vector, as the harness (`docs/reference/vod-api.md` §3.6–3.7) used it.
 fn rpc_secret(name: &str) -> &'static str {
     if name.starts_with("DOC-VOD") {
         "testAccessKeySecret"
@@ -360,7 +360,7 @@ fn parse_oss_main(text: &str) -> Vec<OssCase> {
         .collect()
 }
 
-/// The extra file lists no headers; these are the inputs its script (oss.md §1.3) used.
+/// The extra file lists no headers; these are the inputs its script (`docs/reference/oss.md` §1.3) used.
 fn extra_case_headers(label: &str) -> Vec<(String, String)> {
     let mut headers = vec![("date".to_owned(), OSS_DATE.to_owned())];
     match label {

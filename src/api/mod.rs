@@ -170,7 +170,7 @@ impl ApiError {
     }
 }
 
-/// VOD codes that describe the request's own parameters (`vod_api.md` §1, §5.2), as opposed
+/// VOD codes that describe the request's own parameters (`docs/reference/vod-api.md` §1, §5.2), as opposed
 /// to the service's credentials, permissions or VOD's health.
 fn caused_by_request(code: &str) -> bool {
     let about_the_caller = code.starts_with("InvalidAccessKey")

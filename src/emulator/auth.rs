@@ -68,11 +68,11 @@ pub(super) fn caller_and_secret(
             .get(access_key_id)
             .cloned()
             .ok_or_else(not_found)?;
-        // STS token errors: the POP gateway's `InvalidSecurityToken.*` family (vod_api.md §5.2
+        // STS token errors: the POP gateway's `InvalidSecurityToken.*` family (docs/reference/vod-api.md §5.2
         // lists the names; not confirmed for VOD, and one public report shows an expired token
         // as `InvalidParameter` "SecurityToken.Expired"). We choose the specific codes, 400,
         // because a client can act on them. A missing token is `MissingSecurityToken`, the
-        // answer STS itself gives (oss.md §4.2, aliyun-sts-go-sdk#1).
+        // answer STS itself gives (docs/reference/oss.md §4.2, aliyun-sts-go-sdk#1).
         let token = token.ok_or_else(|| {
             RpcError::new(
                 400,

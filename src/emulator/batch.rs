@@ -6,7 +6,7 @@
 //! `AttachedMediaList`.
 //!
 //! Too many ids: VOD documents `LimitExceeded.MediaIds` ("The input parameter \"MediaIds\"
-//! Exceed the limit.", 400) for `MediaIds` (GetUploadDetails, `vod_api.md` §1.6). The same
+//! Exceed the limit.", 400) for `MediaIds` (GetUploadDetails, `docs/reference/vod-api.md` §1.6). The same
 //! form for `VideoIds` and `ImageIds` is a guess.
 
 use serde_json::{json, Map, Value};

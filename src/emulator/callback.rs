@@ -1,6 +1,6 @@
 //! What happens when an upload completes: media status moves on, a video's processing starts
 //! (`processing`), and VOD's upload event is sent as the real sender writes it
-//! (`callbacks.md` §3, §4, §7): compact JSON with `Status` first, delivered by `delivery`.
+//! (`docs/reference/callbacks.md` §3, §4, §7): compact JSON with `Status` first, delivered by `delivery`.
 
 use std::sync::Arc;
 

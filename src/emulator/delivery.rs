@@ -1,5 +1,5 @@
 //! How VOD delivers an event callback, for the upload events (`callback`) and the processing
-//! events (`processing`) alike (`callbacks.md` §3, §4, §7): `X-VOD-TIMESTAMP` /
+//! events (`processing`) alike (`docs/reference/callbacks.md` §3, §4, §7): `X-VOD-TIMESTAMP` /
 //! `X-VOD-SIGNATURE` when a key is configured, 5 s timeout, only 200 is success, no redirects,
 //! 3 attempts about 1 s apart, then the event is dropped. Its own module, below both, so that
 //! `callback` (which starts the processing) and `processing` import one way.

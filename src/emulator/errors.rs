@@ -1,5 +1,5 @@
 //! Error bodies exactly as the real services shape them: the POP gateway's JSON/XML for VOD and
-//! STS (`vod_api.md` §5.1), OSS's XML with `x-oss-request-id` / `x-oss-ec` (`oss.md` §4.1).
+//! STS (`docs/reference/vod-api.md` §5.1), OSS's XML with `x-oss-request-id` / `x-oss-ec` (`docs/reference/oss.md` §4.1).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -155,7 +155,7 @@ pub(crate) fn rpc_error(
     host_id: &str,
     request_id: &str,
 ) -> Response {
-    // The real gateway's form (`vod_api.md` §5.1).
+    // The real gateway's form (`docs/reference/vod-api.md` §5.1).
     let recommend = format!(
         "https://error-center.aliyun.com/status/search?Keyword={}&source=PopGw",
         err.code

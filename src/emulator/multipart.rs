@@ -1,4 +1,4 @@
-//! OSS multipart upload (`oss.md` §2): InitiateMultipartUpload, UploadPart,
+//! OSS multipart upload (`docs/reference/oss.md` §2): InitiateMultipartUpload, UploadPart,
 //! CompleteMultipartUpload, ListParts, AbortMultipartUpload, ListMultipartUploads.
 //!
 //! Parts are streamed to disk like PutObject bodies; Complete concatenates the listed parts
@@ -26,7 +26,7 @@ use crate::crc64;
 const MIN_PART_SIZE: u64 = 100 * 1024;
 const MAX_PART_NUMBER: u32 = 10_000;
 const MAX_LIST: usize = 1000;
-/// Documented EC for a non-last part below the minimum (`oss.md` §2.3).
+/// Documented EC for a non-last part below the minimum (`docs/reference/oss.md` §2.3).
 const EC_PART_TOO_SMALL: &str = "0042-00000213";
 const EC_PART_NUMBER: &str = "0017-00000220";
 

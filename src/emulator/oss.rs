@@ -1,4 +1,4 @@
-//! OSS: V1 header signatures (`oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
+//! OSS: V1 header signatures (`docs/reference/oss.md` §1), PutObject / HeadObject / GetObject / DeleteObject
 //! (§3), errors (§4), path-style and virtual-hosted addressing (§7), CORS (`cors`).
 //!
 //! Multipart (§2) is in `multipart`, and what both write with in `object`; other operations
@@ -23,7 +23,7 @@ use crate::sign;
 
 const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Error codes OSS documents (`oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
+/// Error codes OSS documents (`docs/reference/oss.md` §3.2, §4.2); only these are sent as `<EC>` / `x-oss-ec`,
 /// since an invented EC would mislead more than a missing one.
 mod post_object;
 #[cfg(feature = "fuzzing")]
@@ -382,7 +382,7 @@ fn authenticate(
     };
 
     let request_time: DateTime<Utc> = match &scheme {
-        // V1: `x-oss-date` wins over `Date` (oss.md §1.1), both HTTP dates.
+        // V1: `x-oss-date` wins over `Date` (`docs/reference/oss.md` §1.1), both HTTP dates.
         Scheme::V1 { .. } => {
             let date_header =
                 header_str(headers, "x-oss-date").or_else(|| header_str(headers, header::DATE));
@@ -547,7 +547,7 @@ fn principal_and_secret(
             .get(access_key_id)
             .cloned()
             .ok_or_else(unknown_key)?;
-        // An STS AccessKeyId means nothing without its token (oss.md §4.2).
+        // An STS AccessKeyId means nothing without its token (`docs/reference/oss.md` §4.2).
         let token = token.ok_or_else(unknown_key)?;
         match inner.tokens.get(token) {
             None => {
@@ -569,7 +569,7 @@ fn principal_and_secret(
             Some(_) => {}
         }
         if cred.expires_at <= now {
-            // The real service echoes the token in the body (oss.md §4.2); clients must not
+            // The real service echoes the token in the body (`docs/reference/oss.md` §4.2); clients must not
             // log error bodies verbatim, and this keeps them honest.
             return Err(OssError::new(
                 403,

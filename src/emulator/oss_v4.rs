@@ -1,4 +1,4 @@
-//! OSS signature V4 (`OSS4-HMAC-SHA256`), verifier side (`oss.md` §1.5). V1 is being phased
+//! OSS signature V4 (`OSS4-HMAC-SHA256`), verifier side (`docs/reference/oss.md` §1.5). V1 is being phased
 //! out for new accounts, so a client may sign either way; the emulator verifies both.
 
 use hmac::{Hmac, Mac};
@@ -175,7 +175,7 @@ mod tests {
 
     const KEY: &str = "dir/视频 1.mp4";
 
-    /// oss.md §1.5 vectors, produced with oss2 and cross-checked with the V2 SDK.
+    /// `docs/reference/oss.md` §1.5 vectors, produced with oss2 and cross-checked with the V2 SDK.
     #[test]
     fn official_vectors() {
         let common = [

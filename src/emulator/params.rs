@@ -12,7 +12,7 @@ use super::errors::RpcError;
 
 pub(crate) type Params = BTreeMap<String, String>;
 
-/// Query and form body are one parameter set (`vod_api.md` §3.4); the first value wins.
+/// Query and form body are one parameter set (`docs/reference/vod-api.md` §3.4); the first value wins.
 pub(crate) fn collect_params(query: &[u8], form: Option<&[u8]>) -> Params {
     let mut params = Params::new();
     for part in std::iter::once(query).chain(form) {

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-/// RAM's limit on the `Policy` parameter of AssumeRole (vod_api.md §4; older docs said 1024).
+/// RAM's limit on the `Policy` parameter of AssumeRole (`docs/reference/vod-api.md` §4; older docs said 1024).
 pub(crate) const MAX_POLICY_CHARS: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_reference_example_parses() {
-        // vod_api.md §4 (key order differs from the other examples on purpose).
+        // `docs/reference/vod-api.md` §4 (key order differs from the other examples on purpose).
         let p = SessionPolicy::parse(
             r#"{"Statement":[{"Action":["*"],"Effect":"Allow","Resource":["*"]}],"Version":"1"}"#,
         )

@@ -1,5 +1,5 @@
 //! What VOD does with a video after its upload, as a sender of events: a plausible processing
-//! sequence (`callbacks.md` §7.5; the order is not documented) of `VideoAnalysisComplete`,
+//! sequence (`docs/reference/callbacks.md` §7.5; the order is not documented) of `VideoAnalysisComplete`,
 //! `SnapshotComplete`, one `StreamTranscodeComplete` per definition of the template group and
 //! `TranscodeComplete`, while the status moves `UploadSucc` -> `Transcoding` -> `Normal`
 //! (or `TranscodeFail` under the `transcode_fail` fault). The template group

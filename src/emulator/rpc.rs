@@ -1,4 +1,4 @@
-//! VOD (2017-03-21) and STS (2015-04-01) over RPC: the gateway's checks (`vod_api.md` §3.5)
+//! VOD (2017-03-21) and STS (2015-04-01) over RPC: the gateway's checks (`docs/reference/vod-api.md` §3.5)
 //! and the actions themselves (§1, §4). The top of the RPC modules: it reads parameters with
 //! `params`, checks signature V3 with `v3` (and what V1 and V3 share with `auth`), shows media
 //! with `media_json` and leaves the batch reads to `batch`; none of them imports it back.
@@ -55,7 +55,7 @@ const REQUIRED_COMMON: &[&str] = &[
     "Timestamp",
 ];
 
-/// Extensions VOD accepts for audio and video (`vod_api.md` §7), lower-case.
+/// Extensions VOD accepts for audio and video (`docs/reference/vod-api.md` §7), lower-case.
 const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
     "rm", "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg",
@@ -180,7 +180,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> Response {
     }
 }
 
-/// VOD's answer to a RAM identity without the right to an action (vod_api.md §5.2, where 403
+/// VOD's answer to a RAM identity without the right to an action (docs/reference/vod-api.md §5.2, where 403
 /// and 400 are both observed; 403 is what the emulator answers).
 fn forbidden_ram() -> RpcError {
     RpcError::new(
@@ -207,7 +207,7 @@ async fn process(
         ));
     }
     // The VOD upload SDKs post progress reports unsigned and ignore the answer
-    // (`vod_api.md` §8.1).
+    // (`docs/reference/vod-api.md` §8.1).
     if service == Service::Vod && action == "ReportUploadProgress" {
         return Ok(json!({}));
     }
@@ -582,7 +582,7 @@ fn upload_auth(shared: &Shared, media: &Media, prefix_scope: bool) -> String {
             prefix: prefix_scope.then(|| media.object_prefix.clone()),
         },
     );
-    // `Expiration` is the remaining lifetime in seconds at issue time (vod_api.md §2.1).
+    // `Expiration` is the remaining lifetime in seconds at issue time (docs/reference/vod-api.md §2.1).
     let issued = cred.expires_at - chrono::Duration::from_std(ttl).unwrap_or_default();
     let encoded = UploadAuth {
         access_key_id: cred.access_key_id,
@@ -707,7 +707,7 @@ fn create_upload_attached_media(shared: &Shared, params: &Params) -> Result<Valu
     let business_type = required(params, "BusinessType")?;
     let allowed = attached_extensions(business_type)
         .ok_or_else(|| RpcError::invalid_param("BusinessType"))?;
-    // MediaExt wins over the FileName's extension (vod_api.md §1.3).
+    // MediaExt wins over the FileName's extension (docs/reference/vod-api.md §1.3).
     let ext = match get(params, "MediaExt") {
         Some(ext) => {
             let ext = ext.to_ascii_lowercase();
@@ -783,7 +783,7 @@ fn refresh_upload_video(shared: &Shared, params: &Params) -> Result<Value, RpcEr
     let id = required(params, "VideoId")?;
     let media = find_media(shared, id, MediaKind::Video)
         .ok_or_else(|| RpcError::new(404, "InvalidVideo.NotFound", "The video not exist."))?;
-    // Same address, new credential (vod_api.md §1.4).
+    // Same address, new credential (docs/reference/vod-api.md §1.4).
     let prefix_scope = media.key.ends_with(".m3u8");
     Ok(json!({
         "VideoId": media.id,
@@ -859,7 +859,7 @@ fn assume_role(shared: &Shared, params: &Params) -> Result<Value, RpcError> {
             "The parameter RoleSessionName is wrongly formed.",
         ));
     }
-    // 900 s up to the role's MaxSessionDuration; 3600 s when absent (vod_api.md §4).
+    // 900 s up to the role's MaxSessionDuration; 3600 s when absent (docs/reference/vod-api.md §4).
     let max = shared.config.role_max_session_seconds;
     let duration = match get(params, "DurationSeconds") {
         None => 3600.min(max),

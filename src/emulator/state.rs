@@ -205,7 +205,7 @@ impl Shared {
                 .map(|_| char::from(b'0' + rng.gen_range(0..10)))
                 .collect()
         });
-        // VOD gives up after 5 s and never follows redirects (`callbacks.md` §3.2).
+        // VOD gives up after 5 s and never follows redirects (`docs/reference/callbacks.md` §3.2).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

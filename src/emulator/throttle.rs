@@ -1,7 +1,7 @@
 //! Per-account API rate limits, as VOD enforces them (`Throttling.User`, HTTP 400), switched on
 //! with the `rate_limits` fault (`{"rate_limits": {"CreateUploadVideo": 50}}`).
 //!
-//! VOD's limit is per account and per action, shared by its RAM users (anchors.md §1.0); the
+//! VOD's limit is per account and per action, shared by its RAM users (`docs/reference/vod-api.md` §5.4); the
 //! emulator has one account, so every credential it accepts (the AccessKey and the STS
 //! credentials issued from it) shares one budget per action. How VOD counts a "second" is not
 //! documented; the emulator counts requests in fixed windows of one wall-clock (Unix) second,
@@ -22,7 +22,7 @@ pub(crate) struct Windows {
     current: HashMap<String, (u64, u32)>,
 }
 
-/// The gateway's answer when the account's rate for an action is used up (vod_api.md §5.2).
+/// The gateway's answer when the account's rate for an action is used up (`docs/reference/vod-api.md` §5.2).
 pub(crate) fn throttled() -> RpcError {
     RpcError::new(
         400,

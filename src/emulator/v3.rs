@@ -1,7 +1,7 @@
 //! Signature V3 (`ACS3-HMAC-SHA256`) for VOD and STS, as the V2.0 SDKs
 //! (`alibabacloud-vod20170321`, `alibabacloud-sts20150401`) send it: action and version in
 //! `x-acs-action` / `x-acs-version`, date, nonce and body hash in `x-acs-*` headers, the
-//! signature in `Authorization` (`signature_v3.md`).
+//! signature in `Authorization` (`docs/reference/signature-v3.md`).
 //!
 //! The checks mirror V1's (`rpc::authenticate`): date shape and skew, AccessKeyId, STS token,
 //! signature, then the nonce. The V3-specific refusals are not documented anywhere we could
@@ -114,7 +114,7 @@ pub(crate) fn authenticate(
         ));
     }
 
-    // Confirmed for V1 (vod_api.md §5): the same codes for the V3 date.
+    // Confirmed for V1 (`docs/reference/vod-api.md` §5): the same codes for the V3 date.
     let date = parse_timestamp(req.header("x-acs-date").unwrap_or_default()).ok_or_else(|| {
         RpcError::new(
             400,

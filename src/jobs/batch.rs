@@ -23,7 +23,7 @@ struct Moved {
 }
 
 /// A media id and upload address to store on a leased job before its first byte goes out
-/// (invariant 2), for [`JobStore::set_media_many`].
+/// (invariant 2 in `docs/design.md`), for [`JobStore::set_media_many`].
 #[derive(Debug, Clone)]
 pub struct MediaAssignment {
     pub job_id: String,

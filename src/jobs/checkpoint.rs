@@ -1,5 +1,5 @@
 //! Multipart checkpoints: the upload id and every finished part, written as parts finish, so a
-//! job resumed after a crash uploads only what is missing (invariant 3). Writes are fenced by
+//! job resumed after a crash uploads only what is missing (invariant 3, `docs/design.md`). Writes are fenced by
 //! the lease token like every other worker write.
 
 use sqlx::PgPool;

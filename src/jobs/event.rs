@@ -1,4 +1,4 @@
-//! VOD event bodies, read leniently (`callbacks.md` §4): every event type of the catalogue,
+//! VOD event bodies, read leniently (`docs/reference/callbacks.md` §4): every event type of the catalogue,
 //! with the drift real and documented payloads show: three `EventTime` formats, numbers sent
 //! as strings, JSON held in strings (`Extend`, `Data`, `DynamicImageJobInfo`), key casing
 //! (`FileUrl` / `FileURL`), keys with trailing spaces, `success` / `Success` / `Failed`. The

@@ -1,4 +1,4 @@
-//! The job message producers publish (DESIGN.md, "Job message"), parsed into a [`JobSpec`]
+//! The job message producers publish (`docs/design.md`, "Job message"), parsed into a [`JobSpec`]
 //! at the boundary: everything after this module handles only valid jobs.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use crate::vod::{
     CreateUploadVideoRequest,
 };
 
-/// Video and audio extensions VOD accepts (`vod_api.md` §7).
+/// Video and audio extensions VOD accepts (`docs/reference/vod-api.md` §7).
 const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v",
     "rm", "rmvb", "mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg",

@@ -150,7 +150,7 @@ pub struct Transition {
 pub struct MediaMilestone {
     pub job_id: String,
     pub kind: JobKind,
-    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (README).
+    /// `playable`, `transcode_failed`, `analysed`, `stream_ready`, ... (`docs/media-events.md`).
     pub milestone: String,
     pub media_id: Option<String>,
     /// The media status after this milestone (`Normal`, `TranscodeFail`, ...).

@@ -297,7 +297,7 @@ pub(crate) fn from_response(
 mod tests {
     use super::*;
 
-    /// oss.md §4.2: the expired-token body, which echoes the token.
+    /// `docs/reference/oss.md` §4.2: the expired-token body, which echoes the token.
     const EXPIRED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Error>
   <Code>SecurityTokenExpired</Code>

@@ -1,4 +1,4 @@
-//! Content-Type from a file extension, for the media types VOD accepts (`vod_api.md` §7).
+//! Content-Type from a file extension, for the media types VOD accepts (`docs/reference/vod-api.md` §7).
 //!
 //! Written by hand, not `mime_guess` (checked with mime_guess 2.0.5): that crate agrees on most
 //! of these but answers `video/vnd.dlna.mpeg-tts` for `.ts`, `.m2ts` and `.mts` and

@@ -1,6 +1,6 @@
 //! Streamed PutObject from any source, and the multipart API: InitiateMultipartUpload,
 //! UploadPart, CompleteMultipartUpload, ListParts (paginated), AbortMultipartUpload.
-//! Every body is streamed and CRC-64-checked against what OSS reports (`oss.md` §2, §3.3).
+//! Every body is streamed and CRC-64-checked against what OSS reports (`docs/reference/oss.md` §2, §3.3).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +15,7 @@ use super::{
 use crate::crc64::{self, Crc64};
 use crate::source::ByteStream;
 
-/// OSS limits (`oss.md` §2).
+/// OSS limits (`docs/reference/oss.md` §2).
 pub const MIN_PART_SIZE: u64 = 100 * 1024;
 pub const MAX_PARTS: u64 = 10_000;
 

@@ -1,5 +1,5 @@
 //! The jobs consumer: turns deliveries into job rows and acknowledges only after the commit
-//! (invariant 1). It never holds a delivery for the length of an upload: the job row is the
+//! (invariant 1, `docs/design.md`). It never holds a delivery for the length of an upload: the job row is the
 //! work item from then on.
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The fleet-wide limit on VOD API calls: VOD allows an account about 120 calls per second of
 //! each of CreateUploadVideo, CreateUploadImage, CreateUploadAttachedMedia and
 //! RefreshUploadVideo, shared by everything that uses the account, and answers
-//! `Throttling.User` beyond it (anchors.md §1.0).
+//! `Throttling.User` beyond it (`docs/reference/vod-api.md` §5.4).
 //!
 //! Every process of a deployment shares the budget through PostgreSQL: per action and per second
 //! of PostgreSQL's clock, a row counts the calls claimed. A process claims a few calls at a time

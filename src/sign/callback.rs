@@ -1,5 +1,5 @@
 //! VOD callback authentication: `X-VOD-SIGNATURE = md5(url|timestamp|key)`, lower-case hex.
-//! VOD signs neither the body nor the headers. Reference: `callbacks.md` §2.
+//! VOD signs neither the body nor the headers. Reference: `docs/reference/callbacks.md` §2.
 
 use md5::{Digest, Md5};
 

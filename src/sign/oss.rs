@@ -1,5 +1,5 @@
 //! OSS header signature, version 1 (`Authorization: OSS <AccessKeyId>:<Signature>`).
-//! Reference: `oss.md` §1.1.
+//! Reference: `docs/reference/oss.md` §1.1.
 
 /// Query parameters that are sub-resources and therefore part of `CanonicalizedResource`.
 /// Everything else in the query (`max-parts`, `part-number-marker`, `prefix`, ...) is unsigned.

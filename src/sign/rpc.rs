@@ -1,5 +1,5 @@
 //! Alibaba Cloud RPC signature, version 1.0 (HMAC-SHA1), as used by VOD (2017-03-21) and
-//! STS (2015-04-01). Reference: `vod_api.md` §3.
+//! STS (2015-04-01). Reference: `docs/reference/vod-api.md` §3.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The VOD upload API: CreateUploadVideo / Image / AttachedMedia, RefreshUploadVideo,
-//! GetVideoInfo, GetImageInfo (`vod_api.md` §1), and the batch reads GetVideoInfos,
+//! GetVideoInfo, GetImageInfo (`docs/reference/vod-api.md` §1), and the batch reads GetVideoInfos,
 //! GetImageInfos, GetAttachedMediaInfo.
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! What can go wrong calling VOD or STS, classified for the caller: retry, fix configuration, or
-//! give up. Reference: `vod_api.md` §5.
+//! give up. Reference: `docs/reference/vod-api.md` §5.
 
 use std::fmt;
 

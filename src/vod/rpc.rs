@@ -1,5 +1,5 @@
 //! One signed RPC call (VOD 2017-03-21 or STS 2015-04-01), sent like the official SDKs send it:
-//! POST, every parameter in the query string, empty body, signature v1 (`vod_api.md` §3).
+//! POST, every parameter in the query string, empty body, signature v1 (`docs/reference/vod-api.md` §3).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -282,7 +282,7 @@ mod tests {
     use crate::secret::Secret;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Vector V3 (vod_api.md §3.6): STS-signed CreateUploadVideo. PYCORE also signs an empty
+    /// Vector V3 (`docs/reference/vod-api.md` §3.6): STS-signed CreateUploadVideo. PYCORE also signs an empty
     /// `SignatureType`, which we pass as an action parameter to reproduce its signature exactly.
     #[test]
     fn signs_like_the_official_sdk() {

@@ -1,4 +1,4 @@
-//! STS AssumeRole (2015-04-01): temporary credentials for a RAM role (`vod_api.md` §4).
+//! STS AssumeRole (2015-04-01): temporary credentials for a RAM role (`docs/reference/vod-api.md` §4).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The upload address and credential that CreateUpload* and RefreshUploadVideo return as
-//! Base64-encoded JSON (`vod_api.md` §2). The emulator encodes them, the worker decodes them.
+//! Base64-encoded JSON (`docs/reference/vod-api.md` §2). The emulator encodes them, the worker decodes them.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};

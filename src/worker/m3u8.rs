@@ -1,4 +1,4 @@
-//! M3U8 uploads, the way the official upload SDKs do them (`vod_api.md` §8.1, `uploadLocalM3u8`
+//! M3U8 uploads, the way the official upload SDKs do them (`docs/reference/vod-api.md` §8.1, `uploadLocalM3u8`
 //! / `uploadWebM3u8`): one CreateUploadVideo for the playlist's name; every file the playlist
 //! refers to goes to `UploadAddress.ObjectPrefix + <its base name>`; the playlist, rewritten so
 //! that it names those files by base name only, goes last to `UploadAddress.FileName`. VOD
