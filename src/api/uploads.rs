@@ -563,13 +563,11 @@ pub(super) async fn cancel(
                 )
                 .await;
         }
-        Err(_) => {
-            let now = state
-                .store
-                .get(&job.job_id)
-                .await
-                .map_err(ApiError::store_unavailable)?
-                .map_or(job.state, |j| j.state);
+        Err(refused) => {
+            let now = match refused {
+                crate::jobs::MoveRefused::WrongState { current, .. } => current,
+                _ => job.state,
+            };
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "UploadNotPending",

@@ -132,14 +132,8 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         // Woken by the trigger's NOTIFY at once; polled every second regardless (retries come
         // due, and the listener may be down).
-        let mut listener = match sqlx::postgres::PgListener::connect_with(self.store.pool()).await {
-            Ok(mut l) => match l.listen("app_webhooks").await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for app webhooks; polling every second");
-                    None
-                }
-            },
+        let mut listener = match self.store.listen_for_deliveries().await {
+            Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot LISTEN for app webhooks; polling every second");
                 None

@@ -576,15 +576,15 @@ async fn operator_move(
                     .into_response(),
             )
         }
+        Err(why @ crate::jobs::MoveRefused::NoSuchJob { .. }) => {
+            Err(ConsoleError::NotFound(why.to_string()))
+        }
         Err(why) => {
-            if state.store.get(&job_id).await?.is_none() {
-                return Err(ConsoleError::NotFound(why));
-            }
             job_page(
                 &state,
                 &job_id,
                 StatusCode::CONFLICT,
-                Some(Notice::Problem(why)),
+                Some(Notice::Problem(why.to_string())),
             )
             .await
         }

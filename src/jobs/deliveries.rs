@@ -103,6 +103,14 @@ pub struct DeliveryRow {
 }
 
 impl JobStore {
+    /// A connection that hears the outbox trigger's `NOTIFY app_webhooks` when deliveries are
+    /// written, so dispatchers need not wait for their next poll.
+    pub async fn listen_for_deliveries(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(self.pool()).await?;
+        listener.listen("app_webhooks").await?;
+        Ok(listener)
+    }
+
     /// Takes up to `limit` due deliveries, at most one per upload and only the first one still
     /// pending of each (so each upload's events arrive in order), leased for `lease`; counts
     /// the attempt. Another process's leased deliveries are skipped, and taken again once the

@@ -41,7 +41,7 @@ pub use outbox::OutboxWaker;
 pub use status::{UploadStatus, UploadStatusError};
 pub use store::{
     ClientRefresh, Confirmation, Inserted, Job, JobEvent, JobStore, Lease, MediaMilestone,
-    NewClientUpload, OutboxError, OutboxMessage, StoreError, Transition,
+    MoveRefused, NewClientUpload, OutboxError, OutboxMessage, StoreError, Transition,
 };
 
 /// The schema, embedded so `vod-ingest migrate` and the tests need no files at run time.

@@ -144,6 +144,37 @@ pub struct Transition {
     pub at: DateTime<Utc>,
 }
 
+/// Why an operator's (or an app's) cancel or retry moved nothing. Retrying the same request
+/// does not help; the message says what would.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MoveRefused {
+    #[error("no job with id {job_id:?}")]
+    NoSuchJob { job_id: String },
+    #[error(
+        "job {job_id} was uploaded by a client app ({origin}), so the service cannot upload it \
+         again: the app must ask for a new upload"
+    )]
+    UploadedByClient { job_id: String, origin: Origin },
+    #[error(
+        "job {job_id} is {current}; only a job that is {} can become {to}",
+        or_list(from)
+    )]
+    WrongState {
+        job_id: String,
+        current: JobState,
+        from: &'static [JobState],
+        to: JobState,
+    },
+}
+
+fn or_list(states: &[JobState]) -> String {
+    states
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// A media milestone after the upload, as published on the events exchange
 /// (`media.<milestone>`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1010,63 +1041,73 @@ impl JobStore {
     }
 
     /// Operator: stop a job that is not final. A worker holding it loses its lease.
-    pub async fn cancel(&self, job_id: &str) -> Result<Result<Transition, String>, sqlx::Error> {
+    pub async fn cancel(
+        &self,
+        job_id: &str,
+    ) -> Result<Result<Transition, MoveRefused>, sqlx::Error> {
+        use JobState::*;
         self.operator_move(
             job_id,
-            JobState::Cancelled,
-            &[
-                "queued",
-                "awaiting_upload",
-                "uploading",
-                "retrying",
-                "uploaded",
-            ],
+            Cancelled,
+            &[Queued, AwaitingUpload, Uploading, Retrying, Uploaded],
         )
         .await
     }
 
     /// A client app ends its own upload before the file arrived: only from `awaiting_upload`
-    /// (once a file is in, the upload's fate is VOD's). `Err` says the job's state otherwise.
+    /// (once a file is in, the upload's fate is VOD's).
     pub async fn cancel_client_upload(
         &self,
         job_id: &str,
-    ) -> Result<Result<Transition, String>, sqlx::Error> {
-        self.operator_move(job_id, JobState::Cancelled, &["awaiting_upload"])
+    ) -> Result<Result<Transition, MoveRefused>, sqlx::Error> {
+        self.operator_move(job_id, JobState::Cancelled, &[JobState::AwaitingUpload])
             .await
     }
 
     /// Operator: run a failed or cancelled job again.
-    pub async fn retry(&self, job_id: &str) -> Result<Result<Transition, String>, sqlx::Error> {
-        self.operator_move(job_id, JobState::Queued, &["failed", "cancelled"])
-            .await
+    pub async fn retry(
+        &self,
+        job_id: &str,
+    ) -> Result<Result<Transition, MoveRefused>, sqlx::Error> {
+        self.operator_move(
+            job_id,
+            JobState::Queued,
+            &[JobState::Failed, JobState::Cancelled],
+        )
+        .await
     }
 
     async fn operator_move(
         &self,
         job_id: &str,
         to: JobState,
-        from: &[&str],
-    ) -> Result<Result<Transition, String>, sqlx::Error> {
+        from: &'static [JobState],
+    ) -> Result<Result<Transition, MoveRefused>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let current: Option<(JobState, Origin)> =
             sqlx::query_as("SELECT state, origin FROM ingest_jobs WHERE job_id = $1 FOR UPDATE")
                 .bind(job_id)
                 .fetch_optional(&mut *tx)
                 .await?;
+        let job_id_owned = || job_id.to_owned();
         let Some((current, origin)) = current else {
-            return Ok(Err(format!("no job with id {job_id:?}")));
+            return Ok(Err(MoveRefused::NoSuchJob {
+                job_id: job_id_owned(),
+            }));
         };
         if to == JobState::Queued && !origin.worker_uploads() {
-            return Ok(Err(format!(
-                "job {job_id} was uploaded by a client app ({}), so the service cannot upload it again: the app must ask for a new upload",
-                origin.as_str()
-            )));
+            return Ok(Err(MoveRefused::UploadedByClient {
+                job_id: job_id_owned(),
+                origin,
+            }));
         }
-        if !from.contains(&current.as_str()) {
-            return Ok(Err(format!(
-                "job {job_id} is {current}; only a job that is {} can become {to}",
-                from.join(" or ")
-            )));
+        if !from.contains(&current) {
+            return Ok(Err(MoveRefused::WrongState {
+                job_id: job_id_owned(),
+                current,
+                from,
+                to,
+            }));
         }
         // A retried job gets a fresh attempt budget; the lease token keeps growing so an old
         // worker's writes stay fenced off.
