@@ -338,7 +338,7 @@ impl WebhookArgs {
             .filter(|k| !k.is_empty())
             .map(Secret::from);
         if let Some(k) = &key {
-            crate::app_webhooks::check_signing_key(k).map_err(|e| anyhow::anyhow!(e))?;
+            crate::app_webhooks::check_signing_key(k)?;
         }
         Ok(key)
     }
@@ -562,7 +562,7 @@ pub struct KeySettingsArgs {
 }
 
 impl KeySettingsArgs {
-    pub fn parse(&self) -> Result<crate::keys::KeySettings, String> {
+    pub fn parse(&self) -> Result<crate::keys::KeySettings, crate::keys::InvalidKeySetting> {
         crate::keys::KeySettings::parse(
             self.app_id.as_deref(),
             self.workflow_id.as_deref(),

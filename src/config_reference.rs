@@ -168,15 +168,20 @@ fn table_cell(text: &str) -> String {
     out
 }
 
+/// The page lacks a marker line the reference is written between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MissingMarker {
+    #[error("the line {BEGIN:?} is missing")]
+    Begin,
+    #[error("the line {END:?} is missing (after {BEGIN:?})")]
+    End,
+}
+
 /// `doc` with the text between [`BEGIN`] and [`END`] replaced by `rendered`; an error that says
 /// what is missing when the markers are not there.
-pub fn replace_block(doc: &str, rendered: &str) -> Result<String, String> {
-    let (before, rest) = doc
-        .split_once(BEGIN)
-        .ok_or_else(|| format!("the line {BEGIN:?} is missing"))?;
-    let (_, after) = rest
-        .split_once(END)
-        .ok_or_else(|| format!("the line {END:?} is missing (after {BEGIN:?})"))?;
+pub fn replace_block(doc: &str, rendered: &str) -> Result<String, MissingMarker> {
+    let (before, rest) = doc.split_once(BEGIN).ok_or(MissingMarker::Begin)?;
+    let (_, after) = rest.split_once(END).ok_or(MissingMarker::End)?;
     Ok(format!(
         "{before}{BEGIN}\n\n{}\n{END}{after}",
         rendered.trim_end()
@@ -280,6 +285,7 @@ mod tests {
         assert_eq!(current_block(&new), Some("\n\nnew\n"));
         assert!(replace_block("no markers", "x")
             .unwrap_err()
+            .to_string()
             .contains("missing"));
     }
 }

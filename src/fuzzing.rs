@@ -53,12 +53,14 @@ pub fn oss_error_from_response(
     crate::oss::error::from_response(status, body, x_oss_err, header_request_id, header_ec)
 }
 
-pub fn oss_initiate_answer(text: &str) -> Result<String, String> {
+pub fn oss_initiate_answer(text: &str) -> Result<String, crate::oss::parts::MalformedAnswer> {
     crate::oss::parts::parse_initiate_answer(text)
 }
 
 /// One ListParts page: its parts and the next page's marker.
-pub fn oss_list_parts_page(text: &str) -> Result<(Vec<ListedPart>, Option<String>), String> {
+pub fn oss_list_parts_page(
+    text: &str,
+) -> Result<(Vec<ListedPart>, Option<String>), crate::oss::parts::MalformedAnswer> {
     crate::oss::parts::parse_list_parts_page(text).map(|page| (page.parts, page.next_marker))
 }
 

@@ -70,10 +70,15 @@ impl Default for WebhookSettings {
     }
 }
 
-/// Why a webhook signing key is refused.
-pub fn check_signing_key(key: &Secret) -> Result<(), String> {
+/// A webhook signing key too short to derive secrets from.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("VOD_INGEST_WEBHOOK_SIGNING_KEY must be at least 32 characters: generate one with `openssl rand -base64 32` and give every process the same")]
+pub struct WeakSigningKey;
+
+/// Refuses a signing key that is too short.
+pub fn check_signing_key(key: &Secret) -> Result<(), WeakSigningKey> {
     if key.expose().trim().len() < 32 {
-        return Err("VOD_INGEST_WEBHOOK_SIGNING_KEY must be at least 32 characters: generate one with `openssl rand -base64 32` and give every process the same".into());
+        return Err(WeakSigningKey);
     }
     Ok(())
 }

@@ -59,8 +59,23 @@ pub(super) struct SettingsFields {
     callback_url: String,
 }
 
+/// Why a key form was refused, as the page says it.
+#[derive(Debug, thiserror::Error)]
+enum FormProblem {
+    #[error("give the key a name (the app it is for)")]
+    NoName,
+    #[error("largest file: {0}")]
+    Size(#[from] crate::units::SizeError),
+    #[error("requests per minute {0:?} is not a whole number")]
+    NotANumber(String),
+    #[error(transparent)]
+    Setting(#[from] crate::keys::InvalidKeySetting),
+    #[error("{0}")]
+    Webhook(String),
+}
+
 impl SettingsFields {
-    fn parse(&self) -> Result<KeySettings, String> {
+    fn parse(&self) -> Result<KeySettings, crate::keys::InvalidKeySetting> {
         KeySettings::parse(
             Some(&self.app_id),
             Some(&self.workflow_id),
@@ -72,10 +87,10 @@ impl SettingsFields {
 }
 
 impl CreateForm {
-    fn limits(&self) -> Result<(String, KeyLimits), String> {
+    fn limits(&self) -> Result<(String, KeyLimits), FormProblem> {
         let name = self.name.trim();
         if name.is_empty() {
-            return Err("give the key a name (the app it is for)".into());
+            return Err(FormProblem::NoName);
         }
         let mut kinds = Vec::new();
         for (ticked, kind) in [
@@ -87,14 +102,12 @@ impl CreateForm {
                 kinds.push(kind.to_owned());
             }
         }
-        let max_file_size = crate::units::parse_size(self.max_file_size.trim())
-            .map_err(|e| format!("largest file: {e}"))?;
-        let requests_per_minute: u32 = self.requests_per_minute.trim().parse().map_err(|_| {
-            format!(
-                "requests per minute {:?} is not a whole number",
-                self.requests_per_minute.trim()
-            )
-        })?;
+        let max_file_size = crate::units::parse_size(self.max_file_size.trim())?;
+        let requests_per_minute: u32 = self
+            .requests_per_minute
+            .trim()
+            .parse()
+            .map_err(|_| FormProblem::NotANumber(self.requests_per_minute.trim().to_owned()))?;
         let origins: Vec<String> = self
             .origins
             .split([',', '\n', ' '])
@@ -274,10 +287,10 @@ pub(super) async fn create(
                     .webhooks
                     .check_url(raw)
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| FormProblem::Webhook(e.to_string()))?,
             ),
         };
-        Ok::<_, String>((name, limits, settings, webhook_url))
+        Ok::<_, FormProblem>((name, limits, settings, webhook_url))
     };
     let (name, limits, settings, webhook_url) = match checked.await {
         Ok(v) => v,

@@ -46,24 +46,21 @@ impl KeyLimits {
         requests_per_minute: u32,
         origins: &[String],
         allow_sts: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidKeySetting> {
         let kinds = kinds
             .iter()
             .map(|k| k.trim())
             .filter(|k| !k.is_empty())
-            .map(|k| {
-                k.parse()
-                    .map_err(|e: crate::jobs::UnknownName| format!("kinds: {e}"))
-            })
-            .collect::<Result<Vec<JobKind>, String>>()?;
+            .map(|k| k.parse().map_err(InvalidKeySetting::Kind))
+            .collect::<Result<Vec<JobKind>, _>>()?;
         if kinds.is_empty() {
-            return Err("kinds is empty: name at least one of video, image, attached_media".into());
+            return Err(InvalidKeySetting::NoKinds);
         }
         if requests_per_minute == 0 {
-            return Err("requests-per-minute must be at least 1".into());
+            return Err(InvalidKeySetting::NoRequests);
         }
         if max_file_size == 0 {
-            return Err("max-file-size must be at least 1 byte".into());
+            return Err(InvalidKeySetting::NoBytes);
         }
         let allowed_origins: Vec<String> = origins
             .iter()
@@ -75,7 +72,7 @@ impl KeyLimits {
                 || url::Url::parse(o)
                     .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");
             if !ok {
-                return Err(format!("origin {o:?} is not an origin: give scheme, host and port only (https://app.example.com), or *"));
+                return Err(InvalidKeySetting::NotAnOrigin(o.clone()));
             }
         }
         Ok(Self {
@@ -90,13 +87,39 @@ impl KeyLimits {
 
     /// Lets (or not) the key's STS tokens call `RefreshUploadVideo`; only for a key that gets
     /// tokens and uploads videos.
-    pub fn with_sts_refresh(mut self, allow: bool) -> Result<Self, String> {
+    pub fn with_sts_refresh(mut self, allow: bool) -> Result<Self, InvalidKeySetting> {
         if allow && !(self.allow_sts && self.kinds.contains(&JobKind::Video)) {
-            return Err("allow-sts-refresh needs allow-sts and the kind video".into());
+            return Err(InvalidKeySetting::StsRefreshNeedsStsVideo);
         }
         self.allow_sts_refresh = allow;
         Ok(self)
     }
+}
+
+/// A key limit or setting an operator typed that cannot be used; the message names the value
+/// as the CLI spells its flag (without `--`) and says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidKeySetting {
+    #[error("kinds: {0}")]
+    Kind(crate::jobs::UnknownName),
+    #[error("kinds is empty: name at least one of video, image, attached_media")]
+    NoKinds,
+    #[error("requests-per-minute must be at least 1")]
+    NoRequests,
+    #[error("max-file-size must be at least 1 byte")]
+    NoBytes,
+    #[error("origin {0:?} is not an origin: give scheme, host and port only (https://app.example.com), or *")]
+    NotAnOrigin(String),
+    #[error("allow-sts-refresh needs allow-sts and the kind video")]
+    StsRefreshNeedsStsVideo,
+    #[error(
+        "{name} {value:?} is not a VOD id: use up to 128 of A-Z, a-z, 0-9, '-', '_', '.', ':'"
+    )]
+    NotAVodId { name: &'static str, value: String },
+    #[error("callback-url {0:?} is not an http(s) URL (at most 1024 characters)")]
+    NotACallbackUrl(String),
+    #[error("storage-location {0:?} is not a storage address")]
+    NotAStorageAddress(String),
 }
 
 /// The VOD parameters that act with the service's authority: which app's storage, which
@@ -130,8 +153,11 @@ impl KeySettings {
         template_group_id: Option<&str>,
         storage_location: Option<&str>,
         callback_url: Option<&str>,
-    ) -> Result<Self, String> {
-        fn id(name: &str, value: Option<&str>) -> Result<Option<String>, String> {
+    ) -> Result<Self, InvalidKeySetting> {
+        fn id(
+            name: &'static str,
+            value: Option<&str>,
+        ) -> Result<Option<String>, InvalidKeySetting> {
             let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
                 return Ok(None);
             };
@@ -141,7 +167,10 @@ impl KeySettings {
             if ok {
                 Ok(Some(v.to_owned()))
             } else {
-                Err(format!("{name} {v:?} is not a VOD id: use up to 128 of A-Z, a-z, 0-9, '-', '_', '.', ':'"))
+                Err(InvalidKeySetting::NotAVodId {
+                    name,
+                    value: v.to_owned(),
+                })
             }
         }
         let callback_url = match callback_url.map(str::trim).filter(|v| !v.is_empty()) {
@@ -150,9 +179,7 @@ impl KeySettings {
                 let ok = url::Url::parse(v)
                     .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
                 if !ok || v.len() > 1024 {
-                    return Err(format!(
-                        "callback-url {v:?} is not an http(s) URL (at most 1024 characters)"
-                    ));
+                    return Err(InvalidKeySetting::NotACallbackUrl(v.to_owned()));
                 }
                 Some(v.to_owned())
             }
@@ -168,7 +195,7 @@ impl KeySettings {
                     if v.len() <= 256 && !v.contains(char::is_whitespace) {
                         Ok(v.to_owned())
                     } else {
-                        Err(format!("storage-location {v:?} is not a storage address"))
+                        Err(InvalidKeySetting::NotAStorageAddress(v.to_owned()))
                     }
                 })
                 .transpose()?,

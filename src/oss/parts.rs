@@ -96,17 +96,31 @@ pub(crate) struct ListPartsPage {
     pub next_marker: Option<String>,
 }
 
+/// An OSS answer whose XML is not what the operation answers; becomes
+/// `OssErrorKind::UnexpectedResponse` with the status and request id it came with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} answer: {reason}")]
+pub struct MalformedAnswer {
+    pub operation: &'static str,
+    pub reason: String,
+}
+
 /// The upload id in an InitiateMultipartUpload answer.
-pub(crate) fn parse_initiate_answer(text: &str) -> Result<String, String> {
+pub(crate) fn parse_initiate_answer(text: &str) -> Result<String, MalformedAnswer> {
     quick_xml::de::from_str::<InitiateResult>(text)
         .map(|parsed| parsed.upload_id)
-        .map_err(|e| format!("InitiateMultipartUpload answer: {e}"))
+        .map_err(|e| MalformedAnswer {
+            operation: "InitiateMultipartUpload",
+            reason: e.to_string(),
+        })
 }
 
 /// One ListParts answer. A truncated page without a `NextPartNumberMarker` is the last one.
-pub(crate) fn parse_list_parts_page(text: &str) -> Result<ListPartsPage, String> {
-    let page: ListPartsResult =
-        quick_xml::de::from_str(text).map_err(|e| format!("ListParts answer: {e}"))?;
+pub(crate) fn parse_list_parts_page(text: &str) -> Result<ListPartsPage, MalformedAnswer> {
+    let page: ListPartsResult = quick_xml::de::from_str(text).map_err(|e| MalformedAnswer {
+        operation: "ListParts",
+        reason: e.to_string(),
+    })?;
     let truncated = page.is_truncated.as_deref().map(str::trim) == Some("true");
     Ok(ListPartsPage {
         parts: page
@@ -255,7 +269,7 @@ impl OssClient {
         let status = response.status().as_u16();
         let request_id = header_str(response.headers(), "x-oss-request-id");
         let text = response.text().await.map_err(OssError::transport)?;
-        parse_initiate_answer(&text).map_err(|e| unexpected(status, request_id, e))
+        parse_initiate_answer(&text).map_err(|e| unexpected(status, request_id, e.to_string()))
     }
 
     /// Sends one part of exactly `len` bytes and checks its CRC-64 against OSS's.
@@ -365,7 +379,7 @@ impl OssClient {
             let request_id = header_str(response.headers(), "x-oss-request-id");
             let text = response.text().await.map_err(OssError::transport)?;
             let page = parse_list_parts_page(&text)
-                .map_err(|e| unexpected(status, request_id.clone(), e))?;
+                .map_err(|e| unexpected(status, request_id.clone(), e.to_string()))?;
             parts.extend(page.parts);
             match page.next_marker {
                 Some(next) if next != marker => marker = next,

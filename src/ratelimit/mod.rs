@@ -77,30 +77,38 @@ impl std::fmt::Display for RateLimits {
 
 /// `off`, or `Action=N,...`; actions not named keep their documented default, `Action=0` lifts
 /// that action's limit.
-impl FromStr for RateLimits {
-    type Err = String;
+/// A `VOD_INGEST_VOD_RATE_LIMITS` value that is not `off` or `Action=N,...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRateLimits {
+    #[error("{0:?} is not Action=calls-per-second (e.g. CreateUploadVideo=120), and the whole value is not `off`")]
+    NotAPair(String),
+    #[error("{0:?} is not a VOD action name (e.g. CreateUploadVideo)")]
+    NotAnAction(String),
+    #[error("{0:?}: the limit must be a whole number of calls per second (0 = no limit)")]
+    NotALimit(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for RateLimits {
+    type Err = InvalidRateLimits;
+
+    fn from_str(s: &str) -> Result<Self, InvalidRateLimits> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("off") {
             return Ok(Self::off());
         }
         let mut limits = Self::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (action, n) = part.split_once('=').ok_or_else(|| {
-                format!("{part:?} is not Action=calls-per-second (e.g. CreateUploadVideo=120), and the whole value is not `off`")
-            })?;
+            let (action, n) = part
+                .split_once('=')
+                .ok_or_else(|| InvalidRateLimits::NotAPair(part.to_owned()))?;
             let action = action.trim();
             if !action.chars().all(|c| c.is_ascii_alphanumeric()) || action.is_empty() {
-                return Err(format!(
-                    "{action:?} is not a VOD action name (e.g. CreateUploadVideo)"
-                ));
+                return Err(InvalidRateLimits::NotAnAction(action.to_owned()));
             }
-            let n: u32 = n.trim().parse().map_err(|_| {
-                format!(
-                    "{part:?}: the limit must be a whole number of calls per second (0 = no limit)"
-                )
-            })?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .map_err(|_| InvalidRateLimits::NotALimit(part.to_owned()))?;
             if n == 0 {
                 limits.0.remove(action);
             } else {
@@ -397,7 +405,10 @@ mod tests {
             "Create Upload=1",
         ] {
             let e = bad.parse::<RateLimits>().unwrap_err();
-            assert!(e.contains(bad.split('=').next().unwrap()), "{e}");
+            assert!(
+                e.to_string().contains(bad.split('=').next().unwrap()),
+                "{e}"
+            );
         }
     }
 }
