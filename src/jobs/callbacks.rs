@@ -31,8 +31,18 @@ pub(super) struct LockedJob {
     pub media_id: String,
     pub media_status: Option<String>,
     pub media_detail: Value,
-    pub max_file_size: Option<i64>,
+    /// [`ROW_BY_ROW`] held when the job was read.
+    pub row_by_row: bool,
 }
+
+/// Which jobs a [`JobDraft`] does not handle: those whose confirmation is checked against an
+/// API key's size limit, or that wait for a client's upload (`complete_by_media_in` decides
+/// those, and the confirmer asks VOD). The one spelling of the rule: both statements that read
+/// a callback's owner select it, so the batch's insert can store a processing event as applied
+/// at once exactly when the draft will apply it. A draft's job never changes in a way that
+/// changes the answer (a row-by-row job observes nothing; a drafted one only completes).
+const ROW_BY_ROW: &str =
+    "(state = 'awaiting_upload' OR (state = 'uploaded' AND max_file_size IS NOT NULL))";
 
 /// A callback for [`JobStore::store_callbacks_in`].
 #[derive(Debug, Clone, Copy)]
@@ -81,10 +91,10 @@ pub(super) struct JobDraft {
     job_id: String,
     kind: JobKind,
     media_id: String,
-    max_file_size: Option<i64>,
     state: JobState,
     media_status: Option<String>,
     detail: MediaDetail,
+    row_by_row: bool,
     /// The job completes (from `uploaded`).
     completes: bool,
     media_changed: bool,
@@ -97,10 +107,10 @@ impl JobDraft {
             job_id: job.job_id.clone(),
             kind: job.kind,
             media_id: job.media_id.clone(),
-            max_file_size: job.max_file_size,
             state: job.state,
             media_status: job.media_status.clone(),
             detail: MediaDetail::from_json(&job.media_detail),
+            row_by_row: job.row_by_row,
             completes: false,
             media_changed: false,
             history: Vec::new(),
@@ -116,13 +126,9 @@ impl JobDraft {
         self.state
     }
 
-    /// Jobs whose confirmation is checked against an API key's size limit, or that wait for a
-    /// client's upload, are applied row by row (`complete_by_media_in` decides those). The
-    /// batch's insert (`row_by_row` in [`JobStore::store_callbacks_in`]) repeats this rule in
-    /// SQL, to store a processing event as applied at once only when the merge will apply it.
+    /// Whether the job is applied row by row instead ([`ROW_BY_ROW`], as read with the job).
     pub(super) fn needs_row_by_row(&self) -> bool {
-        self.state == JobState::AwaitingUpload
-            || (self.state == JobState::Uploaded && self.max_file_size.is_some())
+        self.row_by_row
     }
 
     /// Applies one stored (not duplicate) event; returns whether the event is marked applied:
@@ -231,12 +237,11 @@ impl JobStore {
             event_time.push(raw.event_time);
             processing.push(c.processing);
         }
-        let rows: Vec<OwnerRow> = sqlx::query_as(
-            "WITH owners AS (
-                 SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size,
-                        -- JobDraft::needs_row_by_row, which decides the same for the merge
-                        state = 'awaiting_upload' OR (state = 'uploaded' AND max_file_size IS NOT NULL)
-                            AS row_by_row
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH owners AS (
+                 SELECT job_id, kind, state, media_id, media_status, media_detail,
+                        {ROW_BY_ROW} AS row_by_row
                  FROM ingest_jobs WHERE media_id = ANY($3::text[])
                  ORDER BY job_id FOR UPDATE
              ), ev AS (
@@ -259,22 +264,24 @@ impl JobStore {
                  RETURNING id, dedup_key
              )
              SELECT ins.id, o.job_id, o.kind, o.state, o.media_id, o.media_status,
-                    o.media_detail, o.max_file_size
+                    o.media_detail, o.row_by_row
              FROM ev LEFT JOIN ins ON ins.dedup_key = ev.dedup_key
                      LEFT JOIN owners o ON o.media_id = ev.media_id
-             ORDER BY ev.ord",
-        )
-        .bind(verification)
-        .bind(event_type)
-        .bind(media_id)
-        .bind(signature_timestamp)
-        .bind(dedup_key)
-        .bind(headers)
-        .bind(body)
-        .bind(event_time)
-        .bind(processing)
-        .fetch_all(&mut **tx)
-        .await?;
+             ORDER BY ev.ord"
+            )
+        });
+        let rows: Vec<OwnerRow> = sqlx::query_as(SQL.as_str())
+            .bind(verification)
+            .bind(event_type)
+            .bind(media_id)
+            .bind(signature_timestamp)
+            .bind(dedup_key)
+            .bind(headers)
+            .bind(body)
+            .bind(event_time)
+            .bind(processing)
+            .fetch_all(&mut **tx)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -325,10 +332,11 @@ impl JobStore {
         &self,
         raw: &RawCallback<'_>,
     ) -> Result<Unowned, sqlx::Error> {
-        let row: OwnerRow =
-            raw.bind(sqlx::query_as(
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "WITH owner AS (
-                     SELECT job_id, kind, state, media_id, media_status, media_detail, max_file_size
+                     SELECT job_id, kind, state, media_id, media_status, media_detail,
+                            {ROW_BY_ROW} AS row_by_row
                      FROM ingest_jobs WHERE media_id = $3
                  ), ins AS (
                      INSERT INTO vod_events (verification, event_type, media_id, signature_timestamp,
@@ -339,9 +347,12 @@ impl JobStore {
                      RETURNING id
                  )
                  SELECT (SELECT id FROM ins), o.job_id, o.kind, o.state, o.media_id,
-                        o.media_status, o.media_detail, o.max_file_size
-                 FROM (SELECT 1) AS one LEFT JOIN owner o ON true",
-            ))
+                        o.media_status, o.media_detail, o.row_by_row
+                 FROM (SELECT 1) AS one LEFT JOIN owner o ON true"
+            )
+        });
+        let row: OwnerRow = raw
+            .bind(sqlx::query_as(SQL.as_str()))
             .fetch_one(self.pool())
             .await?;
         Ok(match owner_of(row) {
@@ -425,23 +436,28 @@ type OwnerRow = (
     Option<String>,
     Option<String>,
     Option<Value>,
-    Option<i64>,
+    Option<bool>,
 );
 
 fn owner_of(row: OwnerRow) -> (Option<i64>, Option<LockedJob>) {
-    let (id, job_id, kind, state, media_id, media_status, detail, max_file_size) = row;
-    let owner = match (job_id, kind, state, media_id, detail) {
-        (Some(job_id), Some(kind), Some(state), Some(media_id), Some(media_detail)) => {
-            Some(LockedJob {
-                job_id,
-                kind,
-                state,
-                media_id,
-                media_status,
-                media_detail,
-                max_file_size,
-            })
-        }
+    let (id, job_id, kind, state, media_id, media_status, detail, row_by_row) = row;
+    let owner = match (job_id, kind, state, media_id, detail, row_by_row) {
+        (
+            Some(job_id),
+            Some(kind),
+            Some(state),
+            Some(media_id),
+            Some(media_detail),
+            Some(row_by_row),
+        ) => Some(LockedJob {
+            job_id,
+            kind,
+            state,
+            media_id,
+            media_status,
+            media_detail,
+            row_by_row,
+        }),
         _ => None,
     };
     (id, owner)
