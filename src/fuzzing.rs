@@ -230,7 +230,7 @@ pub fn emulator_complete_body(text: &str) -> Result<Vec<(u32, String)>, String> 
 pub struct SessionPolicy(crate::emulator::policy::SessionPolicy);
 
 impl SessionPolicy {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, crate::emulator::policy::PolicyGrammarError> {
         crate::emulator::policy::SessionPolicy::parse(text).map(Self)
     }
 

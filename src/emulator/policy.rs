@@ -52,10 +52,21 @@ impl Patterns {
     }
 }
 
+/// A session policy STS would refuse (`InvalidParameter.PolicyGrammar`), and what is wrong
+/// with it (STS's answer says only that the grammar check failed; this is for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyGrammarError(String);
+
 impl SessionPolicy {
     /// Parses a policy document; the error says what is wrong (for logs and tests: STS itself
     /// answers every grammar error with the same `InvalidParameter.PolicyGrammar`).
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, PolicyGrammarError> {
+        Self::parse_document(text).map_err(PolicyGrammarError)
+    }
+
+    /// The grammar, reason by reason (each a sentence for [`PolicyGrammarError`]).
+    fn parse_document(text: &str) -> Result<Self, String> {
         let chars = text.chars().count();
         if chars == 0 || chars > MAX_POLICY_CHARS {
             return Err(format!(
@@ -395,7 +406,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = SessionPolicy::parse(&text).unwrap_err();
-            assert!(err.contains(expected), "{text}: {err}");
+            assert!(err.to_string().contains(expected), "{text}: {err}");
         }
     }
 

@@ -357,7 +357,7 @@ pub(crate) fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, P
     let mut names = Vec::with_capacity(refs.len());
     for r in &refs {
         let line = r.line + 1;
-        let invalid = |why: String| {
+        let invalid = |why: BadReference| {
             PlaylistError::Invalid(format!("{} {:?} on line {line} {why}", r.kind, r.uri))
         };
         let location = locate(base, &r.uri).map_err(invalid)?;
@@ -417,18 +417,32 @@ pub(crate) fn plan(text: &str, base: &Base, roots: &[PathBuf]) -> Result<Plan, P
     })
 }
 
+/// Why a file the playlist names cannot be uploaded next to it; the message completes "the
+/// segment "x" on line N ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BadReference {
+    #[error("is not a usable file:// URL")]
+    UnusableFileUrl,
+    #[error("uses the {0}: scheme; use a path relative to the playlist or an http(s) URL")]
+    Scheme(String),
+    #[error("is not a valid URL relative to the playlist: {0}")]
+    NotAUrl(url::ParseError),
+    #[error("does not end in a file name")]
+    NoFileName,
+    #[error("has the base name {0:?}, which cannot be an object name next to the playlist")]
+    UnusableName(String),
+}
+
 /// Resolves `uri` against the playlist's location. `Err` says why it cannot be used.
-fn locate(base: &Base, uri: &str) -> Result<Location, String> {
+fn locate(base: &Base, uri: &str) -> Result<Location, BadReference> {
     if let Ok(absolute) = url::Url::parse(uri) {
         return match (absolute.scheme(), base) {
             ("http" | "https", _) => Ok(Location::Remote(without_fragment(absolute))),
             ("file", Base::Local(_)) => absolute
                 .to_file_path()
                 .map(|p| Location::Local(normalize(&p)))
-                .map_err(|()| "is not a usable file:// URL".to_owned()),
-            (scheme, _) => Err(format!(
-                "uses the {scheme}: scheme; use a path relative to the playlist or an http(s) URL"
-            )),
+                .map_err(|()| BadReference::UnusableFileUrl),
+            (scheme, _) => Err(BadReference::Scheme(scheme.to_owned())),
         };
     }
     match base {
@@ -441,7 +455,7 @@ fn locate(base: &Base, uri: &str) -> Result<Location, String> {
         Base::Remote(playlist) => playlist
             .join(uri)
             .map(|u| Location::Remote(without_fragment(u)))
-            .map_err(|e| format!("is not a valid URL relative to the playlist: {e}")),
+            .map_err(BadReference::NotAUrl),
     }
 }
 
@@ -467,7 +481,7 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// The decoded base name a file is stored under, query string and fragment excluded.
-fn base_name(location: &Location) -> Result<String, String> {
+fn base_name(location: &Location) -> Result<String, BadReference> {
     let name = match location {
         Location::Local(path) => path
             .file_name()
@@ -480,12 +494,10 @@ fn base_name(location: &Location) -> Result<String, String> {
             .unwrap_or_default(),
     };
     if name.is_empty() || name == "." || name == ".." {
-        return Err("does not end in a file name".into());
+        return Err(BadReference::NoFileName);
     }
     if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
-        return Err(format!(
-            "has the base name {name:?}, which cannot be an object name next to the playlist"
-        ));
+        return Err(BadReference::UnusableName(name));
     }
     Ok(name)
 }
