@@ -360,7 +360,7 @@ fn sha256_hex(value: &str) -> String {
     hex::encode(presented_sha256(value))
 }
 
-/// The SHA-256 of a key as presented: what is stored, and what [`super::budget::LocalBudget`]
+/// The SHA-256 of a key as presented: what is stored, and what [`crate::api::LocalBudget`]
 /// knows an exhausted key by.
 pub fn presented_sha256(presented: &str) -> [u8; 32] {
     Sha256::digest(presented.trim().as_bytes()).into()
@@ -642,7 +642,7 @@ impl KeyStore {
     }
 
     /// The origins the active keys list (`*` included), for CORS preflights, which carry no
-    /// key ([`super::budget::OriginCache`] keeps them for a second).
+    /// key ([`crate::api::OriginCache`] keeps them for a second).
     pub async fn allowed_origins(&self) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT DISTINCT o FROM api_keys, unnest(allowed_origins) o WHERE revoked_at IS NULL",
