@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the test suite needs, made ready when it is missing: PostgreSQL and RabbitMQ running
-# (started when they are installed here but down), no test queues left by an interrupted run,
-# Node.js and Debian's Chromium (for the browser and official-SDK client tests), and the web
-# packages exactly as web/package-lock.json pins them. Idempotent and quick when all is there.
-# `scripts/test` and `.ci/run` both call it.
+# (started when they are installed here but down), Node.js and Debian's Chromium (for the
+# browser and official-SDK client tests), and the web packages exactly as web/package-lock.json
+# pins them. Idempotent, and a few checks only when all is there. `scripts/test` and `.ci/run`
+# both call it. (Clearing test queues left by an interrupted run is .ci/run's alone: on a
+# developer's broker another test run may be using them.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,15 +46,8 @@ if command -v rabbitmq-diagnostics >/dev/null 2>&1; then
   if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
     say "starting RabbitMQ"
     as_root rabbitmq-server -detached
+    wait_for RabbitMQ 120 rabbitmq-diagnostics -q check_port_connectivity
   fi
-  wait_for RabbitMQ 120 rabbitmq-diagnostics -q check_port_connectivity
-  # Test queues left by an interrupted run: each quorum queue holds broker file handles.
-  timeout 300 rabbitmqctl -q eval '
-    length([catch rabbit_amqqueue:delete(Q, false, false, <<"ci">>) || Q <- rabbit_amqqueue:list(),
-            begin {resource, _, queue, N} = amqqueue:get_name(Q), binary:match(N, <<"test.">>) =:= {0, 5} end]).' >/dev/null 2>&1 || true
-  timeout 300 rabbitmqctl -q eval '
-    length([catch rabbit_exchange:delete(element(2, X), false, <<"ci">>) || X <- rabbit_exchange:list(),
-            begin {resource, _, exchange, N} = element(2, X), binary:match(N, <<"test.">>) =:= {0, 5} end]).' >/dev/null 2>&1 || true
 else
   say "rabbitmq-diagnostics not found: make sure RabbitMQ answers at AMQP_URL"
 fi

@@ -70,8 +70,8 @@ enum FormProblem {
     NotANumber(String),
     #[error(transparent)]
     Setting(#[from] crate::keys::InvalidKeySetting),
-    #[error("{0}")]
-    Webhook(String),
+    #[error(transparent)]
+    Webhook(#[from] crate::app_webhooks::WebhookSetupError),
 }
 
 impl SettingsFields {
@@ -282,13 +282,7 @@ pub(super) async fn create(
         let settings = form.settings.parse()?;
         let webhook_url = match form.webhook_url.trim() {
             "" => None,
-            raw => Some(
-                state
-                    .webhooks
-                    .check_url(raw)
-                    .await
-                    .map_err(|e| FormProblem::Webhook(e.to_string()))?,
-            ),
+            raw => Some(state.webhooks.check_url(raw).await?),
         };
         Ok::<_, FormProblem>((name, limits, settings, webhook_url))
     };

@@ -236,11 +236,6 @@ macro_rules! text_column {
                 <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
             }
         }
-        impl sqlx::postgres::PgHasArrayType for $t {
-            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
-                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
-            }
-        }
         impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
             fn decode(
                 value: sqlx::postgres::PgValueRef<'r>,
